@@ -1,0 +1,116 @@
+//! The object key layout: where each kind of object lives in the store.
+//!
+//! ```text
+//! dicom/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}/{sha256 of the data set}.dcm
+//! staging/{random id}
+//! ```
+//! A `dicom/` object is a complete DICOM Part 10 file (preamble, file meta naming the sending
+//! AE, then the data set exactly as received), so the index can be rebuilt from the store alone.
+//! The content hash in the name makes identical resends land on the same key (stored once)
+//! while a different object under the same SOP Instance UID gets a key of its own (kept too).
+//! `staging/` holds large uploads in flight; nothing in the index ever points there.
+//! Every path segment is checked here, so no input can climb out of its prefix.
+
+use object_store::path::Path;
+
+pub const DICOM_PREFIX: &str = "dicom";
+pub const STAGING_PREFIX: &str = "staging";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{value}` is not a valid {what}")]
+pub struct InvalidKeyPart {
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// A UID per PS3.5 9.1: 1–64 characters, dot-separated numeric components, no empty component,
+/// no leading zero in a multi-digit component.
+pub fn is_valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid.split('.').all(|c| {
+            !c.is_empty()
+                && c.bytes().all(|b| b.is_ascii_digit())
+                && !(c.len() > 1 && c.starts_with('0'))
+        })
+}
+
+fn uid_part(what: &'static str, uid: &str) -> Result<String, InvalidKeyPart> {
+    if is_valid_uid(uid) {
+        Ok(uid.to_owned())
+    } else {
+        Err(InvalidKeyPart {
+            what,
+            value: uid.chars().take(80).collect(),
+        })
+    }
+}
+
+/// Key of a received DICOM object.
+pub fn dicom_object(
+    study_uid: &str,
+    series_uid: &str,
+    sop_uid: &str,
+    dataset_sha256: &str,
+) -> Result<Path, InvalidKeyPart> {
+    let study = uid_part("Study Instance UID", study_uid)?;
+    let series = uid_part("Series Instance UID", series_uid)?;
+    let sop = uid_part("SOP Instance UID", sop_uid)?;
+    if dataset_sha256.len() != 64 || !dataset_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(InvalidKeyPart {
+            what: "SHA-256 digest",
+            value: dataset_sha256.to_owned(),
+        });
+    }
+    Ok(Path::from_iter([
+        DICOM_PREFIX,
+        &study,
+        &series,
+        &sop,
+        &format!("{dataset_sha256}.dcm"),
+    ]))
+}
+
+/// A fresh key for an upload in flight.
+pub fn staging() -> Path {
+    Path::from_iter([STAGING_PREFIX, &uuid::Uuid::now_v7().to_string()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn uid_rules() {
+        assert!(is_valid_uid("1.2.840.10008.5.1.4.1.1.6.1"));
+        assert!(is_valid_uid("2.25.0"));
+        for bad in [
+            "",
+            "1..2",
+            ".1.2",
+            "1.2.",
+            "1.02",
+            "1.2a",
+            "../etc",
+            &"1".repeat(65),
+            "1.2 ",
+        ] {
+            assert!(!is_valid_uid(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn object_key_layout() {
+        let key = dicom_object("1.2", "1.2.3", "1.2.3.4", SHA).unwrap();
+        assert_eq!(key.as_ref(), format!("dicom/1.2/1.2.3/1.2.3.4/{SHA}.dcm"));
+    }
+
+    #[test]
+    fn object_key_refuses_bad_parts() {
+        assert!(dicom_object("..", "1", "1", SHA).is_err());
+        assert!(dicom_object("1", "1/2", "1", SHA).is_err());
+        assert!(dicom_object("1", "1", "1", "zz").is_err());
+    }
+}

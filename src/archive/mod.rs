@@ -1,0 +1,347 @@
+//! The object store: where every received byte is kept, written once and never altered.
+//!
+//! Owns the store handle (a local directory by default, S3-compatible storage in production),
+//! the key layout ([`keys`]) and the write path: small objects go in one create-only put, large
+//! ones stream through a multipart upload to a staging key and are then published with a
+//! create-only copy. A write returns only once the object is durable (local: file and directory
+//! fsynced; S3: the PUT or copy acknowledged). This module knows nothing of DICOM networking,
+//! HTTP or the index.
+
+pub mod keys;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::aws::{AmazonS3Builder, S3CopyIfNotExists};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+
+use crate::config::Config;
+
+pub use object_store::path::Path as ObjectKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("cannot open object store `{url}`: {source}")]
+    Open {
+        url: String,
+        source: object_store::Error,
+    },
+    #[error("cannot create store directory {path}: {source}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("object store write of `{key}` failed: {source}")]
+    Write {
+        key: String,
+        source: object_store::Error,
+    },
+    #[error("object store read of `{key}` failed: {source}")]
+    Read {
+        key: String,
+        source: object_store::Error,
+    },
+    #[error("object store is unreachable: {source}")]
+    Unreachable { source: object_store::Error },
+}
+
+impl ArchiveError {
+    /// Every archive failure is the store's, not the sender's: worth a retry later.
+    pub fn is_transient(&self) -> bool {
+        !matches!(
+            self,
+            ArchiveError::Open { .. } | ArchiveError::CreateDir { .. }
+        )
+    }
+}
+
+/// What a create-only write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The object is new and now durable.
+    Created,
+    /// An object already sat under that key; it was left untouched.
+    AlreadyExisted,
+}
+
+/// Handle to the object store; cheap to clone.
+#[derive(Clone)]
+pub struct Archive {
+    store: Arc<dyn ObjectStore>,
+    inline_put_max: usize,
+    part_size: usize,
+    description: String,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("store", &self.description)
+            .finish()
+    }
+}
+
+impl Archive {
+    pub fn open(config: &Config) -> Result<Archive, ArchiveError> {
+        let url = config.store.url.trim();
+        let (store, description): (Arc<dyn ObjectStore>, String) =
+            if let Some(bucket) = url.strip_prefix("s3://") {
+                (Arc::new(open_s3(config, bucket)?), url.to_owned())
+            } else {
+                let dir = config.data_path(url);
+                std::fs::create_dir_all(&dir).map_err(|source| ArchiveError::CreateDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let local = LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(|source| ArchiveError::Open {
+                        url: url.to_owned(),
+                        source,
+                    })?
+                    .with_fsync(config.store.fsync);
+                (Arc::new(local), dir.display().to_string())
+            };
+        Ok(Archive {
+            store,
+            inline_put_max: config.store.inline_put_max_bytes,
+            part_size: config.store.part_size_bytes,
+            description,
+        })
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Starts an object whose key is decided once its content is known.
+    pub fn writer(&self) -> ObjectWriter {
+        ObjectWriter {
+            archive: self.clone(),
+            buffer: Vec::new(),
+            upload: None,
+            len: 0,
+        }
+    }
+
+    /// Reachability probe for health checks: a HEAD on a key that need not exist.
+    pub async fn check(&self) -> Result<(), ArchiveError> {
+        match self.store.head(&Path::from("healthz")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(ArchiveError::Unreachable { source }),
+        }
+    }
+
+    /// The whole object; for small objects and tests (large ones are streamed by callers).
+    pub async fn read(&self, key: &Path) -> Result<Bytes, ArchiveError> {
+        let read_err = |source| ArchiveError::Read {
+            key: key.to_string(),
+            source,
+        };
+        self.store
+            .get(key)
+            .await
+            .map_err(read_err)?
+            .bytes()
+            .await
+            .map_err(read_err)
+    }
+
+    /// A byte stream of the object, never held whole in memory.
+    pub async fn stream(
+        &self,
+        key: &Path,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes, ArchiveError>>, ArchiveError>
+    {
+        let owned = key.to_string();
+        let result = self
+            .store
+            .get(key)
+            .await
+            .map_err(|source| ArchiveError::Read {
+                key: owned.clone(),
+                source,
+            })?;
+        Ok(result
+            .into_stream()
+            .map(move |r| {
+                r.map_err(|source| ArchiveError::Read {
+                    key: owned.clone(),
+                    source,
+                })
+            })
+            .boxed())
+    }
+
+    /// SHA-256 of a stored object, read back as a stream.
+    pub async fn sha256(&self, key: &Path) -> Result<String, ArchiveError> {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        let mut stream = self.stream(key).await?;
+        while let Some(chunk) = stream.next().await {
+            hash.update(&chunk?);
+        }
+        Ok(hex::encode(hash.finalize()))
+    }
+
+    /// Removes uploads left in `staging/` by a crash: they were never acknowledged.
+    pub async fn sweep_staging(&self) -> Result<usize, ArchiveError> {
+        let prefix = Path::from(keys::STAGING_PREFIX);
+        let mut listing = self.store.list(Some(&prefix));
+        let mut removed = 0;
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|source| ArchiveError::Unreachable { source })?;
+            self.delete_quietly(&meta.location).await;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    async fn delete_quietly(&self, key: &Path) {
+        if let Err(e) = self.store.delete(key).await {
+            tracing::warn!(key = %key, error = %e, "could not delete staging object");
+        }
+    }
+
+    async fn put_create(&self, key: &Path, data: Bytes) -> Result<Written, ArchiveError> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(key, PutPayload::from_bytes(data), options)
+            .await
+        {
+            Ok(_) => Ok(Written::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Written::AlreadyExisted),
+            Err(source) => Err(ArchiveError::Write {
+                key: key.to_string(),
+                source,
+            }),
+        }
+    }
+
+    async fn publish_staged(&self, staged: &Path, key: &Path) -> Result<Written, ArchiveError> {
+        let outcome = match self.store.copy_if_not_exists(staged, key).await {
+            Ok(()) => Ok(Written::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Written::AlreadyExisted),
+            Err(source) => Err(ArchiveError::Write {
+                key: key.to_string(),
+                source,
+            }),
+        };
+        self.delete_quietly(staged).await;
+        outcome
+    }
+}
+
+fn open_s3(config: &Config, bucket: &str) -> Result<object_store::aws::AmazonS3, ArchiveError> {
+    let s3 = &config.store.s3;
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_region(&s3.region)
+        .with_allow_http(s3.allow_http)
+        .with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
+    if !s3.endpoint.is_empty() {
+        builder = builder.with_endpoint(&s3.endpoint);
+    }
+    if !s3.access_key_id.is_empty() {
+        builder = builder
+            .with_access_key_id(&s3.access_key_id)
+            .with_secret_access_key(&s3.secret_access_key);
+    }
+    builder.build().map_err(|source| ArchiveError::Open {
+        url: format!("s3://{bucket}"),
+        source,
+    })
+}
+
+/// An object being written: buffered in memory while small, streamed as a multipart upload to a
+/// staging key once it outgrows `store.inline_put_max_bytes`. Dropping it without [`commit`]
+/// leaves at most a staging object, which [`Archive::sweep_staging`] removes.
+///
+/// [`commit`]: ObjectWriter::commit
+pub struct ObjectWriter {
+    archive: Archive,
+    buffer: Vec<u8>,
+    upload: Option<(Path, WriteMultipart)>,
+    len: u64,
+}
+
+impl ObjectWriter {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), ArchiveError> {
+        self.len += data.len() as u64;
+        if let Some((key, upload)) = &mut self.upload {
+            // Two parts in flight keep the pipe full without letting memory grow.
+            upload
+                .wait_for_capacity(2)
+                .await
+                .map_err(|source| ArchiveError::Write {
+                    key: key.to_string(),
+                    source,
+                })?;
+            upload.write(data);
+            return Ok(());
+        }
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() > self.archive.inline_put_max {
+            self.start_upload().await?;
+        }
+        Ok(())
+    }
+
+    async fn start_upload(&mut self) -> Result<(), ArchiveError> {
+        let key = keys::staging();
+        let upload = self
+            .archive
+            .store
+            .put_multipart(&key)
+            .await
+            .map_err(|source| ArchiveError::Write {
+                key: key.to_string(),
+                source,
+            })?;
+        let mut upload = WriteMultipart::new_with_chunk_size(upload, self.archive.part_size);
+        upload.write(&std::mem::take(&mut self.buffer));
+        self.upload = Some((key, upload));
+        Ok(())
+    }
+
+    /// Makes the object durable under `key` unless an object is already there.
+    pub async fn commit(self, key: &Path) -> Result<Written, ArchiveError> {
+        match self.upload {
+            None => self.archive.put_create(key, Bytes::from(self.buffer)).await,
+            Some((staged, upload)) => {
+                if let Err(source) = upload.finish().await {
+                    self.archive.delete_quietly(&staged).await;
+                    return Err(ArchiveError::Write {
+                        key: staged.to_string(),
+                        source,
+                    });
+                }
+                self.archive.publish_staged(&staged, key).await
+            }
+        }
+    }
+
+    /// Gives up the object; nothing of it stays visible.
+    pub async fn abort(self) {
+        if let Some((staged, upload)) = self.upload {
+            if let Err(e) = upload.abort().await {
+                tracing::warn!(key = %staged, error = %e, "could not abort staged upload");
+            }
+            self.archive.delete_quietly(&staged).await;
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! Typed configuration, loaded and validated once at start-up.
+//!
+//! Owns the shape of `config/telecardio.toml`, the environment overrides and the checks that
+//! make a running service trustworthy (AE titles, clinics, networks). It never reads the
+//! configuration again after start-up and never touches the network or the disk beyond the file.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "TELECARDIO_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("configuration key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+impl ConfigError {
+    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Key {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub service: ServiceConfig,
+    pub dicom: DicomConfig,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub store: StoreConfig,
+    pub ingest: IngestConfig,
+    pub log: LogConfig,
+    pub clinics: Vec<Clinic>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DicomConfig {
+    pub ae_title: String,
+    pub listen: SocketAddr,
+    pub max_pdu_bytes: u32,
+    pub max_associations: usize,
+    pub max_associations_per_clinic: usize,
+    pub artim_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub extra_sop_classes: Vec<String>,
+    pub tls: DicomTlsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DicomTlsConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    pub client_ca: PathBuf,
+    pub handshake_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub metrics_token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub url: String,
+    pub fsync: bool,
+    pub inline_put_max_bytes: usize,
+    pub part_size_bytes: usize,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub allow_http: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub max_object_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A performing clinic that sends examinations to us.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clinic {
+    pub id: String,
+    pub name: String,
+    pub ae_titles: Vec<String>,
+    pub networks: Vec<IpNet>,
+}
+
+impl Clinic {
+    /// Whether a peer at `addr` may speak for this clinic.
+    pub fn allows_address(&self, addr: IpAddr) -> bool {
+        let addr = canonical_ip(addr);
+        self.networks.is_empty() || self.networks.iter().any(|net| net.contains(&addr))
+    }
+}
+
+/// IPv4 peers reach a dual-stack socket as IPv4-mapped IPv6; compare them as IPv4.
+fn canonical_ip(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// Command-line values that take precedence over the file and the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub dicom_port: Option<u16>,
+    pub http_port: Option<u16>,
+}
+
+impl Config {
+    /// Reads `path`, applies `TELECARDIO_*` variables from `env` and the command-line overrides,
+    /// and validates the result.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path, env, overrides)
+    }
+
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: path.to_owned(),
+                    message: e.message().to_owned(),
+                })?;
+        for (name, value) in env {
+            if let Some(key) = name.strip_prefix(ENV_PREFIX) {
+                apply_env_override(&mut table, key, &value)?;
+            }
+        }
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::key(key, e.into_inner().to_string())
+            })?;
+        config.apply(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, overrides: &Overrides) {
+        if let Some(dir) = &overrides.data_dir {
+            self.service.data_dir = dir.clone();
+        }
+        if let Some(port) = overrides.dicom_port {
+            self.dicom.listen.set_port(port);
+        }
+        if let Some(port) = overrides.http_port {
+            self.http.listen.set_port(port);
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_ae_title("dicom.ae_title", &self.dicom.ae_title)?;
+        if self.dicom.max_pdu_bytes < 4096 {
+            return Err(ConfigError::key(
+                "dicom.max_pdu_bytes",
+                "must be at least 4096",
+            ));
+        }
+        for (key, value) in [
+            ("dicom.max_associations", self.dicom.max_associations),
+            (
+                "dicom.max_associations_per_clinic",
+                self.dicom.max_associations_per_clinic,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::key(key, "must be at least 1"));
+            }
+        }
+        for (i, uid) in self.dicom.extra_sop_classes.iter().enumerate() {
+            if !crate::archive::keys::is_valid_uid(uid) {
+                return Err(ConfigError::key(
+                    format!("dicom.extra_sop_classes[{i}]"),
+                    format!("`{uid}` is not a valid UID"),
+                ));
+            }
+        }
+        if self.dicom.tls.enabled {
+            for (key, path) in [
+                ("dicom.tls.certificate", &self.dicom.tls.certificate),
+                ("dicom.tls.private_key", &self.dicom.tls.private_key),
+            ] {
+                if path.as_os_str().is_empty() {
+                    return Err(ConfigError::key(key, "required when dicom.tls.enabled"));
+                }
+            }
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::key(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::key(
+                "database.url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        if self.store.part_size_bytes < 5 * 1024 * 1024 {
+            return Err(ConfigError::key(
+                "store.part_size_bytes",
+                "must be at least 5 MiB (the S3 minimum part size)",
+            ));
+        }
+        if self.store.url.trim().is_empty() {
+            return Err(ConfigError::key("store.url", "must not be empty"));
+        }
+        self.validate_clinics()
+    }
+
+    fn validate_clinics(&self) -> Result<(), ConfigError> {
+        let mut ids = HashSet::new();
+        let mut titles = HashSet::new();
+        for (i, clinic) in self.clinics.iter().enumerate() {
+            if clinic.id.trim().is_empty() || !ids.insert(clinic.id.as_str()) {
+                return Err(ConfigError::key(
+                    format!("clinics[{i}].id"),
+                    format!("`{}` is empty or declared twice", clinic.id),
+                ));
+            }
+            if clinic.ae_titles.is_empty() {
+                return Err(ConfigError::key(
+                    format!("clinics[{i}].ae_titles"),
+                    "a clinic needs at least one AE title",
+                ));
+            }
+            for (j, title) in clinic.ae_titles.iter().enumerate() {
+                let key = format!("clinics[{i}].ae_titles[{j}]");
+                check_ae_title(&key, title)?;
+                if !titles.insert(title.as_str()) {
+                    return Err(ConfigError::key(
+                        key,
+                        format!("AE title `{title}` belongs to two clinics"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The clinic that owns `ae_title`, if any.
+    pub fn clinic_by_ae(&self, ae_title: &str) -> Option<&Clinic> {
+        self.clinics
+            .iter()
+            .find(|c| c.ae_titles.iter().any(|t| t == ae_title))
+    }
+
+    /// Resolves a path from the configuration against `service.data_dir`.
+    pub fn data_path(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.service.data_dir.join(path)
+        }
+    }
+
+    /// The database URL with a relative SQLite path placed under `service.data_dir`.
+    pub fn database_url(&self) -> String {
+        match self.database.url.strip_prefix("sqlite:") {
+            Some(rest) => {
+                let path = rest.trim_start_matches("//");
+                if path == ":memory:" {
+                    return self.database.url.clone();
+                }
+                format!("sqlite://{}", self.data_path(path).display())
+            }
+            None => self.database.url.clone(),
+        }
+    }
+}
+
+/// AE titles are 1–16 characters of the default repertoire without backslash or control
+/// characters (PS3.5 6.2); leading and trailing spaces are not significant.
+pub fn check_ae_title(key: &str, title: &str) -> Result<(), ConfigError> {
+    let trimmed = title.trim();
+    let valid = !trimmed.is_empty()
+        && title.len() <= 16
+        && title
+            .chars()
+            .all(|c| c.is_ascii() && !c.is_ascii_control() && c != '\\');
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::key(
+            key,
+            format!("`{title}` is not a valid AE title (1-16 ASCII characters, no backslash)"),
+        ))
+    }
+}
+
+/// Sets `key` (`SECTION__KEY`, case-insensitive) in `table` to `raw`, read as TOML if it parses.
+fn apply_env_override(table: &mut toml::Table, key: &str, raw: &str) -> Result<(), ConfigError> {
+    let parts: Vec<String> = key.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    let dotted = parts.join(".");
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(ConfigError::key(
+            dotted,
+            format!("{ENV_PREFIX}{key} is not a valid override name"),
+        ));
+    }
+    let value = parse_env_value(raw);
+    let (last, sections) = parts.split_last().expect("split yields at least one part");
+    let mut current = table;
+    for section in sections {
+        let entry = current
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| {
+            ConfigError::key(dotted.clone(), format!("`{section}` is not a section"))
+        })?;
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    let wrapped = format!("v = {raw}");
+    match wrapped.parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../config/telecardio.toml");
+
+    fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::from_toml(SHIPPED, Path::new("t.toml"), env, &Overrides::default())
+    }
+
+    #[test]
+    fn shipped_config_loads_with_demo_clinic() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.dicom.ae_title, "TELECARDIO");
+        assert_eq!(config.dicom.listen.port(), 11112);
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+        let demo = config.clinic_by_ae("DEMO_CLINIC").unwrap();
+        assert_eq!(demo.id, "demo");
+        assert!(demo.allows_address("127.0.0.1".parse().unwrap()));
+        assert!(demo.allows_address("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!demo.allows_address("192.0.2.1".parse().unwrap()));
+        assert_eq!(config.database_url(), "sqlite://data/telecardio.db");
+        assert_eq!(
+            config.data_path(&config.store.url),
+            Path::new("data/objects")
+        );
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_with_typed_values() {
+        let config = load(&[
+            ("TELECARDIO_DATABASE__URL", "postgres://db/x"),
+            ("TELECARDIO_DICOM__MAX_ASSOCIATIONS", "7"),
+            ("TELECARDIO_STORE__S3__ALLOW_HTTP", "true"),
+            ("OTHER_VARIABLE", "ignored"),
+        ])
+        .unwrap();
+        assert_eq!(config.database_url(), "postgres://db/x");
+        assert_eq!(config.dicom.max_associations, 7);
+        assert!(config.store.s3.allow_http);
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = load(&[("TELECARDIO_DICOM__MAX_ASSOCIATIONS", "many")]).unwrap_err();
+        assert!(err.to_string().contains("dicom.max_associations"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_names_the_key() {
+        let err = load(&[("TELECARDIO_DICOM__COLOUR", "blue")]).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn missing_key_names_the_key() {
+        let text = SHIPPED.replace("max_pdu_bytes = 262144", "");
+        let err = Config::from_toml(&text, Path::new("t"), [], &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("max_pdu_bytes"), "{err}");
+    }
+
+    #[test]
+    fn invalid_ae_title_rejected() {
+        let err = load(&[("TELECARDIO_DICOM__AE_TITLE", "A_TITLE_THAT_IS_TOO_LONG")]).unwrap_err();
+        assert!(err.to_string().contains("dicom.ae_title"), "{err}");
+    }
+
+    #[test]
+    fn command_line_overrides_win() {
+        let overrides = Overrides {
+            data_dir: Some("/tmp/x".into()),
+            dicom_port: Some(1),
+            http_port: Some(2),
+        };
+        let config = Config::from_toml(SHIPPED, Path::new("t"), [], &overrides).unwrap();
+        assert_eq!(config.database_url(), "sqlite:///tmp/x/telecardio.db");
+        assert_eq!(config.dicom.listen.port(), 1);
+        assert_eq!(config.http.listen.port(), 2);
+    }
+}

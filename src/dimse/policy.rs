@@ -1,0 +1,225 @@
+//! Who may open an association, and how many at once.
+//!
+//! The decision is taken on the A-ASSOCIATE-RQ header before dicom-ul negotiates, so that a
+//! refusal carries the right reason: calling or called AE not recognised (permanent) or local
+//! limit exceeded (transient). Every refusal is logged and written to the audit trail by the
+//! caller.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use dicom_ul::pdu::{
+    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
+    AssociationRJServiceUserReason, AssociationRJSource,
+};
+
+use crate::config::{Clinic, Config};
+
+/// Why an association is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    CalledAeUnknown(String),
+    CallingAeUnknown(String),
+    AddressNotAllowed { clinic: String },
+    TooManyAssociations,
+    TooManyForClinic { clinic: String },
+}
+
+impl Refusal {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::CalledAeUnknown(_) => "called_ae_unknown",
+            Refusal::CallingAeUnknown(_) => "calling_ae_unknown",
+            Refusal::AddressNotAllowed { .. } => "address_not_allowed",
+            Refusal::TooManyAssociations => "limit_total",
+            Refusal::TooManyForClinic { .. } => "limit_clinic",
+        }
+    }
+
+    pub fn clinic(&self) -> &str {
+        match self {
+            Refusal::AddressNotAllowed { clinic } | Refusal::TooManyForClinic { clinic } => clinic,
+            _ => "",
+        }
+    }
+
+    /// The A-ASSOCIATE-RJ for this refusal (PS3.8 9.3.4).
+    pub fn pdu(&self) -> AssociationRJ {
+        let (result, source) = match self {
+            Refusal::CalledAeUnknown(_) => (
+                AssociationRJResult::Permanent,
+                AssociationRJSource::ServiceUser(
+                    AssociationRJServiceUserReason::CalledAETitleNotRecognized,
+                ),
+            ),
+            Refusal::CallingAeUnknown(_) | Refusal::AddressNotAllowed { .. } => (
+                AssociationRJResult::Permanent,
+                AssociationRJSource::ServiceUser(
+                    AssociationRJServiceUserReason::CallingAETitleNotRecognized,
+                ),
+            ),
+            Refusal::TooManyAssociations | Refusal::TooManyForClinic { .. } => (
+                AssociationRJResult::Transient,
+                AssociationRJSource::ServiceProviderPresentation(
+                    AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
+                ),
+            ),
+        };
+        AssociationRJ { result, source }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::CalledAeUnknown(ae) => write!(f, "called AE title `{ae}` is not ours"),
+            Refusal::CallingAeUnknown(ae) => write!(f, "calling AE title `{ae}` is not declared"),
+            Refusal::AddressNotAllowed { clinic } => {
+                write!(f, "address is outside the networks of clinic `{clinic}`")
+            }
+            Refusal::TooManyAssociations => f.write_str("association limit reached"),
+            Refusal::TooManyForClinic { clinic } => {
+                write!(f, "association limit of clinic `{clinic}` reached")
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_clinic: HashMap<String, usize>,
+}
+
+/// Admission policy; cheap to clone, shared by all listeners.
+#[derive(Clone)]
+pub struct Admission {
+    config: Arc<Config>,
+    counts: Arc<Mutex<Counts>>,
+}
+
+/// Holds an association's place in the limits until dropped.
+pub struct Admitted {
+    pub clinic: Clinic,
+    counts: Arc<Mutex<Counts>>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_clinic.get_mut(&self.clinic.id) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+impl Admission {
+    pub fn new(config: Arc<Config>) -> Admission {
+        Admission {
+            config,
+            counts: Arc::default(),
+        }
+    }
+
+    /// Decides on an association from `addr` calling `called` as `calling`.
+    pub fn admit(&self, called: &str, calling: &str, addr: IpAddr) -> Result<Admitted, Refusal> {
+        let clinic = self.identify(called, calling, addr)?;
+        let dicom = &self.config.dicom;
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.total >= dicom.max_associations {
+            return Err(Refusal::TooManyAssociations);
+        }
+        let mine = counts.per_clinic.entry(clinic.id.clone()).or_default();
+        if *mine >= dicom.max_associations_per_clinic {
+            return Err(Refusal::TooManyForClinic {
+                clinic: clinic.id.clone(),
+            });
+        }
+        *mine += 1;
+        counts.total += 1;
+        Ok(Admitted {
+            clinic: clinic.clone(),
+            counts: self.counts.clone(),
+        })
+    }
+
+    /// The clinic speaking, if the titles and the address agree with the configuration.
+    pub fn identify(&self, called: &str, calling: &str, addr: IpAddr) -> Result<&Clinic, Refusal> {
+        let (called, calling) = (called.trim(), calling.trim());
+        if called != self.config.dicom.ae_title.trim() {
+            return Err(Refusal::CalledAeUnknown(called.to_owned()));
+        }
+        let clinic = self
+            .config
+            .clinic_by_ae(calling)
+            .ok_or_else(|| Refusal::CallingAeUnknown(calling.to_owned()))?;
+        if !clinic.allows_address(addr) {
+            return Err(Refusal::AddressNotAllowed {
+                clinic: clinic.id.clone(),
+            });
+        }
+        Ok(clinic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+    use std::path::Path;
+
+    fn admission(env: &[(&str, &str)]) -> Admission {
+        let text = include_str!("../../config/telecardio.toml");
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let config = Config::from_toml(text, Path::new("t"), env, &Overrides::default()).unwrap();
+        Admission::new(Arc::new(config))
+    }
+
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn demo_clinic_admitted_from_loopback_only() {
+        let a = admission(&[]);
+        assert_eq!(
+            a.admit("TELECARDIO", "DEMO_CLINIC", LOOPBACK)
+                .unwrap()
+                .clinic
+                .id,
+            "demo"
+        );
+        let outside: IpAddr = "198.51.100.7".parse().unwrap();
+        assert!(matches!(
+            a.admit("TELECARDIO", "DEMO_CLINIC", outside),
+            Err(Refusal::AddressNotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_titles_refused_permanently() {
+        let a = admission(&[]);
+        let e = a.admit("TELECARDIO", "STRANGER", LOOPBACK).err().unwrap();
+        assert_eq!(e, Refusal::CallingAeUnknown("STRANGER".into()));
+        assert_eq!(e.pdu().result, AssociationRJResult::Permanent);
+        let e = a
+            .admit("SOMEONE_ELSE", "DEMO_CLINIC", LOOPBACK)
+            .err()
+            .unwrap();
+        assert!(matches!(e, Refusal::CalledAeUnknown(_)));
+    }
+
+    #[test]
+    fn limits_are_transient_and_released_on_drop() {
+        let a = admission(&[("TELECARDIO_DICOM__MAX_ASSOCIATIONS_PER_CLINIC", "2")]);
+        let first = a.admit("TELECARDIO", "DEMO_CLINIC", LOOPBACK).unwrap();
+        let _second = a.admit("TELECARDIO", "DEMO_CLINIC", LOOPBACK).unwrap();
+        let e = a
+            .admit("TELECARDIO", "DEMO_CLINIC", LOOPBACK)
+            .err()
+            .unwrap();
+        assert_eq!(e.pdu().result, AssociationRJResult::Transient);
+        drop(first);
+        assert!(a.admit("TELECARDIO", "DEMO_CLINIC", LOOPBACK).is_ok());
+    }
+}

@@ -1,0 +1,287 @@
+//! Recording a stored object: patient, study, series and instance rows in one transaction.
+//!
+//! Rows are locked in one order (patient, study, series, instance) so concurrent associations
+//! writing to the same study serialise on the study row instead of deadlocking, and the
+//! study-level aggregates (counts, bytes, modalities) stay exact.
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{now_micros, Index, IndexError};
+
+/// Everything the index keeps about one stored object.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceRecord {
+    pub object_key: String,
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub study_uid: String,
+    pub series_uid: String,
+    pub transfer_syntax: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub dataset_sha256: String,
+    pub clinic_id: String,
+    pub calling_ae: String,
+    pub patient_id: String,
+    pub patient_issuer: String,
+    pub patient_name: String,
+    pub patient_name_search: String,
+    pub birth_date: String,
+    pub sex: String,
+    pub other_patient_ids: String,
+    pub study_date: String,
+    pub study_time: String,
+    pub accession_number: String,
+    pub accession_issuer: String,
+    pub study_id: String,
+    pub study_description: String,
+    pub referring_physician: String,
+    pub modality: String,
+    pub series_number: Option<i64>,
+    pub series_description: String,
+    pub instance_number: Option<i64>,
+    pub number_of_frames: Option<i64>,
+}
+
+/// What recording found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new instance row.
+    New,
+    /// The same object was already indexed (an identical resend).
+    Duplicate,
+    /// New row, but other content was already stored under this SOP Instance UID.
+    Conflict { existing_key: String },
+}
+
+impl Index {
+    pub async fn record_instance(&self, rec: &InstanceRecord) -> Result<Recorded, IndexError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin"))?;
+        let now = now_micros();
+        upsert_patient(&mut tx, rec, now).await?;
+        upsert_study(&mut tx, rec, now).await?;
+        upsert_series(&mut tx, rec, now).await?;
+        let inserted = insert_instance(&mut tx, rec, now).await?;
+        let outcome = if !inserted {
+            Recorded::Duplicate
+        } else {
+            update_aggregates(&mut tx, rec, now).await?;
+            match other_content(&mut tx, rec).await? {
+                Some(existing_key) => {
+                    insert_conflict(&mut tx, rec, &existing_key, now).await?;
+                    Recorded::Conflict { existing_key }
+                }
+                None => Recorded::New,
+            }
+        };
+        tx.commit().await.map_err(IndexError::query("commit"))?;
+        Ok(outcome)
+    }
+
+    /// Whether an object key is indexed (used to repair a crash between store and index).
+    pub async fn has_object(&self, object_key: &str) -> Result<bool, IndexError> {
+        let row = sqlx::query("SELECT 1 FROM instances WHERE object_key = $1")
+            .bind(object_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(IndexError::query("select instance by key"))?;
+        Ok(row.is_some())
+    }
+}
+
+async fn upsert_patient(
+    tx: &mut Transaction<'_, Any>,
+    rec: &InstanceRecord,
+    now: i64,
+) -> Result<(), IndexError> {
+    sqlx::query(
+        "INSERT INTO patients (patient_id, issuer, name, name_search, birth_date, sex, other_ids, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (patient_id, issuer) DO UPDATE SET
+           name = excluded.name, name_search = excluded.name_search,
+           birth_date = excluded.birth_date, sex = excluded.sex,
+           other_ids = excluded.other_ids, updated_at = excluded.updated_at",
+    )
+    .bind(&rec.patient_id)
+    .bind(&rec.patient_issuer)
+    .bind(&rec.patient_name)
+    .bind(&rec.patient_name_search)
+    .bind(&rec.birth_date)
+    .bind(&rec.sex)
+    .bind(&rec.other_patient_ids)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("upsert patient"))?;
+    Ok(())
+}
+
+async fn upsert_study(
+    tx: &mut Transaction<'_, Any>,
+    rec: &InstanceRecord,
+    now: i64,
+) -> Result<(), IndexError> {
+    // The DO UPDATE takes the study row lock that serialises writers of one study.
+    sqlx::query(
+        "INSERT INTO studies (study_uid, patient_id, issuer, study_date, study_time,
+           accession_number, accession_issuer, study_id, description, referring_physician,
+           modalities, clinic_id, num_series, num_instances, total_bytes,
+           first_received_at, last_received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11, 0, 0, 0, $12, $12)
+         ON CONFLICT (study_uid) DO UPDATE SET last_received_at = excluded.last_received_at",
+    )
+    .bind(&rec.study_uid)
+    .bind(&rec.patient_id)
+    .bind(&rec.patient_issuer)
+    .bind(&rec.study_date)
+    .bind(&rec.study_time)
+    .bind(&rec.accession_number)
+    .bind(&rec.accession_issuer)
+    .bind(&rec.study_id)
+    .bind(&rec.study_description)
+    .bind(&rec.referring_physician)
+    .bind(&rec.clinic_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("upsert study"))?;
+    Ok(())
+}
+
+async fn upsert_series(
+    tx: &mut Transaction<'_, Any>,
+    rec: &InstanceRecord,
+    now: i64,
+) -> Result<(), IndexError> {
+    sqlx::query(
+        "INSERT INTO series (series_uid, study_uid, modality, series_number, description,
+           num_instances, first_received_at)
+         VALUES ($1, $2, $3, $4, $5, 0, $6)
+         ON CONFLICT (series_uid) DO NOTHING",
+    )
+    .bind(&rec.series_uid)
+    .bind(&rec.study_uid)
+    .bind(&rec.modality)
+    .bind(rec.series_number)
+    .bind(&rec.series_description)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("upsert series"))?;
+    Ok(())
+}
+
+async fn insert_instance(
+    tx: &mut Transaction<'_, Any>,
+    rec: &InstanceRecord,
+    now: i64,
+) -> Result<bool, IndexError> {
+    let result = sqlx::query(
+        "INSERT INTO instances (object_key, sop_instance_uid, sop_class_uid, series_uid, study_uid,
+           instance_number, number_of_frames, transfer_syntax, size_bytes, sha256, dataset_sha256,
+           clinic_id, calling_ae, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (object_key) DO NOTHING",
+    )
+    .bind(&rec.object_key)
+    .bind(&rec.sop_instance_uid)
+    .bind(&rec.sop_class_uid)
+    .bind(&rec.series_uid)
+    .bind(&rec.study_uid)
+    .bind(rec.instance_number)
+    .bind(rec.number_of_frames)
+    .bind(&rec.transfer_syntax)
+    .bind(rec.size_bytes)
+    .bind(&rec.sha256)
+    .bind(&rec.dataset_sha256)
+    .bind(&rec.clinic_id)
+    .bind(&rec.calling_ae)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("insert instance"))?;
+    Ok(result.rows_affected() == 1)
+}
+
+async fn update_aggregates(
+    tx: &mut Transaction<'_, Any>,
+    rec: &InstanceRecord,
+    now: i64,
+) -> Result<(), IndexError> {
+    sqlx::query("UPDATE series SET num_instances = num_instances + 1 WHERE series_uid = $1")
+        .bind(&rec.series_uid)
+        .execute(&mut **tx)
+        .await
+        .map_err(IndexError::query("count series instance"))?;
+    let modalities: Vec<String> =
+        sqlx::query("SELECT DISTINCT modality FROM series WHERE study_uid = $1 ORDER BY modality")
+            .bind(&rec.study_uid)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(IndexError::query("study modalities"))?
+            .iter()
+            .filter_map(|row| row.try_get::<String, _>(0).ok())
+            .filter(|m| !m.is_empty())
+            .collect();
+    sqlx::query(
+        "UPDATE studies SET
+           num_instances = num_instances + 1,
+           total_bytes = total_bytes + $2,
+           num_series = (SELECT COUNT(*) FROM series WHERE series.study_uid = $1),
+           modalities = $3,
+           last_received_at = $4
+         WHERE study_uid = $1",
+    )
+    .bind(&rec.study_uid)
+    .bind(rec.size_bytes)
+    .bind(modalities.join("\\"))
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("update study aggregates"))?;
+    Ok(())
+}
+
+async fn other_content(
+    tx: &mut Transaction<'_, Any>,
+    rec: &InstanceRecord,
+) -> Result<Option<String>, IndexError> {
+    let row = sqlx::query(
+        "SELECT object_key FROM instances WHERE sop_instance_uid = $1 AND object_key <> $2
+         ORDER BY received_at LIMIT 1",
+    )
+    .bind(&rec.sop_instance_uid)
+    .bind(&rec.object_key)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(IndexError::query("find other content"))?;
+    Ok(row.and_then(|r| r.try_get::<String, _>(0).ok()))
+}
+
+async fn insert_conflict(
+    tx: &mut Transaction<'_, Any>,
+    rec: &InstanceRecord,
+    existing_key: &str,
+    now: i64,
+) -> Result<(), IndexError> {
+    sqlx::query(
+        "INSERT INTO instance_conflicts (id, sop_instance_uid, existing_key, new_key, clinic_id,
+           calling_ae, detected_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&rec.sop_instance_uid)
+    .bind(existing_key)
+    .bind(&rec.object_key)
+    .bind(&rec.clinic_id)
+    .bind(&rec.calling_ae)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("insert conflict"))?;
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The index: the one place SQL lives, for SQLite and PostgreSQL alike.
+//!
+//! Owns the connection pool, the migrations (one folder for both engines) and every query.
+//! Queries are runtime-checked `sqlx::query` calls through the `Any` driver so the same text runs
+//! on both engines; each is exercised by the test suite on both. This module knows nothing of
+//! DICOM networking, HTTP or object storage.
+
+mod audit;
+mod instances;
+mod studies;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use audit::AuditEvent;
+pub use instances::{InstanceRecord, Recorded};
+pub use studies::{InstanceRow, SeriesRow, StudyDetail, StudyRow};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("cannot open index database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot create directory for the index database {path}: {source}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("index migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("index query `{query}` failed: {source}")]
+    Query {
+        query: &'static str,
+        source: sqlx::Error,
+    },
+}
+
+impl IndexError {
+    fn query(query: &'static str) -> impl FnOnce(sqlx::Error) -> IndexError {
+        move |source| IndexError::Query { query, source }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Handle to the index database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Index {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+/// Microseconds since the Unix epoch, the index's one representation of time.
+pub fn now_micros() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000) as i64
+}
+
+impl Index {
+    /// Connects, creating a SQLite file if needed, and brings the schema up to date.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Index, IndexError> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else {
+            Engine::Postgres
+        };
+        let open_err = |source| IndexError::Open {
+            url: redact(url),
+            source,
+        };
+        let mut url = url.to_owned();
+        if engine == Engine::Sqlite {
+            url = prepare_sqlite(&url)?;
+        }
+        let options = AnyConnectOptions::from_str(&url).map_err(open_err)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        // WAL lets readers run beside the writer; FULL makes a commit durable
+                        // before we acknowledge; the busy timeout queues concurrent writers.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 30000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Index { pool, engine })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Reachability probe for health checks.
+    pub async fn check(&self) -> Result<(), IndexError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(IndexError::query("health check"))
+    }
+
+    /// Refreshes planner statistics so matching keeps using the indexes as the tables grow.
+    pub async fn analyze(&self) -> Result<(), IndexError> {
+        sqlx::query("ANALYZE")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(IndexError::query("ANALYZE"))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Makes sure the directory of a SQLite file exists and asks sqlx to create the file.
+fn prepare_sqlite(url: &str) -> Result<String, IndexError> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(url.to_owned());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(|source| IndexError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+    }
+    Ok(if url.contains('?') {
+        url.to_owned()
+    } else {
+        format!("sqlite://{path}?mode=rwc")
+    })
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

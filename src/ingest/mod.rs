@@ -1,0 +1,401 @@
+//! Receiving one object: stream it into the archive, check it, index it, in that order.
+//!
+//! Owns the rules of what is accepted (structure, UIDs, SOP class agreement, size), the Part 10
+//! wrapping of a received data set, hashing on the way, and the duplicate policy. Edges (DIMSE
+//! C-STORE, later STOW-RS) feed it bytes as they arrive and map its result to their protocol.
+//! Nothing is acknowledged by an edge before [`Receiving::finish`] returns: by then the object is
+//! durable in the store and its index row committed.
+
+pub mod meta;
+pub mod scanner;
+
+use sha2::{Digest, Sha256};
+
+use crate::archive::{keys, Archive, ArchiveError, ObjectWriter, Written};
+use crate::fault::Fault;
+use crate::index::{Index, IndexError, InstanceRecord, Recorded};
+use crate::metrics::Metrics;
+use meta::InstanceMeta;
+use scanner::{ScanError, Scanner};
+
+/// Our implementation class UID (a UUID-derived UID under 2.25) and version, written into the
+/// file meta of every object we store.
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.187542102398164733019127633495405276613";
+pub const IMPLEMENTATION_VERSION_NAME: &str = "TELECARDIO_01";
+
+const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
+const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1.99";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("malformed data set: {0}")]
+    Malformed(#[from] ScanError),
+    #[error("data set lacks {0}")]
+    MissingAttribute(&'static str),
+    #[error("invalid {what}: `{value}`")]
+    InvalidUid { what: &'static str, value: String },
+    #[error("data set {what} {found} contradicts the declared {declared}")]
+    Mismatch {
+        what: &'static str,
+        declared: String,
+        found: String,
+    },
+    #[error("object exceeds the configured maximum of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("transfer syntax {0} is not accepted for storage")]
+    TransferSyntax(String),
+    #[error(transparent)]
+    Store(#[from] ArchiveError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+impl IngestError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            IngestError::Store(_) | IngestError::Index(_) => Fault::Unavailable,
+            _ => Fault::BadInput,
+        }
+    }
+
+    /// Short label for metrics.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            IngestError::Malformed(_) => "malformed",
+            IngestError::MissingAttribute(_) => "missing_attribute",
+            IngestError::InvalidUid { .. } => "invalid_uid",
+            IngestError::Mismatch { .. } => "sop_mismatch",
+            IngestError::TooLarge { .. } => "too_large",
+            IngestError::TransferSyntax(_) => "transfer_syntax",
+            IngestError::Store(_) => "store",
+            IngestError::Index(_) => "index",
+        }
+    }
+}
+
+/// Who sent the object.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub clinic_id: String,
+    pub calling_ae: String,
+}
+
+/// What the sender said it is sending, before the data set arrives.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub transfer_syntax: String,
+    /// The SOP class of the presentation context the object travels on.
+    pub context_sop_class_uid: String,
+}
+
+/// A stored and indexed object.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub object_key: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub recorded: Recorded,
+    pub meta: InstanceMeta,
+}
+
+/// The ingest pipeline; cheap to clone.
+#[derive(Clone)]
+pub struct Ingest {
+    archive: Archive,
+    index: Index,
+    metrics: Metrics,
+    max_object_bytes: u64,
+}
+
+impl Ingest {
+    pub fn new(archive: Archive, index: Index, metrics: Metrics, max_object_bytes: u64) -> Ingest {
+        Ingest {
+            archive,
+            index,
+            metrics,
+            max_object_bytes,
+        }
+    }
+
+    /// Starts receiving an object. Errors found here (a bad UID in the request) are remembered
+    /// and reported by `finish`, so the caller can still drain the data it is being sent.
+    pub async fn begin(&self, origin: Origin, declared: Declared) -> Receiving {
+        let mut receiving = Receiving {
+            ingest: self.clone(),
+            scanner: Scanner::new(
+                declared.transfer_syntax != IMPLICIT_VR_LITTLE_ENDIAN,
+                declared.transfer_syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+                meta::wanted,
+            ),
+            origin,
+            writer: None,
+            dataset_hash: Sha256::new(),
+            object_hash: Sha256::new(),
+            failure: None,
+            dataset_len: 0,
+            declared,
+        };
+        if let Err(e) = receiving.start().await {
+            receiving.fail(e).await;
+        }
+        receiving
+    }
+}
+
+/// An object being received.
+pub struct Receiving {
+    ingest: Ingest,
+    origin: Origin,
+    declared: Declared,
+    scanner: Scanner,
+    writer: Option<ObjectWriter>,
+    dataset_hash: Sha256,
+    object_hash: Sha256,
+    failure: Option<IngestError>,
+    dataset_len: u64,
+}
+
+impl Receiving {
+    async fn start(&mut self) -> Result<(), IngestError> {
+        let d = &self.declared;
+        check_uid("SOP Class UID", &d.sop_class_uid)?;
+        check_uid("SOP Instance UID", &d.sop_instance_uid)?;
+        if d.sop_class_uid != d.context_sop_class_uid {
+            return Err(IngestError::Mismatch {
+                what: "SOP Class UID of the request",
+                declared: d.context_sop_class_uid.clone(),
+                found: d.sop_class_uid.clone(),
+            });
+        }
+        if d.transfer_syntax == EXPLICIT_VR_BIG_ENDIAN {
+            return Err(IngestError::TransferSyntax(d.transfer_syntax.clone()));
+        }
+        let header = part10_header(d, &self.origin.calling_ae);
+        self.object_hash.update(&header);
+        let mut writer = self.ingest.archive.writer();
+        writer.write(&header).await?;
+        self.writer = Some(writer);
+        Ok(())
+    }
+
+    async fn fail(&mut self, error: IngestError) {
+        if self.failure.is_none() {
+            self.failure = Some(error);
+        }
+        if let Some(writer) = self.writer.take() {
+            writer.abort().await;
+        }
+    }
+
+    /// Takes the next bytes of the data set. After a failure the rest is read and dropped.
+    pub async fn write(&mut self, chunk: &[u8]) {
+        if self.failure.is_some() {
+            return;
+        }
+        self.dataset_len += chunk.len() as u64;
+        if self.dataset_len > self.ingest.max_object_bytes {
+            let limit = self.ingest.max_object_bytes;
+            return self.fail(IngestError::TooLarge { limit }).await;
+        }
+        if let Err(e) = self.scanner.feed(chunk) {
+            return self.fail(e.into()).await;
+        }
+        self.dataset_hash.update(chunk);
+        self.object_hash.update(chunk);
+        if let Some(writer) = self.writer.as_mut() {
+            if let Err(e) = writer.write(chunk).await {
+                self.fail(e.into()).await;
+            }
+        }
+    }
+
+    /// Checks the complete data set, makes it durable and indexes it.
+    pub async fn finish(mut self) -> Result<Stored, IngestError> {
+        let result = self.complete().await;
+        let metrics = &self.ingest.metrics;
+        match &result {
+            Ok(stored) => metrics.object_stored(stored.size_bytes),
+            Err(e) => metrics.ingest_failed(e.cause()),
+        }
+        result
+    }
+
+    async fn complete(&mut self) -> Result<Stored, IngestError> {
+        if let Some(failure) = self.failure.take() {
+            return Err(failure);
+        }
+        let scanner = std::mem::replace(&mut self.scanner, Scanner::new(true, false, |_| false));
+        let meta = match scanner.finish() {
+            Ok(kept) => InstanceMeta::from_kept(&kept),
+            Err(e) => {
+                self.fail(e.into()).await;
+                return Err(self.failure.take().expect("just set"));
+            }
+        };
+        if let Err(e) = self.check(&meta) {
+            self.fail(e).await;
+            return Err(self.failure.take().expect("just set"));
+        }
+        let dataset_sha256 = hex::encode(std::mem::take(&mut self.dataset_hash).finalize());
+        let key = keys::dicom_object(
+            &meta.study_uid,
+            &meta.series_uid,
+            &meta.sop_instance_uid,
+            &dataset_sha256,
+        )
+        .map_err(|e| IngestError::InvalidUid {
+            what: e.what,
+            value: e.value,
+        })?;
+        let writer = self.writer.take().expect("writer exists while not failed");
+        let size_bytes = writer.len();
+        let started = std::time::Instant::now();
+        let written = writer.commit(&key).await?;
+        self.ingest.metrics.store_latency(started.elapsed());
+        let mut sha256 = hex::encode(std::mem::take(&mut self.object_hash).finalize());
+        if written == Written::AlreadyExisted && !self.ingest.index.has_object(key.as_ref()).await?
+        {
+            // A crash came between store and index; the stored copy may carry another sender's
+            // file meta, so its own digest is what the index must record.
+            sha256 = self.ingest.archive.sha256(&key).await?;
+        }
+        let record = self.record(&meta, key.as_ref(), size_bytes, &sha256, &dataset_sha256);
+        let recorded = self.ingest.index.record_instance(&record).await?;
+        Ok(Stored {
+            object_key: key.to_string(),
+            size_bytes,
+            sha256,
+            recorded,
+            meta,
+        })
+    }
+
+    fn check(&self, meta: &InstanceMeta) -> Result<(), IngestError> {
+        if meta.sop_class_uid.is_empty() {
+            return Err(IngestError::MissingAttribute("SOP Class UID (0008,0016)"));
+        }
+        if meta.sop_instance_uid.is_empty() {
+            return Err(IngestError::MissingAttribute(
+                "SOP Instance UID (0008,0018)",
+            ));
+        }
+        check_uid("SOP Instance UID", &meta.sop_instance_uid)?;
+        for (what, declared, found) in [
+            (
+                "SOP Class UID",
+                &self.declared.sop_class_uid,
+                &meta.sop_class_uid,
+            ),
+            (
+                "SOP Instance UID",
+                &self.declared.sop_instance_uid,
+                &meta.sop_instance_uid,
+            ),
+        ] {
+            if declared != found {
+                return Err(IngestError::Mismatch {
+                    what,
+                    declared: declared.clone(),
+                    found: found.chars().take(80).collect(),
+                });
+            }
+        }
+        if meta.study_uid.is_empty() {
+            return Err(IngestError::MissingAttribute(
+                "Study Instance UID (0020,000D)",
+            ));
+        }
+        if meta.series_uid.is_empty() {
+            return Err(IngestError::MissingAttribute(
+                "Series Instance UID (0020,000E)",
+            ));
+        }
+        check_uid("Study Instance UID", &meta.study_uid)?;
+        check_uid("Series Instance UID", &meta.series_uid)
+    }
+
+    fn record(
+        &self,
+        meta: &InstanceMeta,
+        key: &str,
+        size: u64,
+        sha256: &str,
+        dataset_sha256: &str,
+    ) -> InstanceRecord {
+        InstanceRecord {
+            object_key: key.to_owned(),
+            sop_class_uid: meta.sop_class_uid.clone(),
+            sop_instance_uid: meta.sop_instance_uid.clone(),
+            study_uid: meta.study_uid.clone(),
+            series_uid: meta.series_uid.clone(),
+            transfer_syntax: self.declared.transfer_syntax.clone(),
+            size_bytes: size as i64,
+            sha256: sha256.to_owned(),
+            dataset_sha256: dataset_sha256.to_owned(),
+            clinic_id: self.origin.clinic_id.clone(),
+            calling_ae: self.origin.calling_ae.clone(),
+            patient_id: meta.patient_id.clone(),
+            patient_issuer: meta.patient_issuer.clone(),
+            patient_name: meta.patient_name.clone(),
+            patient_name_search: meta::search_form(&meta.patient_name),
+            birth_date: meta.birth_date.clone(),
+            sex: meta.sex.clone(),
+            other_patient_ids: meta
+                .other_patient_ids
+                .iter()
+                .map(|(id, issuer)| format!("{id}^^^{issuer}"))
+                .collect::<Vec<_>>()
+                .join("\\"),
+            study_date: meta.study_date.clone(),
+            study_time: meta.study_time.clone(),
+            accession_number: meta.accession_number.clone(),
+            accession_issuer: meta.accession_issuer.clone(),
+            study_id: meta.study_id.clone(),
+            study_description: meta.study_description.clone(),
+            referring_physician: meta.referring_physician.clone(),
+            modality: meta.modality.clone(),
+            series_number: meta.series_number,
+            series_description: meta.series_description.clone(),
+            instance_number: meta.instance_number,
+            number_of_frames: meta.number_of_frames,
+        }
+    }
+
+    /// Gives up (the association was aborted): nothing of the object stays visible.
+    pub async fn abort(mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.abort().await;
+        }
+    }
+}
+
+fn check_uid(what: &'static str, uid: &str) -> Result<(), IngestError> {
+    if keys::is_valid_uid(uid) {
+        Ok(())
+    } else {
+        Err(IngestError::InvalidUid {
+            what,
+            value: uid.chars().take(80).collect(),
+        })
+    }
+}
+
+/// Preamble, `DICM` and the file meta group for a received data set (PS3.10 7.1).
+fn part10_header(declared: &Declared, calling_ae: &str) -> Vec<u8> {
+    let mut out = vec![0u8; 128];
+    out.extend_from_slice(b"DICM");
+    let table = dicom_object::meta::FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(declared.sop_class_uid.as_str())
+        .media_storage_sop_instance_uid(declared.sop_instance_uid.as_str())
+        .transfer_syntax(declared.transfer_syntax.as_str())
+        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+        .implementation_version_name(IMPLEMENTATION_VERSION_NAME)
+        .source_application_entity_title(calling_ae.trim())
+        .build()
+        .expect("all required file meta attributes are set");
+    table.write(&mut out).expect("writing to a Vec cannot fail");
+    out
+}

@@ -1,0 +1,30 @@
+//! telecardio: receives cardiology examinations and referrals from clinics, routes them to
+//! consulting cardiologists, returns signed reports, and keeps everything for 15 years.
+//!
+//! Dependencies point one way: edges (`dimse`, `web`) → domain (`ingest`) → storage (`archive`,
+//! `index`, reached through `audit` for the audit trail).
+
+/// Object store: immutable, create-only objects and their key layout.
+pub mod archive;
+/// The append-only audit trail.
+pub mod audit;
+/// Command-line presentation of the index (tables and JSON for administrators).
+pub mod cli;
+/// Typed configuration, loaded and validated once.
+pub mod config;
+/// DICOM network edge: association policy, C-ECHO and C-STORE.
+pub mod dimse;
+/// The protocol-neutral classification every error maps to.
+pub mod fault;
+/// SQL index of patients, studies, series, instances and audit events (SQLite and PostgreSQL).
+pub mod index;
+/// Receiving one object: scan, hash, store durably, index.
+pub mod ingest;
+/// Prometheus metrics.
+pub mod metrics;
+/// Service wiring and graceful shutdown.
+pub mod server;
+/// Deterministic generator of realistic test objects and benchmark corpora.
+pub mod synth;
+/// HTTP edge: health, metrics, and later the API.
+pub mod web;

@@ -1,0 +1,130 @@
+//! Wiring of a running service: open the index and the store, start the DICOM and HTTP
+//! listeners, stop them gracefully on SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::archive::{Archive, ArchiveError};
+use crate::audit::AuditTrail;
+use crate::config::Config;
+use crate::dimse::{self, DimseContext, DimseError};
+use crate::index::{Index, IndexError};
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+use crate::web::{self, WebState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Dimse(#[from] DimseError),
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    HttpBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Runs the service until a shutdown signal.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let index = Index::open(&config.database_url(), config.database.max_connections).await?;
+    let archive = Archive::open(&config)?;
+    let swept = archive.sweep_staging().await?;
+    if swept > 0 {
+        tracing::info!(
+            swept,
+            "removed unacknowledged uploads left by an earlier run"
+        );
+    }
+    let metrics = Metrics::new();
+    let audit = AuditTrail::new(index.clone());
+    let ingest = Ingest::new(
+        archive.clone(),
+        index.clone(),
+        metrics.clone(),
+        config.ingest.max_object_bytes,
+    );
+    let dimse_ctx = DimseContext::new(config.clone(), ingest, audit, metrics.clone())?;
+    let (stop, stopped) = watch::channel(false);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let listener = dimse::bind(config.dicom.listen).await?;
+    tracing::info!(addr = %listener.local_addr().unwrap_or(config.dicom.listen), ae_title = %config.dicom.ae_title, "DICOM listening");
+    tasks.spawn(dimse::serve(
+        listener,
+        dimse_ctx.clone(),
+        false,
+        stopped.clone(),
+    ));
+    if config.dicom.tls.enabled {
+        let listener = dimse::bind(config.dicom.tls.listen).await?;
+        tracing::info!(addr = %config.dicom.tls.listen, "DICOM TLS listening");
+        tasks.spawn(dimse::serve(listener, dimse_ctx, true, stopped.clone()));
+    }
+
+    let http_addr = config.http.listen;
+    let http = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .map_err(|source| ServeError::HttpBind {
+            addr: http_addr,
+            source,
+        })?;
+    tracing::info!(addr = %http_addr, "HTTP listening");
+    let app = web::router(WebState {
+        config: config.clone(),
+        index: index.clone(),
+        archive,
+        metrics,
+    });
+    let mut http_stopped = stopped.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stopped.changed().await;
+        })
+        .await
+    });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing open associations");
+    let _ = stop.send(true);
+    while tasks.join_next().await.is_some() {}
+    let http_result = http_task.await;
+    index.close().await;
+    match http_result {
+        Ok(Err(e)) => Err(ServeError::Http(e)),
+        _ => Ok(()),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

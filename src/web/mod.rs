@@ -1,0 +1,94 @@
+//! The HTTP edge: health and metrics now; the JSON API and pages join here.
+//!
+//! `/healthz` is open (load balancers and probes); `/metrics` answers loopback clients or a
+//! scraper presenting `http.metrics_token`; everything else will require authentication.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::archive::Archive;
+use crate::config::Config;
+use crate::index::Index;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct WebState {
+    pub config: Arc<Config>,
+    pub index: Index,
+    pub archive: Archive,
+    pub metrics: Metrics,
+}
+
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<WebState>) -> Response {
+    let (database, store) = tokio::join!(state.index.check(), state.archive.check());
+    let status = |r: &Result<(), _>| if r.is_ok() { "ok" } else { "unreachable" };
+    let body = json!({
+        "status": if database.is_ok() && store.is_ok() { "ok" } else { "degraded" },
+        "database": status(&database.as_ref().map(|_| ()).map_err(|_| ())),
+        "store": status(&store.as_ref().map(|_| ()).map_err(|_| ())),
+    });
+    if let Err(e) = &database {
+        tracing::warn!(error = %e, "health check: database");
+    }
+    if let Err(e) = &store {
+        tracing::warn!(error = %e, "health check: store");
+    }
+    let code = if database.is_ok() && store.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let token = &state.config.http.metrics_token;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let allowed = peer.ip().is_loopback()
+        || (!token.is_empty() && presented.is_some_and(|p| constant_time_eq(p, token)));
+    if !allowed {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "metrics need a scrape token from this address\n",
+        )
+            .into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
