@@ -129,7 +129,8 @@ impl Ingest {
                 declared.transfer_syntax != IMPLICIT_VR_LITTLE_ENDIAN,
                 declared.transfer_syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
                 meta::wanted,
-            ),
+            )
+            .with_limit(self.max_object_bytes),
             origin,
             writer: None,
             dataset_hash: Sha256::new(),
@@ -201,7 +202,12 @@ impl Receiving {
             return self.fail(IngestError::TooLarge { limit }).await;
         }
         if let Err(e) = self.scanner.feed(chunk) {
-            return self.fail(e.into()).await;
+            let limit = self.ingest.max_object_bytes;
+            let error = match e {
+                ScanError::Oversize { .. } => IngestError::TooLarge { limit },
+                e => e.into(),
+            };
+            return self.fail(error).await;
         }
         self.dataset_hash.update(chunk);
         self.object_hash.update(chunk);

@@ -42,6 +42,8 @@ pub enum ScanError {
     },
     #[error("unexpected {what} at byte {at}")]
     Unexpected { what: String, at: u64 },
+    #[error("element {tag} declares {len} bytes, past the limit of {limit} bytes per object")]
+    Oversize { tag: String, len: u32, limit: u64 },
     #[error("deflated data set cannot be inflated: {0}")]
     Inflate(String),
 }
@@ -102,6 +104,7 @@ pub struct Scanner {
     stack: Vec<Frame>,
     wanted: fn(Tag) -> bool,
     kept: Kept,
+    limit: u64,
 }
 
 impl Scanner {
@@ -120,7 +123,14 @@ impl Scanner {
             stack: Vec::new(),
             wanted,
             kept: Kept::default(),
+            limit: u64::MAX,
         }
+    }
+
+    /// Refuses any element whose declared length would take the data set past `limit` bytes.
+    pub fn with_limit(mut self, limit: u64) -> Scanner {
+        self.limit = limit;
+        self
     }
 
     /// Bytes of the (inflated) data set scanned so far.
@@ -315,6 +325,13 @@ impl Scanner {
             return self.open_undefined(t, vr, start);
         }
         self.check_fits(t, len, start)?;
+        if self.pos + len as u64 > self.limit {
+            return Err(ScanError::Oversize {
+                tag: tag_name(t),
+                len,
+                limit: self.limit,
+            });
+        }
         let is_sq = vr == Some(*b"SQ") || (vr.is_none() && is_known_sequence(t));
         if is_sq && self.reads_into(t) {
             self.stack.push(Frame {

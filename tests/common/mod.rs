@@ -1,0 +1,509 @@
+//! Test harness: the real `telecardio` binary on free ports with a temporary data directory,
+//! over SQLite or PostgreSQL, a local directory or an S3-compatible server (moto), driven by
+//! clients nobody here wrote (DCMTK) or by raw sockets.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_telecardio");
+pub const AE: &str = "TELECARDIO";
+pub const CLINIC_AE: &str = "DEMO_CLINIC";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Local,
+    S3,
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn test_image(name: &str) -> PathBuf {
+    repo().join("test-images").join(name)
+}
+
+/// Every committed test object.
+pub fn test_images() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("test-images"))
+        .expect("test-images/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no test images committed");
+    files
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// PostgreSQL server for tests; `./deploy/test.sh` exports the URL of the one it ensured.
+fn pg_admin_url() -> String {
+    std::env::var("TELECARDIO_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A fresh PostgreSQL database for one server.
+pub fn create_pg_database() -> String {
+    use sqlx::Connection;
+    let admin = pg_admin_url();
+    let name = format!("tc_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for tests: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+    });
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+/// The S3-compatible server (moto) shared by all tests of a binary, and its endpoint.
+pub fn s3_endpoint() -> String {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    static SERVER: Mutex<Option<Child>> = Mutex::new(None);
+    ENDPOINT
+        .get_or_init(|| {
+            let port = free_port();
+            let moto = std::env::var("TELECARDIO_TEST_MOTO")
+                .unwrap_or_else(|_| repo().join(".venv/bin/moto_server").display().to_string());
+            let child = Command::new(&moto)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {moto} (run ./deploy/test.sh): {e}"));
+            *SERVER.lock().unwrap() = Some(child);
+            let endpoint = format!("http://127.0.0.1:{port}");
+            wait_for(Duration::from_secs(30), || {
+                http(port, "GET", "/", &[]).is_ok()
+            });
+            endpoint
+        })
+        .clone()
+}
+
+fn create_bucket(endpoint: &str) -> String {
+    let bucket = format!("tc-{}", uuid::Uuid::new_v4().simple());
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let (status, _) = http(port, "PUT", &format!("/{bucket}"), &[]).expect("create bucket");
+    assert_eq!(status, 200, "bucket creation");
+    bucket
+}
+
+pub fn wait_for(limit: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A minimal HTTP/1.1 request; returns status and body.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A running `telecardio serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub dicom_port: u16,
+    pub http_port: u16,
+    pub db: Db,
+    pub store: Store,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub fn start(db: Db, store: Store) -> Server {
+        Self::start_with(db, store, &[])
+    }
+
+    pub fn start_with(db: Db, store: Store, extra_env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut env: Vec<(String, String)> = Vec::new();
+        if db == Db::Postgres {
+            env.push(("TELECARDIO_DATABASE__URL".into(), create_pg_database()));
+        }
+        if store == Store::S3 {
+            let endpoint = s3_endpoint();
+            let bucket = create_bucket(&endpoint);
+            for (k, v) in [
+                ("TELECARDIO_STORE__URL", format!("s3://{bucket}")),
+                ("TELECARDIO_STORE__S3__ENDPOINT", endpoint),
+                ("TELECARDIO_STORE__S3__ALLOW_HTTP", "true".into()),
+                ("TELECARDIO_STORE__S3__REGION", "us-east-1".into()),
+                ("TELECARDIO_STORE__S3__ACCESS_KEY_ID", "test".into()),
+                ("TELECARDIO_STORE__S3__SECRET_ACCESS_KEY", "test".into()),
+            ] {
+                env.push((k.into(), v));
+            }
+        }
+        for (k, v) in extra_env {
+            env.push((k.to_string(), v.to_string()));
+        }
+        let mut server = Server {
+            child: None,
+            dir,
+            dicom_port: free_port(),
+            http_port: free_port(),
+            db,
+            store,
+            env,
+        };
+        server.launch();
+        server
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(repo().join("config/telecardio.toml"))
+            .arg("--data-dir")
+            .arg(self.dir.path());
+        // Tests must not inherit a developer's overrides.
+        for (k, _) in std::env::vars()
+            .filter(|(k, _)| k.starts_with("TELECARDIO_") && !k.starts_with("TELECARDIO_TEST"))
+        {
+            cmd.env_remove(k);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let child = self
+            .command()
+            .args(["serve", "--dicom-port", &self.dicom_port.to_string()])
+            .args(["--http-port", &self.http_port.to_string()])
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start telecardio serve");
+        self.child = Some(child);
+        let port = self.http_port;
+        let start = Instant::now();
+        loop {
+            if let Ok((200, _)) = http(port, "GET", "/healthz", &[]) {
+                break;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("server exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "server not healthy in time:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.launch();
+    }
+
+    /// Peak resident memory of the server so far (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("VmHWM")
+    }
+
+    /// Runs a `telecardio` subcommand against this server's configuration.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run telecardio")
+    }
+
+    pub fn studies(&self) -> Vec<Value> {
+        let out = self.cli(&["studies", "--json"]);
+        assert!(
+            out.status.success(),
+            "studies: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("studies JSON")
+    }
+
+    pub fn show(&self, study_uid: &str) -> Value {
+        let out = self.cli(&["show", study_uid, "--json"]);
+        assert!(
+            out.status.success(),
+            "show: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("show JSON")
+    }
+
+    /// All instances of the index, as `show` reports them.
+    pub fn instances(&self) -> Vec<Value> {
+        self.studies()
+            .iter()
+            .flat_map(|s| {
+                let uid = s["study_uid"].as_str().unwrap().to_owned();
+                self.show(&uid)["instances"].as_array().unwrap().clone()
+            })
+            .collect()
+    }
+
+    /// The stored object under `key`, read from the store the server uses.
+    pub fn object(&self, key: &str) -> Vec<u8> {
+        match self.store {
+            Store::Local => std::fs::read(self.dir.path().join("objects").join(key))
+                .unwrap_or_else(|e| panic!("object {key}: {e}")),
+            Store::S3 => {
+                let endpoint = self.env_value("TELECARDIO_STORE__S3__ENDPOINT");
+                let bucket = self
+                    .env_value("TELECARDIO_STORE__URL")
+                    .trim_start_matches("s3://")
+                    .to_owned();
+                let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+                http_bytes(port, &format!("/{bucket}/{key}"))
+            }
+        }
+    }
+
+    fn env_value(&self, key: &str) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// Audit events of one kind, read directly from the index database.
+    pub fn audit_events(&self, kind: &str) -> Vec<(String, String, String)> {
+        let url = match self.db {
+            Db::Sqlite => format!("sqlite://{}/telecardio.db", self.dir.path().display()),
+            Db::Postgres => self.env_value("TELECARDIO_DATABASE__URL"),
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let index = telecardio::index::Index::open(&url, 1)
+                .await
+                .expect("open index");
+            let events = index.audit_events(kind, 1000).await.expect("audit events");
+            index.close().await;
+            events
+                .into_iter()
+                .map(|e| (e.actor, e.address, e.outcome))
+                .collect()
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log());
+        }
+        self.kill9();
+    }
+}
+
+fn http_bytes(port: u16, path: &str) -> Vec<u8> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let at = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end")
+        + 4;
+    let head = String::from_utf8_lossy(&response[..at]).to_lowercase();
+    assert!(
+        head.starts_with("http/1.1 200") || head.starts_with("http/1.0 200"),
+        "GET {path}: {head}"
+    );
+    assert!(
+        !head.contains("transfer-encoding: chunked"),
+        "chunked response not handled"
+    );
+    response[at..].to_vec()
+}
+
+/// A DCMTK command with Nagle off (DCMTK 3.6.7 keeps it on unless told).
+pub fn dcmtk(tool: &str) -> Command {
+    let mut cmd = Command::new(tool);
+    cmd.env("TCP_NODELAY", "1");
+    cmd
+}
+
+pub fn run(mut cmd: Command) -> (bool, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+pub fn storescu(port: u16, files: &[PathBuf]) -> (bool, String) {
+    let mut cmd = dcmtk("storescu");
+    cmd.args([
+        "-v",
+        "-aet",
+        CLINIC_AE,
+        "-aec",
+        AE,
+        "127.0.0.1",
+        &port.to_string(),
+    ]);
+    cmd.args(files);
+    run(cmd)
+}
+
+/// `dcmsend` proposes each file's own transfer syntax (compressed ones included).
+pub fn dcmsend(port: u16, files: &[PathBuf]) -> (bool, String) {
+    let mut cmd = dcmtk("dcmsend");
+    cmd.args([
+        "-v",
+        "-aet",
+        CLINIC_AE,
+        "-aec",
+        AE,
+        "127.0.0.1",
+        &port.to_string(),
+    ]);
+    cmd.args(files);
+    run(cmd)
+}
+
+/// The data set of a Part 10 file: everything after the file meta group.
+pub fn dataset_of(file: &[u8]) -> &[u8] {
+    assert_eq!(&file[128..132], b"DICM", "not a Part 10 file");
+    // (0002,0000) UL group length: tag 4 + VR 2 + length 2, then the value.
+    let group_length = u32::from_le_bytes(file[140..144].try_into().unwrap()) as usize;
+    &file[144 + group_length..]
+}
+
+/// The value of a text element of the file meta group.
+pub fn meta_value(file: &[u8], element: u16) -> String {
+    let group_length = u32::from_le_bytes(file[140..144].try_into().unwrap()) as usize;
+    let mut pos = 144;
+    while pos < 144 + group_length {
+        let el = u16::from_le_bytes([file[pos + 2], file[pos + 3]]);
+        let vr = &file[pos + 4..pos + 6];
+        let (len, start) = if vr == b"OB" {
+            (
+                u32::from_le_bytes(file[pos + 8..pos + 12].try_into().unwrap()) as usize,
+                pos + 12,
+            )
+        } else {
+            (
+                u16::from_le_bytes([file[pos + 6], file[pos + 7]]) as usize,
+                pos + 8,
+            )
+        };
+        if el == element {
+            return String::from_utf8_lossy(&file[start..start + len])
+                .trim_end_matches(['\0', ' '])
+                .to_owned();
+        }
+        pos = start + len;
+    }
+    String::new()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
