@@ -198,6 +198,9 @@ fn stored_objects(server: &Server) -> Vec<String> {
     found
 }
 
+/// What is wrong, presentation context class, request class, instance UID, data, status.
+type Case<'a> = (&'a str, &'a str, &'a str, String, Vec<u8>, u16);
+
 fn every_bad_input_refused_with_nothing_stored(db: Db) {
     let server = Server::start_with(
         db,
@@ -232,7 +235,7 @@ fn every_bad_input_refused_with_nothing_stored(db: Db) {
         d.extend([0u8; 10]);
         d
     };
-    let cases: Vec<(&str, &str, &str, String, Vec<u8>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "truncated mid-element",
             US_IMAGE,

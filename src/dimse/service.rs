@@ -71,7 +71,6 @@ pub(super) fn options(
         .ae_access_control(gate)
         .ae_title(dicom.ae_title.clone())
         .max_pdu_length(dicom.max_pdu_bytes)
-        .read_timeout(Duration::from_secs(dicom.artim_timeout_secs))
         .with_abstract_syntax(VERIFICATION);
     for uid in storage_sop_classes(&dicom.extra_sop_classes) {
         options = options.with_abstract_syntax(uid);
@@ -94,8 +93,11 @@ pub(super) async fn negotiate(ctx: &DimseContext, socket: TcpStream, peer: Optio
         admission: ctx.admission.clone(),
         peer,
     };
-    if let Err(e) = options(ctx, gate).establish_async(socket).await {
-        tracing::info!(%peer, error = %e, "association not established");
+    let artim = Duration::from_secs(ctx.config.dicom.artim_timeout_secs);
+    match tokio::time::timeout(artim, options(ctx, gate).establish_async(socket)).await {
+        Ok(Ok(_)) => tracing::warn!(%peer, "association established without a request"),
+        Ok(Err(e)) => tracing::info!(%peer, error = %e, "association not established"),
+        Err(_) => tracing::info!(%peer, "ARTIM timeout during negotiation"),
     }
 }
 
@@ -110,9 +112,12 @@ pub(super) async fn run(
         admission: ctx.admission.clone(),
         peer,
     };
-    match options(&ctx, gate).establish_async(socket).await {
-        Ok(association) => serve(ctx, association, peer, admitted).await,
-        Err(e) => tracing::info!(%peer, error = %e, "association not established"),
+    // dicom-ul's own read timeout would also cut idle associations short; ARTIM is ours.
+    let artim = Duration::from_secs(ctx.config.dicom.artim_timeout_secs);
+    match tokio::time::timeout(artim, options(&ctx, gate).establish_async(socket)).await {
+        Ok(Ok(association)) => serve(ctx, association, peer, admitted).await,
+        Ok(Err(e)) => tracing::info!(%peer, error = %e, "association not established"),
+        Err(_) => tracing::info!(%peer, "ARTIM timeout during negotiation"),
     }
 }
 

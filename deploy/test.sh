@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, then runs all of it; exits non-zero on any failure.
+# Idempotent; meant to work as root on a fresh Debian machine as well as on a developer's.
+#
+#   ./deploy/test.sh            everything: lint, unit and integration tests
+#   ./deploy/test.sh <filter>   only tests whose name contains <filter>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+FILTER=${1:-}
+
+say() { printf '\n== %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# --- Debian packages -----------------------------------------------------------------
+# command → package that provides it
+declare -A NEEDED=(
+  [storescu]=dcmtk
+  [dciodvfy]=dicom3tools
+  [psql]=postgresql-client
+  [pg_isready]=postgresql-client
+)
+missing=()
+for cmd in "${!NEEDED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
+done
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+fi
+command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust toolchain) is required" >&2; exit 1; }
+
+# --- PostgreSQL ----------------------------------------------------------------------
+# Use the server on 127.0.0.1:5432 if it lets user postgres in; otherwise run our own
+# throwaway cluster (trust authentication, loopback only) under target/.
+pg_ok() { PGCONNECT_TIMEOUT=3 psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
+PG_URL=${TELECARDIO_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}
+if ! pg_ok "$PG_URL"; then
+  PG_PORT=55432
+  PG_URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
+  if ! pg_ok "$PG_URL"; then
+    say "starting a private PostgreSQL on port $PG_PORT"
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+      as_root apt-get update -qq
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    fi
+    PG_BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n1)")
+    PG_DIR="$ROOT/target/test-postgres"
+    RUN_AS=()
+    if [ "$(id -u)" -eq 0 ]; then RUN_AS=(runuser -u postgres --); fi
+    mkdir -p "$PG_DIR"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$PG_DIR"
+    if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+      "${RUN_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust >/dev/null
+    fi
+    "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+      -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+    pg_ok "$PG_URL" || { echo "PostgreSQL did not come up" >&2; cat "$PG_DIR/log" >&2; exit 1; }
+  fi
+fi
+export TELECARDIO_TEST_PG="$PG_URL"
+
+# --- Python tools (S3-compatible server for the store tests) -----------------------------
+if [ ! -x .venv/bin/moto_server ]; then
+  say "installing moto (S3-compatible test server) into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check 'moto[server]==5.2.5'
+fi
+export TELECARDIO_TEST_MOTO="$ROOT/.venv/bin/moto_server"
+
+# --- The suite -----------------------------------------------------------------------
+export TCP_NODELAY=1   # DCMTK 3.6.7 keeps Nagle on otherwise: every C-STORE would stall
+if [ -z "$FILTER" ]; then
+  say "formatting and lints"
+  cargo fmt --all -- --check
+  cargo clippy --release --all-targets --locked -- -D warnings
+fi
+say "tests"
+cargo test --release --locked -- ${FILTER:+"$FILTER"}

@@ -1,0 +1,122 @@
+//! DICOM over TLS with client certificates, tested with DCMTK's TLS-enabled `storescu`.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+}
+
+fn pki() -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "telecardio test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+
+    let server_key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "TELECARDIO");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server.signed_by(&server_key, &ca).unwrap();
+
+    let client_key = KeyPair::generate().unwrap();
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client
+        .distinguished_name
+        .push(DnType::CommonName, CLINIC_AE);
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client.signed_by(&client_key, &ca).unwrap();
+
+    Pki {
+        ca: ca.pem(),
+        server_cert: server_cert.pem(),
+        server_key: server_key.serialize_pem(),
+        client_cert: client_cert.pem(),
+        client_key: client_key.serialize_pem(),
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn storescu_over_tls_with_client_certificate() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let d = pki_dir.path();
+    let pki = pki();
+    let ca = write(d, "ca.pem", &pki.ca);
+    let cert = write(d, "server.pem", &pki.server_cert);
+    let key = write(d, "server.key", &pki.server_key);
+    let client_cert = write(d, "client.pem", &pki.client_cert);
+    let client_key = write(d, "client.key", &pki.client_key);
+    let tls_port = free_port();
+    let listen = format!("127.0.0.1:{tls_port}");
+    let server = Server::start_with(
+        Db::Sqlite,
+        Store::Local,
+        &[
+            ("TELECARDIO_DICOM__TLS__ENABLED", "true"),
+            ("TELECARDIO_DICOM__TLS__LISTEN", &listen),
+            ("TELECARDIO_DICOM__TLS__CERTIFICATE", &cert),
+            ("TELECARDIO_DICOM__TLS__PRIVATE_KEY", &key),
+            ("TELECARDIO_DICOM__TLS__CLIENT_CA", &ca),
+        ],
+    );
+    let file = test_image("us-single.dcm");
+    let port = tls_port.to_string();
+
+    let (ok, out) = run({
+        let mut c = dcmtk("storescu");
+        c.args(["-v", "+tls", &client_key, &client_cert, "+cf", &ca]);
+        c.args(["-aet", CLINIC_AE, "-aec", AE, "127.0.0.1", &port])
+            .arg(&file);
+        c
+    });
+    assert!(
+        ok && out.contains("Received Store Response (Success)"),
+        "{out}"
+    );
+    assert_eq!(server.instances().len(), 1);
+
+    // Without a client certificate the handshake is refused and nothing is stored.
+    let (ok, out) = run({
+        let mut c = dcmtk("storescu");
+        c.args([
+            "+tla",
+            "+cf",
+            &ca,
+            "-aet",
+            CLINIC_AE,
+            "-aec",
+            AE,
+            "127.0.0.1",
+            &port,
+        ]);
+        c.arg(&file);
+        c
+    });
+    assert!(!ok, "accepted without a client certificate:\n{out}");
+    // Plain DICOM to the TLS port does not get through either.
+    let (ok, _) = storescu(tls_port, std::slice::from_ref(&file));
+    assert!(!ok);
+    assert_eq!(server.instances().len(), 1);
+}
