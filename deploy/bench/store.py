@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Receiving benchmark: one corpus, sent by DCMTK storescu over loopback, to four receivers.
+
+Receivers: telecardio (SQLite), telecardio (PostgreSQL), DCMTK storescp writing files, and
+Orthanc (Debian package). For each: objects/s, MB/s and the receiver's peak RSS, as the
+median of several runs (the machine is small and noisy), then the ratios the targets name.
+
+Run through deploy/bench/store.sh, which installs the tools and builds the binary.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, "target", "release", "telecardio")
+ENV = dict(os.environ, TCP_NODELAY="1", NO_COLOR="1")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, limit=60):
+    start = time.time()
+    while time.time() - start < limit:
+        if proc.poll() is not None:
+            raise RuntimeError(f"receiver exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} not open")
+
+
+def peak_rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Telecardio:
+    def __init__(self, name, pg_admin=None):
+        self.name = name
+        self.pg_admin = pg_admin
+
+    def start(self, work):
+        port, http = free_port(), free_port()
+        env = dict(ENV)
+        if self.pg_admin:
+            db = f"bench_{os.getpid()}_{int(time.time() * 1000)}"
+            subprocess.run(["psql", self.pg_admin, "-qc", f"CREATE DATABASE {db}"], check=True, env=env)
+            env["TELECARDIO_DATABASE__URL"] = self.pg_admin.rsplit("/", 1)[0] + "/" + db
+        log = open(os.path.join(work, "serve.log"), "w")
+        proc = subprocess.Popen(
+            [BIN, "--config", os.path.join(ROOT, "config", "telecardio.toml"), "serve",
+             "--data-dir", work, "--dicom-port", str(port), "--http-port", str(http)],
+            env=env, stdout=log, stderr=log)
+        wait_port(port, proc)
+        return proc, port, "TELECARDIO"
+
+
+class Storescp:
+    name = "dcmtk storescp (files)"
+
+    def start(self, work):
+        port = free_port()
+        out = os.path.join(work, "out")
+        os.makedirs(out)
+        proc = subprocess.Popen(["storescp", "-od", out, "+xa", "-aet", "STORESCP", str(port)],
+                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, proc)
+        return proc, port, "STORESCP"
+
+
+class Orthanc:
+    name = "orthanc"
+
+    def start(self, work):
+        port, http = free_port(), free_port()
+        config = {
+            "Name": "bench", "StorageDirectory": os.path.join(work, "storage"),
+            "IndexDirectory": os.path.join(work, "index"), "DicomAet": "ORTHANC",
+            "DicomPort": port, "HttpPort": http, "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False, "DicomCheckCalledAet": False,
+            "StorageCompression": False, "Plugins": [],
+        }
+        path = os.path.join(work, "orthanc.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        log = open(os.path.join(work, "orthanc.log"), "w")
+        proc = subprocess.Popen(["Orthanc", path], env=ENV, stdout=log, stderr=log)
+        wait_port(port, proc)
+        wait_http(http)
+        return proc, port, "ORTHANC"
+
+
+def wait_http(port, limit=60):
+    start = time.time()
+    while time.time() - start < limit:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/system", timeout=1)
+            return
+        except Exception:
+            time.sleep(0.1)
+
+
+def send(corpus, port, aec):
+    start = time.time()
+    result = subprocess.run(
+        ["storescu", "-aet", "DEMO_CLINIC", "-aec", aec, "+sd", "+r", "127.0.0.1", str(port), corpus],
+        env=ENV, capture_output=True, text=True)
+    elapsed = time.time() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"storescu to {aec} failed:\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+def corpus_size(corpus):
+    files = [os.path.join(d, f) for d, _, fs in os.walk(corpus) for f in fs]
+    return len(files), sum(os.path.getsize(f) for f in files)
+
+
+def measure(receiver, corpus, scratch):
+    work = tempfile.mkdtemp(dir=scratch)
+    try:
+        proc, port, aec = receiver.start(work)
+        try:
+            elapsed = send(corpus, port, aec)
+            rss = peak_rss(proc.pid)
+        finally:
+            stop(proc)
+        return elapsed, rss
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--small", type=int, default=2000, help="objects in the small corpus")
+    ap.add_argument("--large", type=int, default=100, help="objects in the large corpus")
+    ap.add_argument("--scratch", default=os.path.join(ROOT, "target", "bench"))
+    ap.add_argument("--pg", default=os.environ.get("TELECARDIO_TEST_PG",
+                                                   "postgres://postgres@127.0.0.1:5432/postgres"))
+    args = ap.parse_args()
+    os.makedirs(args.scratch, exist_ok=True)
+
+    receivers = [Telecardio("telecardio (SQLite)"), Telecardio("telecardio (PostgreSQL)", args.pg),
+                 Storescp(), Orthanc()]
+    corpora = {}
+    for kind, count in (("small", args.small), ("large", args.large)):
+        path = os.path.join(args.scratch, f"corpus-{kind}-{count}")
+        if not os.path.isdir(path):
+            subprocess.run([BIN, "generate", "--set", "corpus", "--kind", kind, "--count", str(count),
+                            "--out", path], check=True)
+        corpora[kind] = path
+
+    results = {}
+    for kind, corpus in corpora.items():
+        n, size = corpus_size(corpus)
+        print(f"\n{kind} corpus: {n} objects, {size / 1e6:.0f} MB; {args.runs} runs, medians", flush=True)
+        samples = {r.name: [] for r in receivers}
+        for run in range(args.runs):
+            # Rotate the order so no receiver always runs first on a cold cache.
+            order = receivers[run % len(receivers):] + receivers[:run % len(receivers)]
+            for r in order:
+                samples[r.name].append(measure(r, corpus, args.scratch))
+        results[kind] = {}
+        print(f"{'receiver':28} {'objects/s':>10} {'MB/s':>8} {'peak RSS MB':>12}")
+        for r in receivers:
+            t = statistics.median(s[0] for s in samples[r.name])
+            rss = statistics.median(s[1] for s in samples[r.name])
+            results[kind][r.name] = (n / t, size / 1e6 / t, rss / 1e6)
+            print(f"{r.name:28} {n / t:10.1f} {size / 1e6 / t:8.1f} {rss / 1e6:12.1f}", flush=True)
+
+    s, l = results["small"], results["large"]
+    tc_s, tc_l = "telecardio (SQLite)", "telecardio (SQLite)"
+    print("\nratios (targets in brackets)")
+    print(f"small objects/s, telecardio SQLite / Orthanc: {s[tc_s][0] / s['orthanc'][0]:.2f}  [>= 1.5]")
+    print(f"small objects/s, telecardio PostgreSQL / Orthanc: "
+          f"{s['telecardio (PostgreSQL)'][0] / s['orthanc'][0]:.2f}")
+    print(f"large MB/s, telecardio SQLite / storescp: {l[tc_l][1] / l['dcmtk storescp (files)'][1]:.2f}  [>= 0.8]")
+    print(f"large MB/s, telecardio PostgreSQL / storescp: "
+          f"{l['telecardio (PostgreSQL)'][1] / l['dcmtk storescp (files)'][1]:.2f}")
+    for kind, res in results.items():
+        print(f"{kind} peak RSS, telecardio SQLite / Orthanc: {res[tc_s][2] / res['orthanc'][2]:.2f}  [< 1]")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
