@@ -155,11 +155,30 @@ fn sigkill_mid_ingest_loses_nothing_acknowledged(db: Db) {
         .flatten()
         .collect();
     assert!(leftovers.is_empty(), "staging not swept: {leftovers:?}");
+    let objects = server.data_dir().join("objects");
+    wait_for(Duration::from_secs(30), || temporaries(&objects).is_empty());
 
     // And the service goes on: the rest arrives.
     let (ok, out) = storescu(server.dicom_port, &files);
     assert!(ok, "{out}");
     assert_eq!(server.instances().len(), files.len());
+}
+
+/// Temporary files of interrupted writes anywhere under `dir`.
+fn temporaries(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if entry.file_name().to_string_lossy().contains('#') {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 #[test]
@@ -364,4 +383,60 @@ fn silent_peers_are_dropped_by_artim_and_idle_timeouts() {
     );
     assert!(server.log().contains("idle timeout"));
     assert!(echo(server.dicom_port).0, "service still answers");
+}
+
+fn status_of(output: &str) -> &str {
+    if output.contains("Received Store Response (Success)") {
+        "success"
+    } else if output.contains("Out of Resources") || output.contains("0xa700") || output.contains("0xA700") {
+        "out of resources"
+    } else {
+        "other"
+    }
+}
+
+#[test]
+fn database_failure_answers_out_of_resources_and_recovers() {
+    use sqlx::Connection;
+    let server = Server::start(Db::Postgres, Store::Local);
+    let url = server.database_url();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut conn = rt.block_on(sqlx::PgConnection::connect(&url)).unwrap();
+    let file = test_image("us-single.dcm");
+
+    rt.block_on(sqlx::query("ALTER TABLE instances RENAME TO instances_away").execute(&mut conn))
+        .unwrap();
+    let (_, out) = storescu(server.dicom_port, std::slice::from_ref(&file));
+    assert_eq!(status_of(&out), "out of resources", "{out}");
+    assert!(server.log().contains("insert instance"), "log names the failed step");
+    assert!(echo(server.dicom_port).0, "still serving");
+
+    rt.block_on(sqlx::query("ALTER TABLE instances_away RENAME TO instances").execute(&mut conn))
+        .unwrap();
+    // The retry finds the object already durable and indexes it.
+    let (ok, out) = storescu(server.dicom_port, std::slice::from_ref(&file));
+    assert!(ok && status_of(&out) == "success", "{out}");
+    let rows = server.instances();
+    assert_eq!(rows.len(), 1);
+    let stored = server.object(rows[0]["object_key"].as_str().unwrap());
+    assert_eq!(sha256_hex(&stored), rows[0]["sha256"].as_str().unwrap());
+    assert_eq!(rows[0]["calling_ae"], CLINIC_AE);
+}
+
+#[test]
+fn store_failure_answers_out_of_resources_and_recovers() {
+    let server = Server::start(Db::Sqlite, Store::S3);
+    let file = test_image("us-single.dcm");
+    // Take the bucket away under the running service.
+    server.s3_bucket_request("DELETE");
+    let (_, out) = storescu(server.dicom_port, std::slice::from_ref(&file));
+    assert_eq!(status_of(&out), "out of resources", "{out}");
+    assert!(server.studies().is_empty(), "nothing indexed without its object");
+    let (status, _) = http(server.http_port, "GET", "/healthz", &[]).unwrap();
+    assert_eq!(status, 503, "health reports the store");
+
+    server.s3_bucket_request("PUT");
+    let (ok, out) = storescu(server.dicom_port, std::slice::from_ref(&file));
+    assert!(ok && status_of(&out) == "success", "{out}");
+    assert_eq!(server.instances().len(), 1);
 }

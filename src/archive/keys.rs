@@ -1,13 +1,15 @@
 //! The object key layout: where each kind of object lives in the store.
 //!
 //! ```text
-//! dicom/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}/{sha256 of the data set}.dcm
+//! dicom/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}_{sha256 of the data set}.dcm
 //! staging/{random id}
 //! ```
 //! A `dicom/` object is a complete DICOM Part 10 file (preamble, file meta naming the sending
 //! AE, then the data set exactly as received), so the index can be rebuilt from the store alone.
 //! The content hash in the name makes identical resends land on the same key (stored once)
 //! while a different object under the same SOP Instance UID gets a key of its own (kept too).
+//! Objects of a series share one directory: on a local disk a new object then costs one
+//! directory entry and one directory fsync, not a directory of its own.
 //! `staging/` holds large uploads in flight; nothing in the index ever points there.
 //! Every path segment is checked here, so no input can climb out of its prefix.
 
@@ -66,8 +68,7 @@ pub fn dicom_object(
         DICOM_PREFIX,
         &study,
         &series,
-        &sop,
-        &format!("{dataset_sha256}.dcm"),
+        &format!("{sop}_{dataset_sha256}.dcm"),
     ]))
 }
 
@@ -104,7 +105,7 @@ mod tests {
     #[test]
     fn object_key_layout() {
         let key = dicom_object("1.2", "1.2.3", "1.2.3.4", SHA).unwrap();
-        assert_eq!(key.as_ref(), format!("dicom/1.2/1.2.3/1.2.3.4/{SHA}.dcm"));
+        assert_eq!(key.as_ref(), format!("dicom/1.2/1.2.3/1.2.3.4_{SHA}.dcm"));
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct Archive {
     inline_put_max: usize,
     part_size: usize,
     description: String,
+    /// The directory of a local store, whose crash leftovers need a sweep of their own.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Archive {
@@ -87,6 +89,7 @@ impl std::fmt::Debug for Archive {
 impl Archive {
     pub fn open(config: &Config) -> Result<Archive, ArchiveError> {
         let url = config.store.url.trim();
+        let mut local_root = None;
         let (store, description): (Arc<dyn ObjectStore>, String) =
             if let Some(bucket) = url.strip_prefix("s3://") {
                 (Arc::new(open_s3(config, bucket)?), url.to_owned())
@@ -102,6 +105,7 @@ impl Archive {
                         source,
                     })?
                     .with_fsync(config.store.fsync);
+                local_root = Some(dir.clone());
                 (Arc::new(local), dir.display().to_string())
             };
         Ok(Archive {
@@ -109,6 +113,7 @@ impl Archive {
             inline_put_max: config.store.inline_put_max_bytes,
             part_size: config.store.part_size_bytes,
             description,
+            local_root,
         })
     }
 
@@ -199,6 +204,18 @@ impl Archive {
         Ok(removed)
     }
 
+    /// On a local store, removes the temporary files a crash left beside objects (object_store
+    /// names them `<key>#<n>` and never lists them). Only files older than `before` are touched,
+    /// so writes in flight are safe; runs on a blocking thread and may take long on a big archive.
+    pub async fn sweep_local_temporaries(&self, before: std::time::SystemTime) -> usize {
+        let Some(root) = self.local_root.clone() else {
+            return 0;
+        };
+        tokio::task::spawn_blocking(move || remove_temporaries(&root, before))
+            .await
+            .unwrap_or(0)
+    }
+
     async fn delete_quietly(&self, key: &Path) {
         if let Err(e) = self.store.delete(key).await {
             tracing::warn!(key = %key, error = %e, "could not delete staging object");
@@ -236,6 +253,29 @@ impl Archive {
         self.delete_quietly(staged).await;
         outcome
     }
+}
+
+fn remove_temporaries(root: &std::path::Path, before: std::time::SystemTime) -> usize {
+    let mut removed = 0;
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                dirs.push(path);
+            } else if entry.file_name().to_string_lossy().contains('#')
+                && meta.modified().is_ok_and(|m| m < before)
+                && std::fs::remove_file(&path).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 fn open_s3(config: &Config, bucket: &str) -> Result<object_store::aws::AmazonS3, ArchiveError> {

@@ -64,19 +64,21 @@ impl Index {
         let now = now_micros();
         upsert_patient(&mut tx, rec, now).await?;
         upsert_study(&mut tx, rec, now).await?;
-        upsert_series(&mut tx, rec, now).await?;
-        let inserted = insert_instance(&mut tx, rec, now).await?;
-        let outcome = if !inserted {
-            Recorded::Duplicate
-        } else {
-            update_aggregates(&mut tx, rec, now).await?;
-            match other_content(&mut tx, rec).await? {
-                Some(existing_key) => {
-                    insert_conflict(&mut tx, rec, &existing_key, now).await?;
-                    Recorded::Conflict { existing_key }
-                }
-                None => Recorded::New,
+        // Under the study lock: what this SOP Instance UID already has.
+        let existing = keys_of_instance(&mut tx, &rec.sop_instance_uid).await?;
+        if existing.iter().any(|k| *k == rec.object_key) {
+            tx.commit().await.map_err(IndexError::query("commit"))?;
+            return Ok(Recorded::Duplicate);
+        }
+        let new_series = count_in_series(&mut tx, rec, now).await? == 1;
+        insert_instance(&mut tx, rec, now).await?;
+        update_study(&mut tx, rec, new_series, now).await?;
+        let outcome = match existing.into_iter().next() {
+            Some(existing_key) => {
+                insert_conflict(&mut tx, rec, &existing_key, now).await?;
+                Recorded::Conflict { existing_key }
             }
+            None => Recorded::New,
         };
         tx.commit().await.map_err(IndexError::query("commit"))?;
         Ok(outcome)
@@ -152,16 +154,18 @@ async fn upsert_study(
     Ok(())
 }
 
-async fn upsert_series(
+/// Adds the instance to its series (creating it) and returns the series' new count.
+async fn count_in_series(
     tx: &mut Transaction<'_, Any>,
     rec: &InstanceRecord,
     now: i64,
-) -> Result<(), IndexError> {
-    sqlx::query(
+) -> Result<i64, IndexError> {
+    let row = sqlx::query(
         "INSERT INTO series (series_uid, study_uid, modality, series_number, description,
            num_instances, first_received_at)
-         VALUES ($1, $2, $3, $4, $5, 0, $6)
-         ON CONFLICT (series_uid) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, 1, $6)
+         ON CONFLICT (series_uid) DO UPDATE SET num_instances = series.num_instances + 1
+         RETURNING num_instances",
     )
     .bind(&rec.series_uid)
     .bind(&rec.study_uid)
@@ -169,23 +173,39 @@ async fn upsert_series(
     .bind(rec.series_number)
     .bind(&rec.series_description)
     .bind(now)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await
     .map_err(IndexError::query("upsert series"))?;
-    Ok(())
+    row.try_get(0).map_err(IndexError::query("decode series count"))
+}
+
+async fn keys_of_instance(
+    tx: &mut Transaction<'_, Any>,
+    sop_instance_uid: &str,
+) -> Result<Vec<String>, IndexError> {
+    let rows = sqlx::query(
+        "SELECT object_key FROM instances WHERE sop_instance_uid = $1 ORDER BY received_at",
+    )
+    .bind(sop_instance_uid)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(IndexError::query("select instance keys"))?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
+        .map_err(IndexError::query("decode instance key"))
 }
 
 async fn insert_instance(
     tx: &mut Transaction<'_, Any>,
     rec: &InstanceRecord,
     now: i64,
-) -> Result<bool, IndexError> {
-    let result = sqlx::query(
+) -> Result<(), IndexError> {
+    sqlx::query(
         "INSERT INTO instances (object_key, sop_instance_uid, sop_class_uid, series_uid, study_uid,
            instance_number, number_of_frames, transfer_syntax, size_bytes, sha256, dataset_sha256,
            clinic_id, calling_ae, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-         ON CONFLICT (object_key) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&rec.object_key)
     .bind(&rec.sop_instance_uid)
@@ -204,62 +224,51 @@ async fn insert_instance(
     .execute(&mut **tx)
     .await
     .map_err(IndexError::query("insert instance"))?;
-    Ok(result.rows_affected() == 1)
+    Ok(())
 }
 
-async fn update_aggregates(
+/// Study aggregates; the modality list is recomputed only when a series was added.
+async fn update_study(
     tx: &mut Transaction<'_, Any>,
     rec: &InstanceRecord,
+    new_series: bool,
     now: i64,
 ) -> Result<(), IndexError> {
-    sqlx::query("UPDATE series SET num_instances = num_instances + 1 WHERE series_uid = $1")
-        .bind(&rec.series_uid)
-        .execute(&mut **tx)
+    let modalities = if new_series {
+        let rows = sqlx::query(
+            "SELECT DISTINCT modality FROM series WHERE study_uid = $1 ORDER BY modality",
+        )
+        .bind(&rec.study_uid)
+        .fetch_all(&mut **tx)
         .await
-        .map_err(IndexError::query("count series instance"))?;
-    let modalities: Vec<String> =
-        sqlx::query("SELECT DISTINCT modality FROM series WHERE study_uid = $1 ORDER BY modality")
-            .bind(&rec.study_uid)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(IndexError::query("study modalities"))?
+        .map_err(IndexError::query("study modalities"))?;
+        let list: Vec<String> = rows
             .iter()
             .filter_map(|row| row.try_get::<String, _>(0).ok())
             .filter(|m| !m.is_empty())
             .collect();
+        Some(list.join("\\"))
+    } else {
+        None
+    };
     sqlx::query(
         "UPDATE studies SET
            num_instances = num_instances + 1,
            total_bytes = total_bytes + $2,
-           num_series = (SELECT COUNT(*) FROM series WHERE series.study_uid = $1),
-           modalities = $3,
-           last_received_at = $4
+           num_series = num_series + $3,
+           modalities = COALESCE($4, modalities),
+           last_received_at = $5
          WHERE study_uid = $1",
     )
     .bind(&rec.study_uid)
     .bind(rec.size_bytes)
-    .bind(modalities.join("\\"))
+    .bind(i64::from(new_series))
+    .bind(modalities)
     .bind(now)
     .execute(&mut **tx)
     .await
     .map_err(IndexError::query("update study aggregates"))?;
     Ok(())
-}
-
-async fn other_content(
-    tx: &mut Transaction<'_, Any>,
-    rec: &InstanceRecord,
-) -> Result<Option<String>, IndexError> {
-    let row = sqlx::query(
-        "SELECT object_key FROM instances WHERE sop_instance_uid = $1 AND object_key <> $2
-         ORDER BY received_at LIMIT 1",
-    )
-    .bind(&rec.sop_instance_uid)
-    .bind(&rec.object_key)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(IndexError::query("find other content"))?;
-    Ok(row.and_then(|r| r.try_get::<String, _>(0).ok()))
 }
 
 async fn insert_conflict(

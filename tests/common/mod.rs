@@ -353,6 +353,23 @@ impl Server {
         }
     }
 
+    /// The index database URL this server uses.
+    pub fn database_url(&self) -> String {
+        match self.db {
+            Db::Sqlite => format!("sqlite://{}/telecardio.db", self.dir.path().display()),
+            Db::Postgres => self.env_value("TELECARDIO_DATABASE__URL"),
+        }
+    }
+
+    /// A bare request on this server's S3 bucket (`PUT` creates it, `DELETE` removes it).
+    pub fn s3_bucket_request(&self, method: &str) {
+        let endpoint = self.env_value("TELECARDIO_STORE__S3__ENDPOINT");
+        let bucket = self.env_value("TELECARDIO_STORE__URL").trim_start_matches("s3://").to_owned();
+        let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        let (status, body) = http(port, method, &format!("/{bucket}"), &[]).expect("S3 request");
+        assert!((200..300).contains(&status), "{method} bucket: {status} {body}");
+    }
+
     fn env_value(&self, key: &str) -> String {
         self.env
             .iter()
@@ -363,10 +380,7 @@ impl Server {
 
     /// Audit events of one kind, read directly from the index database.
     pub fn audit_events(&self, kind: &str) -> Vec<(String, String, String)> {
-        let url = match self.db {
-            Db::Sqlite => format!("sqlite://{}/telecardio.db", self.dir.path().display()),
-            Db::Postgres => self.env_value("TELECARDIO_DATABASE__URL"),
-        };
+        let url = self.database_url();
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let index = telecardio::index::Index::open(&url, 1)
