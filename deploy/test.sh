@@ -41,7 +41,7 @@ command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust toolchain) is required" 
 # Use the server on 127.0.0.1:5432 if it lets user postgres in; otherwise run our own
 # throwaway cluster (trust authentication, loopback only) under target/.
 pg_ok() { PGCONNECT_TIMEOUT=3 psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
-PG_URL=${TELECARDIO_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}
+PG_URL=${TC_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}
 if ! pg_ok "$PG_URL"; then
   PG_PORT=55432
   PG_URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
@@ -65,7 +65,7 @@ if ! pg_ok "$PG_URL"; then
     pg_ok "$PG_URL" || { echo "PostgreSQL did not come up" >&2; cat "$PG_DIR/log" >&2; exit 1; }
   fi
 fi
-export TELECARDIO_TEST_PG="$PG_URL"
+export TC_TEST_PG="$PG_URL"
 
 # --- Python tools (S3-compatible server for the store tests) -----------------------------
 if [ ! -x .venv/bin/moto_server ]; then
@@ -73,7 +73,7 @@ if [ ! -x .venv/bin/moto_server ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check 'moto[server]==5.2.5'
 fi
-export TELECARDIO_TEST_MOTO="$ROOT/.venv/bin/moto_server"
+export TC_TEST_MOTO="$ROOT/.venv/bin/moto_server"
 
 # --- The suite -----------------------------------------------------------------------
 export TCP_NODELAY=1   # DCMTK 3.6.7 keeps Nagle on otherwise: every C-STORE would stall

@@ -10,10 +10,19 @@ use common::*;
 #[test]
 fn every_test_image_passes_dciodvfy() {
     for file in test_images() {
-        let out = Command::new("dciodvfy").arg(&file).output().expect("run dciodvfy");
-        let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        let out = Command::new("dciodvfy")
+            .arg(&file)
+            .output()
+            .expect("run dciodvfy");
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
         let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("Error")).collect();
-        assert!(errors.is_empty(), "{}:\n{}", file.display(), errors.join("\n"));
+        assert!(
+            errors.is_empty(),
+            "{}:\n{}",
+            file.display(),
+            errors.join("\n")
+        );
     }
 }
 
@@ -25,13 +34,24 @@ fn committed_set_is_what_the_generator_writes() {
         .arg(dir.path())
         .output()
         .expect("run generate");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let committed = test_images();
     for file in &committed {
         let name = file.file_name().unwrap();
-        let fresh = std::fs::read(dir.path().join(name)).unwrap_or_else(|e| panic!("{name:?}: {e}"));
-        assert!(std::fs::read(file).unwrap() == fresh, "{name:?} differs from the generator's output");
+        let fresh =
+            std::fs::read(dir.path().join(name)).unwrap_or_else(|e| panic!("{name:?}: {e}"));
+        assert!(
+            std::fs::read(file).unwrap() == fresh,
+            "{name:?} differs from the generator's output"
+        );
     }
-    let total: u64 = committed.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    let total: u64 = committed
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
     assert!(total < 20 * 1024 * 1024, "committed set is {total} bytes");
 }

@@ -164,7 +164,7 @@ def main():
     ap.add_argument("--small", type=int, default=2000, help="objects in the small corpus")
     ap.add_argument("--large", type=int, default=100, help="objects in the large corpus")
     ap.add_argument("--scratch", default=os.path.join(ROOT, "target", "bench"))
-    ap.add_argument("--pg", default=os.environ.get("TELECARDIO_TEST_PG",
+    ap.add_argument("--pg", default=os.environ.get("TC_TEST_PG",
                                                    "postgres://postgres@127.0.0.1:5432/postgres"))
     args = ap.parse_args()
     os.makedirs(args.scratch, exist_ok=True)

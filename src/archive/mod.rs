@@ -131,11 +131,13 @@ impl Archive {
         }
     }
 
-    /// Reachability probe for health checks: a HEAD on a key that need not exist.
+    /// Reachability probe for health checks: the first page of an (empty) prefix listing. On S3
+    /// a missing bucket answers "not found" here, while an existing one answers an empty list.
     pub async fn check(&self) -> Result<(), ArchiveError> {
-        match self.store.head(&Path::from("healthz")).await {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(source) => Err(ArchiveError::Unreachable { source }),
+        let prefix = Path::from("healthz");
+        match self.store.list(Some(&prefix)).next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(source)) => Err(ArchiveError::Unreachable { source }),
         }
     }
 

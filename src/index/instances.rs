@@ -176,7 +176,8 @@ async fn count_in_series(
     .fetch_one(&mut **tx)
     .await
     .map_err(IndexError::query("upsert series"))?;
-    row.try_get(0).map_err(IndexError::query("decode series count"))
+    row.try_get(0)
+        .map_err(IndexError::query("decode series count"))
 }
 
 async fn keys_of_instance(

@@ -68,7 +68,7 @@ mod tests {
             .parse()
             .unwrap();
         assert!(text[xref_at..].starts_with("xref"));
-        let entry = text[xref_at..].lines().nth(3).unwrap();
+        let entry = text[xref_at..].lines().nth(4).unwrap(); // object 2: after "xref", the subsection and objects 0 and 1
         let offset: usize = entry[..10].parse().unwrap();
         assert!(text[offset..].starts_with("2 0 obj"));
     }

@@ -57,7 +57,7 @@ pub fn free_port() -> u16 {
 
 /// PostgreSQL server for tests; `./deploy/test.sh` exports the URL of the one it ensured.
 fn pg_admin_url() -> String {
-    std::env::var("TELECARDIO_TEST_PG")
+    std::env::var("TC_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
@@ -87,7 +87,7 @@ pub fn s3_endpoint() -> String {
     ENDPOINT
         .get_or_init(|| {
             let port = free_port();
-            let moto = std::env::var("TELECARDIO_TEST_MOTO")
+            let moto = std::env::var("TC_TEST_MOTO")
                 .unwrap_or_else(|_| repo().join(".venv/bin/moto_server").display().to_string());
             let child = Command::new(&moto)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -216,9 +216,7 @@ impl Server {
             .arg("--data-dir")
             .arg(self.dir.path());
         // Tests must not inherit a developer's overrides.
-        for (k, _) in std::env::vars()
-            .filter(|(k, _)| k.starts_with("TELECARDIO_") && !k.starts_with("TELECARDIO_TEST"))
-        {
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TELECARDIO_")) {
             cmd.env_remove(k);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
@@ -342,13 +340,31 @@ impl Server {
             Store::Local => std::fs::read(self.dir.path().join("objects").join(key))
                 .unwrap_or_else(|e| panic!("object {key}: {e}")),
             Store::S3 => {
-                let endpoint = self.env_value("TELECARDIO_STORE__S3__ENDPOINT");
-                let bucket = self
-                    .env_value("TELECARDIO_STORE__URL")
-                    .trim_start_matches("s3://")
-                    .to_owned();
-                let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
-                http_bytes(port, &format!("/{bucket}/{key}"))
+                use object_store::ObjectStoreExt;
+                let store = object_store::aws::AmazonS3Builder::new()
+                    .with_endpoint(self.env_value("TELECARDIO_STORE__S3__ENDPOINT"))
+                    .with_bucket_name(
+                        self.env_value("TELECARDIO_STORE__URL")
+                            .trim_start_matches("s3://"),
+                    )
+                    .with_region("us-east-1")
+                    .with_access_key_id("test")
+                    .with_secret_access_key("test")
+                    .with_allow_http(true)
+                    .build()
+                    .expect("S3 client");
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                rt.block_on(async {
+                    let path = object_store::path::Path::from(key);
+                    store
+                        .get(&path)
+                        .await
+                        .expect("get object")
+                        .bytes()
+                        .await
+                        .expect("object bytes")
+                        .to_vec()
+                })
             }
         }
     }
@@ -364,10 +380,16 @@ impl Server {
     /// A bare request on this server's S3 bucket (`PUT` creates it, `DELETE` removes it).
     pub fn s3_bucket_request(&self, method: &str) {
         let endpoint = self.env_value("TELECARDIO_STORE__S3__ENDPOINT");
-        let bucket = self.env_value("TELECARDIO_STORE__URL").trim_start_matches("s3://").to_owned();
+        let bucket = self
+            .env_value("TELECARDIO_STORE__URL")
+            .trim_start_matches("s3://")
+            .to_owned();
         let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
         let (status, body) = http(port, method, &format!("/{bucket}"), &[]).expect("S3 request");
-        assert!((200..300).contains(&status), "{method} bucket: {status} {body}");
+        assert!(
+            (200..300).contains(&status),
+            "{method} bucket: {status} {body}"
+        );
     }
 
     fn env_value(&self, key: &str) -> String {
@@ -403,32 +425,6 @@ impl Drop for Server {
         }
         self.kill9();
     }
-}
-
-fn http_bytes(port: u16, path: &str) -> Vec<u8> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let at = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("headers end")
-        + 4;
-    let head = String::from_utf8_lossy(&response[..at]).to_lowercase();
-    assert!(
-        head.starts_with("http/1.1 200") || head.starts_with("http/1.0 200"),
-        "GET {path}: {head}"
-    );
-    assert!(
-        !head.contains("transfer-encoding: chunked"),
-        "chunked response not handled"
-    );
-    response[at..].to_vec()
 }
 
 /// A DCMTK command with Nagle off (DCMTK 3.6.7 keeps it on unless told).
@@ -470,6 +466,7 @@ pub fn dcmsend(port: u16, files: &[PathBuf]) -> (bool, String) {
     let mut cmd = dcmtk("dcmsend");
     cmd.args([
         "-v",
+        "--decompress-never",
         "-aet",
         CLINIC_AE,
         "-aec",
@@ -520,4 +517,69 @@ pub fn meta_value(file: &[u8], element: u16) -> String {
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Compares two byte strings, reporting lengths and the first difference instead of both.
+pub fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
+    if actual != expected {
+        let at = actual
+            .iter()
+            .zip(expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(actual.len().min(expected.len()));
+        panic!(
+            "{what}: {} bytes differ from the expected {} bytes, first at offset {at}",
+            actual.len(),
+            expected.len()
+        );
+    }
+}
+
+/// What `storescu` puts on the wire for `files` (it re-encodes data sets), as captured by
+/// DCMTK's `storescp` in bit-preserving mode: SOP Instance UID → data set bytes.
+pub fn wire_capture(files: &[PathBuf]) -> std::collections::HashMap<String, Vec<u8>> {
+    wire_capture_with("storescu", files)
+}
+
+/// [`wire_capture`] with another DCMTK sender (`dcmsend` keeps compressed syntaxes).
+pub fn wire_capture_with(
+    sender: &str,
+    files: &[PathBuf],
+) -> std::collections::HashMap<String, Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut scp = dcmtk("storescp")
+        .args(["+B", "+xa", "-aet", "CAPTURE", "-od"])
+        .arg(dir.path())
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start storescp");
+    wait_for(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let mut cmd = dcmtk(sender);
+    if sender == "dcmsend" {
+        // Never let the sender transcode: the capture must see the file's own syntax.
+        cmd.arg("--decompress-never");
+    }
+    cmd.args([
+        "-aet",
+        CLINIC_AE,
+        "-aec",
+        "CAPTURE",
+        "127.0.0.1",
+        &port.to_string(),
+    ]);
+    cmd.args(files);
+    let (ok, out) = run(cmd);
+    let _ = scp.kill();
+    let _ = scp.wait();
+    assert!(ok, "capture: {out}");
+    std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .map(|bytes| (meta_value(&bytes, 0x0003), dataset_of(&bytes).to_vec()))
+        .collect()
 }
