@@ -66,7 +66,7 @@ impl Index {
         upsert_study(&mut tx, rec, now).await?;
         // Under the study lock: what this SOP Instance UID already has.
         let existing = keys_of_instance(&mut tx, &rec.sop_instance_uid).await?;
-        if existing.iter().any(|k| *k == rec.object_key) {
+        if existing.contains(&rec.object_key) {
             tx.commit().await.map_err(IndexError::query("commit"))?;
             return Ok(Recorded::Duplicate);
         }

@@ -58,7 +58,7 @@ impl Subject {
             name: NAMES[n % NAMES.len()].into(),
             id: format!("3{:02}0101{:04}", 50 + n % 40, 1000 + n),
             birth_date: format!("19{:02}0101", 50 + n % 40),
-            sex: if n % 2 == 0 { "M" } else { "F" },
+            sex: if n.is_multiple_of(2) { "M" } else { "F" },
         }
     }
 }
