@@ -37,6 +37,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
     let index = Index::open(&config.database_url(), config.database.max_connections).await?;
     let archive = Archive::open(&config)?;
+    let started = std::time::SystemTime::now();
     let swept = archive.sweep_staging().await?;
     if swept > 0 {
         tracing::info!(
@@ -44,6 +45,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             "removed unacknowledged uploads left by an earlier run"
         );
     }
+    let janitor = archive.clone();
+    tokio::spawn(async move {
+        let removed = janitor.sweep_local_temporaries(started).await;
+        if removed > 0 {
+            tracing::info!(removed, "removed temporary files left by an earlier run");
+        }
+    });
     let metrics = Metrics::new();
     let audit = AuditTrail::new(index.clone());
     let ingest = Ingest::new(
