@@ -181,11 +181,7 @@ async fn reject(
         )
         .await;
     }
-    let mut out = Vec::new();
-    if dicom_ul::write_pdu(&mut out, &Pdu::AssociationRJ(refusal.pdu())).is_ok() {
-        let _ = socket.write_all(&out).await;
-        let _ = socket.shutdown().await;
-    }
+    // Recorded before the answer, so whoever sees the rejection can find it audited.
     let mut event = AuditEvent::now(
         "dicom_association_rejected",
         calling,
@@ -195,4 +191,9 @@ async fn reject(
     event.outcome = refusal.label().to_owned();
     event.detail = format!("called AE `{called}`: {refusal}");
     ctx.audit.record(event).await;
+    let mut out = Vec::new();
+    if dicom_ul::write_pdu(&mut out, &Pdu::AssociationRJ(refusal.pdu())).is_ok() {
+        let _ = socket.write_all(&out).await;
+        let _ = socket.shutdown().await;
+    }
 }
