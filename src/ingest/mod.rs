@@ -6,15 +6,15 @@
 //! Nothing is acknowledged by an edge before [`Receiving::finish`] returns: by then the object is
 //! durable in the store and its index row committed.
 
+mod digest;
 pub mod meta;
 pub mod scanner;
-
-use sha2::{Digest, Sha256};
 
 use crate::archive::{keys, Archive, ArchiveError, ObjectWriter, Written};
 use crate::fault::Fault;
 use crate::index::{Index, IndexError, InstanceRecord, Recorded};
 use crate::metrics::Metrics;
+use digest::Digests;
 use meta::InstanceMeta;
 use scanner::{ScanError, Scanner};
 
@@ -45,6 +45,8 @@ pub enum IngestError {
     TooLarge { limit: u64 },
     #[error("transfer syntax {0} is not accepted for storage")]
     TransferSyntax(String),
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     #[error(transparent)]
     Store(#[from] ArchiveError),
     #[error(transparent)]
@@ -55,6 +57,7 @@ impl IngestError {
     pub fn fault(&self) -> Fault {
         match self {
             IngestError::Store(_) | IngestError::Index(_) => Fault::Unavailable,
+            IngestError::Internal(_) => Fault::Bug,
             _ => Fault::BadInput,
         }
     }
@@ -68,6 +71,7 @@ impl IngestError {
             IngestError::Mismatch { .. } => "sop_mismatch",
             IngestError::TooLarge { .. } => "too_large",
             IngestError::TransferSyntax(_) => "transfer_syntax",
+            IngestError::Internal(_) => "internal",
             IngestError::Store(_) => "store",
             IngestError::Index(_) => "index",
         }
@@ -133,8 +137,7 @@ impl Ingest {
             .with_limit(self.max_object_bytes),
             origin,
             writer: None,
-            dataset_hash: Sha256::new(),
-            object_hash: Sha256::new(),
+            digests: None,
             failure: None,
             dataset_len: 0,
             declared,
@@ -153,8 +156,7 @@ pub struct Receiving {
     declared: Declared,
     scanner: Scanner,
     writer: Option<ObjectWriter>,
-    dataset_hash: Sha256,
-    object_hash: Sha256,
+    digests: Option<Digests>,
     failure: Option<IngestError>,
     dataset_len: u64,
 }
@@ -175,7 +177,7 @@ impl Receiving {
             return Err(IngestError::TransferSyntax(d.transfer_syntax.clone()));
         }
         let header = part10_header(d, &self.origin.calling_ae);
-        self.object_hash.update(&header);
+        self.digests = Some(Digests::new(&header));
         let mut writer = self.ingest.archive.writer();
         writer.write(&header).await?;
         self.writer = Some(writer);
@@ -209,8 +211,9 @@ impl Receiving {
             };
             return self.fail(error).await;
         }
-        self.dataset_hash.update(chunk);
-        self.object_hash.update(chunk);
+        if let Some(digests) = self.digests.as_mut() {
+            digests.update(chunk).await;
+        }
         if let Some(writer) = self.writer.as_mut() {
             if let Err(e) = writer.write(chunk).await {
                 self.fail(e.into()).await;
@@ -245,7 +248,12 @@ impl Receiving {
             self.fail(e).await;
             return Err(self.failure.take().expect("just set"));
         }
-        let dataset_sha256 = hex::encode(std::mem::take(&mut self.dataset_hash).finalize());
+        let digests = match self.digests.take() {
+            Some(digests) => digests.finish().await,
+            None => None,
+        }
+        .ok_or(IngestError::Internal("the hashing thread failed"))?;
+        let dataset_sha256 = digests.dataset;
         let key = keys::dicom_object(
             &meta.study_uid,
             &meta.series_uid,
@@ -261,7 +269,7 @@ impl Receiving {
         let started = std::time::Instant::now();
         let written = writer.commit(&key).await?;
         self.ingest.metrics.store_latency(started.elapsed());
-        let mut sha256 = hex::encode(std::mem::take(&mut self.object_hash).finalize());
+        let mut sha256 = digests.object;
         if written == Written::AlreadyExisted && !self.ingest.index.has_object(key.as_ref()).await?
         {
             // A crash came between store and index; the stored copy may carry another sender's
