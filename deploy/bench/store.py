@@ -63,13 +63,14 @@ def stop(proc):
 
 
 class Telecardio:
-    def __init__(self, name, pg_admin=None):
+    def __init__(self, name, pg_admin=None, env=None):
         self.name = name
         self.pg_admin = pg_admin
+        self.env = env or {}
 
     def start(self, work):
         port, http = free_port(), free_port()
-        env = dict(ENV)
+        env = dict(ENV, **self.env)
         if self.pg_admin:
             db = f"bench_{os.getpid()}_{int(time.time() * 1000)}"
             subprocess.run(["psql", self.pg_admin, "-qc", f"CREATE DATABASE {db}"], check=True, env=env)
@@ -169,7 +170,10 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.scratch, exist_ok=True)
 
+    # The no-fsync variant is not a configuration to run in production: it shows what
+    # durability costs, since storescp never flushes its files to disk.
     receivers = [Telecardio("telecardio (SQLite)"), Telecardio("telecardio (PostgreSQL)", args.pg),
+                 Telecardio("telecardio (SQLite, no fsync)", env={"TELECARDIO_STORE__FSYNC": "false"}),
                  Storescp(), Orthanc()]
     corpora = {}
     for kind, count in (("small", args.small), ("large", args.large)):
@@ -190,12 +194,12 @@ def main():
             for r in order:
                 samples[r.name].append(measure(r, corpus, args.scratch))
         results[kind] = {}
-        print(f"{'receiver':28} {'objects/s':>10} {'MB/s':>8} {'peak RSS MB':>12}")
+        print(f"{'receiver':30} {'objects/s':>10} {'MB/s':>8} {'peak RSS MB':>12}")
         for r in receivers:
             t = statistics.median(s[0] for s in samples[r.name])
             rss = statistics.median(s[1] for s in samples[r.name])
             results[kind][r.name] = (n / t, size / 1e6 / t, rss / 1e6)
-            print(f"{r.name:28} {n / t:10.1f} {size / 1e6 / t:8.1f} {rss / 1e6:12.1f}", flush=True)
+            print(f"{r.name:30} {n / t:10.1f} {size / 1e6 / t:8.1f} {rss / 1e6:12.1f}", flush=True)
 
     s, l = results["small"], results["large"]
     tc_s, tc_l = "telecardio (SQLite)", "telecardio (SQLite)"
