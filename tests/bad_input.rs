@@ -182,20 +182,10 @@ fn store(
 
 fn stored_objects(server: &Server) -> Vec<String> {
     let root = server.data_dir().join("objects");
-    let mut found = Vec::new();
-    let mut dirs = vec![root.clone()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                found.push(path.strip_prefix(&root).unwrap().display().to_string());
-            }
-        }
-    }
-    found.sort();
-    found
+    files_under(&root)
+        .iter()
+        .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+        .collect()
 }
 
 /// What is wrong, presentation context class, request class, instance UID, data, status.
@@ -374,18 +364,7 @@ fn every_bad_input_refused_with_nothing_stored(db: Db) {
         0x0000
     );
     assoc.release().unwrap();
-    let (ok, out) = run({
-        let mut c = dcmtk("echoscu");
-        c.args([
-            "-aet",
-            CLINIC_AE,
-            "-aec",
-            AE,
-            "127.0.0.1",
-            &server.dicom_port.to_string(),
-        ]);
-        c
-    });
+    let (ok, out) = echo(server.dicom_port);
     assert!(ok, "{out}");
 
     let objects = stored_objects(&server);

@@ -167,19 +167,13 @@ fn sigkill_mid_ingest_loses_nothing_acknowledged(db: Db) {
 
 /// Temporary files of interrupted writes anywhere under `dir`.
 fn temporaries(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_owned()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if entry.file_name().to_string_lossy().contains('#') {
-                found.push(path);
-            }
-        }
-    }
-    found
+    files_under(dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains('#'))
+        })
+        .collect()
 }
 
 #[test]
@@ -304,20 +298,6 @@ fn concurrent_associations_keep_study_aggregates_exact_sqlite() {
 #[test]
 fn concurrent_associations_keep_study_aggregates_exact_postgres() {
     concurrent_associations_keep_study_aggregates_exact(Db::Postgres)
-}
-
-fn echo(port: u16) -> (bool, String) {
-    let mut c = dcmtk("echoscu");
-    c.args([
-        "-v",
-        "-aet",
-        CLINIC_AE,
-        "-aec",
-        AE,
-        "127.0.0.1",
-        &port.to_string(),
-    ]);
-    run(c)
 }
 
 fn open_association(

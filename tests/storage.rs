@@ -56,19 +56,7 @@ fn successes(output: &str) -> usize {
 
 fn echo_and_store_every_test_image(db: Db, store: Store) {
     let server = Server::start(db, store);
-    let (ok, out) = run({
-        let mut c = dcmtk("echoscu");
-        c.args([
-            "-v",
-            "-aet",
-            CLINIC_AE,
-            "-aec",
-            AE,
-            "127.0.0.1",
-            &server.dicom_port.to_string(),
-        ]);
-        c
-    });
+    let (ok, out) = echo(server.dicom_port);
     assert!(ok, "echoscu failed:\n{out}");
 
     let files = test_images();
@@ -171,18 +159,10 @@ on_every_backend!(identical_resend_is_stored_once_and_different_content_kept_wit
 fn undeclared_and_misaddressed_associations_are_rejected_and_audited(db: Db, store: Store) {
     let server = Server::start(db, store);
     let port = server.dicom_port.to_string();
-    let (ok, out) = run({
-        let mut c = dcmtk("echoscu");
-        c.args(["-aet", "STRANGER", "-aec", AE, "127.0.0.1", &port]);
-        c
-    });
+    let (ok, out) = echoscu_as(server.dicom_port, "STRANGER", AE);
     assert!(!ok);
     assert!(out.contains("Calling AE Title Not Recognized"), "{out}");
-    let (ok, out) = run({
-        let mut c = dcmtk("echoscu");
-        c.args(["-aet", CLINIC_AE, "-aec", "NOT_US", "127.0.0.1", &port]);
-        c
-    });
+    let (ok, out) = echoscu_as(server.dicom_port, CLINIC_AE, "NOT_US");
     assert!(!ok);
     assert!(out.contains("Called AE Title Not Recognized"), "{out}");
     // A rejected sender stores nothing.

@@ -583,3 +583,41 @@ pub fn wire_capture_with(
         .map(|bytes| (meta_value(&bytes, 0x0003), dataset_of(&bytes).to_vec()))
         .collect()
 }
+
+/// `echoscu` from `calling` to `called`.
+pub fn echoscu_as(port: u16, calling: &str, called: &str) -> (bool, String) {
+    let mut cmd = dcmtk("echoscu");
+    cmd.args([
+        "-v",
+        "-aet",
+        calling,
+        "-aec",
+        called,
+        "127.0.0.1",
+        &port.to_string(),
+    ]);
+    run(cmd)
+}
+
+/// `echoscu` as the demo clinic.
+pub fn echo(port: u16) -> (bool, String) {
+    echoscu_as(port, CLINIC_AE, AE)
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
