@@ -193,15 +193,25 @@ impl Archive {
         Ok(hex::encode(hash.finalize()))
     }
 
-    /// Removes uploads left in `staging/` by a crash: they were never acknowledged.
+    /// Removes uploads left in `staging/` by a crash: they were never acknowledged. A local
+    /// directory belongs to this process alone, so everything there is stale at start-up; a
+    /// bucket may be shared by several service nodes, so there only day-old uploads go.
     pub async fn sweep_staging(&self) -> Result<usize, ArchiveError> {
+        let grace = if self.local_root.is_some() {
+            std::time::Duration::ZERO
+        } else {
+            std::time::Duration::from_secs(24 * 3600)
+        };
+        let cutoff = std::time::SystemTime::now() - grace;
         let prefix = Path::from(keys::STAGING_PREFIX);
         let mut listing = self.store.list(Some(&prefix));
         let mut removed = 0;
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|source| ArchiveError::Unreachable { source })?;
-            self.delete_quietly(&meta.location).await;
-            removed += 1;
+            if std::time::SystemTime::from(meta.last_modified) <= cutoff {
+                self.delete_quietly(&meta.location).await;
+                removed += 1;
+            }
         }
         Ok(removed)
     }
