@@ -47,6 +47,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub log: LogConfig,
     pub clinics: Vec<Clinic>,
+    pub centres: Vec<Centre>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +68,18 @@ pub struct DicomConfig {
     pub idle_timeout_secs: u64,
     pub extra_sop_classes: Vec<String>,
     pub tls: DicomTlsConfig,
+    pub destinations: Vec<Destination>,
+}
+
+/// A C-MOVE destination: an AE we open associations to, owned by one institution.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub ae_title: String,
+    pub host: String,
+    pub port: u16,
+    /// The clinic or centre this destination belongs to; only its own principals move to it.
+    pub institution: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,9 +160,47 @@ pub struct Clinic {
 impl Clinic {
     /// Whether a peer at `addr` may speak for this clinic.
     pub fn allows_address(&self, addr: IpAddr) -> bool {
-        let addr = canonical_ip(addr);
-        self.networks.is_empty() || self.networks.iter().any(|net| net.contains(&addr))
+        allows_address(&self.networks, addr)
     }
+}
+
+/// A consulting centre whose cardiologists read the cases of the clinics it is contracted with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Centre {
+    pub id: String,
+    pub name: String,
+    /// Ids of the clinics whose cases this centre reads.
+    pub reads: Vec<String>,
+    /// Reading workstations that query and retrieve over DICOM.
+    pub ae_titles: Vec<String>,
+    pub networks: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstitutionKind {
+    Clinic,
+    Centre,
+}
+
+/// A clinic or a centre, as far as identifying a peer is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Institution {
+    pub id: String,
+    pub kind: InstitutionKind,
+    pub networks: Vec<IpNet>,
+}
+
+impl Institution {
+    pub fn allows_address(&self, addr: IpAddr) -> bool {
+        allows_address(&self.networks, addr)
+    }
+}
+
+fn allows_address(networks: &[IpNet], addr: IpAddr) -> bool {
+    let addr = canonical_ip(addr);
+    networks.is_empty() || networks.iter().any(|net| net.contains(&addr))
 }
 
 /// IPv4 peers reach a dual-stack socket as IPv4-mapped IPv6; compare them as IPv4.
@@ -286,34 +337,80 @@ impl Config {
         if self.store.url.trim().is_empty() {
             return Err(ConfigError::key("store.url", "must not be empty"));
         }
-        self.validate_clinics()
+        self.validate_institutions()?;
+        self.validate_destinations()
     }
 
-    fn validate_clinics(&self) -> Result<(), ConfigError> {
+    fn validate_institutions(&self) -> Result<(), ConfigError> {
         let mut ids = HashSet::new();
         let mut titles = HashSet::new();
-        for (i, clinic) in self.clinics.iter().enumerate() {
-            if clinic.id.trim().is_empty() || !ids.insert(clinic.id.as_str()) {
+        let members = self
+            .clinics
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("clinics[{i}]"), &c.id, &c.ae_titles, true))
+            .chain(
+                self.centres
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (format!("centres[{i}]"), &c.id, &c.ae_titles, false)),
+            );
+        for (prefix, id, ae_titles, needs_title) in members {
+            if id.trim().is_empty() || !ids.insert(id.as_str()) {
                 return Err(ConfigError::key(
-                    format!("clinics[{i}].id"),
-                    format!("`{}` is empty or declared twice", clinic.id),
+                    format!("{prefix}.id"),
+                    format!("`{id}` is empty or declared twice"),
                 ));
             }
-            if clinic.ae_titles.is_empty() {
+            if needs_title && ae_titles.is_empty() {
                 return Err(ConfigError::key(
-                    format!("clinics[{i}].ae_titles"),
+                    format!("{prefix}.ae_titles"),
                     "a clinic needs at least one AE title",
                 ));
             }
-            for (j, title) in clinic.ae_titles.iter().enumerate() {
-                let key = format!("clinics[{i}].ae_titles[{j}]");
+            for (j, title) in ae_titles.iter().enumerate() {
+                let key = format!("{prefix}.ae_titles[{j}]");
                 check_ae_title(&key, title)?;
-                if !titles.insert(title.as_str()) {
+                if !titles.insert(title.trim()) {
                     return Err(ConfigError::key(
                         key,
-                        format!("AE title `{title}` belongs to two clinics"),
+                        format!("AE title `{title}` belongs to two institutions"),
                     ));
                 }
+            }
+        }
+        for (i, centre) in self.centres.iter().enumerate() {
+            for (j, clinic) in centre.reads.iter().enumerate() {
+                if !self.clinics.iter().any(|c| &c.id == clinic) {
+                    return Err(ConfigError::key(
+                        format!("centres[{i}].reads[{j}]"),
+                        format!("`{clinic}` is not a declared clinic"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_destinations(&self) -> Result<(), ConfigError> {
+        let mut titles = HashSet::new();
+        for (i, dest) in self.dicom.destinations.iter().enumerate() {
+            let key = format!("dicom.destinations[{i}].ae_title");
+            check_ae_title(&key, &dest.ae_title)?;
+            if !titles.insert(dest.ae_title.trim()) {
+                return Err(ConfigError::key(key, "declared twice"));
+            }
+            if self.institution(&dest.institution).is_none() {
+                return Err(ConfigError::key(
+                    format!("dicom.destinations[{i}].institution"),
+                    format!("`{}` is not a declared clinic or centre", dest.institution),
+                ));
+            }
+            if dest.host.trim().is_empty() || dest.port == 0 {
+                return Err(ConfigError::key(
+                    format!("dicom.destinations[{i}].host"),
+                    "host and port are required",
+                ));
             }
         }
         Ok(())
@@ -323,7 +420,50 @@ impl Config {
     pub fn clinic_by_ae(&self, ae_title: &str) -> Option<&Clinic> {
         self.clinics
             .iter()
-            .find(|c| c.ae_titles.iter().any(|t| t == ae_title))
+            .find(|c| c.ae_titles.iter().any(|t| t.trim() == ae_title))
+    }
+
+    /// The clinic or centre that owns `ae_title`, if any.
+    pub fn institution_by_ae(&self, ae_title: &str) -> Option<Institution> {
+        if let Some(c) = self.clinic_by_ae(ae_title) {
+            return self.institution(&c.id);
+        }
+        let centre = self
+            .centres
+            .iter()
+            .find(|c| c.ae_titles.iter().any(|t| t.trim() == ae_title))?;
+        self.institution(&centre.id)
+    }
+
+    /// The clinic or centre with this id.
+    pub fn institution(&self, id: &str) -> Option<Institution> {
+        if let Some(c) = self.clinics.iter().find(|c| c.id == id) {
+            return Some(Institution {
+                id: c.id.clone(),
+                kind: InstitutionKind::Clinic,
+                networks: c.networks.clone(),
+            });
+        }
+        self.centres
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| Institution {
+                id: c.id.clone(),
+                kind: InstitutionKind::Centre,
+                networks: c.networks.clone(),
+            })
+    }
+
+    pub fn centre(&self, id: &str) -> Option<&Centre> {
+        self.centres.iter().find(|c| c.id == id)
+    }
+
+    /// The C-MOVE destination with this AE title.
+    pub fn destination(&self, ae_title: &str) -> Option<&Destination> {
+        self.dicom
+            .destinations
+            .iter()
+            .find(|d| d.ae_title.trim() == ae_title.trim())
     }
 
     /// Resolves a path from the configuration against `service.data_dir`.

@@ -1,13 +1,17 @@
 //! telecardio: receives cardiology examinations and referrals from clinics, routes them to
 //! consulting cardiologists, returns signed reports, and keeps everything for 15 years.
 //!
-//! Dependencies point one way: edges (`dimse`, `web`) → domain (`ingest`) → storage (`archive`,
-//! `index`, reached through `audit` for the audit trail).
+//! Dependencies point one way: edges (`dimse`, `web`) → domain (`ingest`, `catalog`, `query`,
+//! `access`) → storage (`archive`, `index`, reached through `audit` for the audit trail).
 
+/// Who is asking: principals, roles, permissions and the scope of what they see.
+pub mod access;
 /// Object store: immutable, create-only objects and their key layout.
 pub mod archive;
 /// The append-only audit trail.
 pub mod audit;
+/// The one scoped, audited door to stored patient data for every reader.
+pub mod catalog;
 /// Command-line presentation of the index (tables and JSON for administrators).
 pub mod cli;
 /// Typed configuration, loaded and validated once.
@@ -22,6 +26,8 @@ pub mod index;
 pub mod ingest;
 /// Prometheus metrics.
 pub mod metrics;
+/// The DICOM query model shared by C-FIND and QIDO-RS.
+pub mod query;
 /// Service wiring and graceful shutdown.
 pub mod server;
 /// Deterministic generator of realistic test objects and benchmark corpora.

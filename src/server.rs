@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::access::Policy;
 use crate::archive::{Archive, ArchiveError};
 use crate::audit::AuditTrail;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::dimse::{self, DimseContext, DimseError};
 use crate::index::{Index, IndexError};
@@ -60,7 +62,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         metrics.clone(),
         config.ingest.max_object_bytes,
     );
-    let dimse_ctx = DimseContext::new(config.clone(), ingest, audit, metrics.clone())?;
+    let policy = Policy::new(config.clone());
+    let catalog = Catalog::new(index.clone(), archive.clone(), policy, audit.clone());
+    let dimse_ctx = DimseContext::new(config.clone(), ingest, audit, catalog, metrics.clone())?;
     let (stop, stopped) = watch::channel(false);
 
     let mut tasks = tokio::task::JoinSet::new();

@@ -330,7 +330,7 @@ fn excess_associations_are_refused_as_transient() {
     wait_for(Duration::from_secs(10), || echo(server.dicom_port).0);
     let events = server.audit_events("dicom_association_rejected");
     assert!(
-        events.iter().any(|(_, _, o)| o == "limit_clinic"),
+        events.iter().any(|(_, _, o)| o == "limit_institution"),
         "{events:?}"
     );
 }

@@ -182,6 +182,52 @@ impl Archive {
             .boxed())
     }
 
+    /// Bytes `range` of an object (a header, a frame's fragment).
+    pub async fn read_range(
+        &self,
+        key: &Path,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, ArchiveError> {
+        self.store
+            .get_range(key, range)
+            .await
+            .map_err(|source| ArchiveError::Read {
+                key: key.to_string(),
+                source,
+            })
+    }
+
+    /// A byte stream of the object from `offset` to its end.
+    pub async fn stream_from(
+        &self,
+        key: &Path,
+        offset: u64,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes, ArchiveError>>, ArchiveError>
+    {
+        let owned = key.to_string();
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Offset(offset)),
+            ..Default::default()
+        };
+        let result =
+            self.store
+                .get_opts(key, options)
+                .await
+                .map_err(|source| ArchiveError::Read {
+                    key: owned.clone(),
+                    source,
+                })?;
+        Ok(result
+            .into_stream()
+            .map(move |r| {
+                r.map_err(|source| ArchiveError::Read {
+                    key: owned.clone(),
+                    source,
+                })
+            })
+            .boxed())
+    }
+
     /// SHA-256 of a stored object, read back as a stream.
     pub async fn sha256(&self, key: &Path) -> Result<String, ArchiveError> {
         use sha2::{Digest, Sha256};

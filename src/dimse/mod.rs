@@ -1,12 +1,20 @@
 //! The DICOM network edge: listeners, association admission and the DIMSE services.
 //!
 //! Accept loop → one task per connection → admission on the A-ASSOCIATE-RQ header → dicom-ul
-//! negotiation → [`service`] for the association's lifetime. This module maps ingest results to
-//! DIMSE statuses and never touches SQL or the object store directly.
+//! negotiation → [`service`] for the association's lifetime, which hands each request to
+//! `store` (C-STORE into ingest), `find` (C-FIND) or `retrieve` (C-MOVE, C-GET), all reading
+//! through the scoped, audited catalog. This module maps domain results to DIMSE statuses and
+//! never touches SQL or the object store directly.
 
 mod command;
+mod find;
+mod identifier;
 pub mod policy;
+mod retrieve;
+mod send;
 mod service;
+mod status;
+mod store;
 mod syntaxes;
 mod tls;
 
@@ -21,6 +29,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::audit::AuditTrail;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::index::AuditEvent;
 use crate::ingest::Ingest;
@@ -39,6 +48,7 @@ pub struct DimseContext {
     pub ingest: Ingest,
     pub admission: Admission,
     pub audit: AuditTrail,
+    pub catalog: Catalog,
     pub metrics: Metrics,
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -59,6 +69,7 @@ impl DimseContext {
         config: Arc<Config>,
         ingest: Ingest,
         audit: AuditTrail,
+        catalog: Catalog,
         metrics: Metrics,
     ) -> Result<DimseContext, DimseError> {
         let tls = if config.dicom.tls.enabled {
@@ -71,6 +82,7 @@ impl DimseContext {
             config,
             ingest,
             audit,
+            catalog,
             metrics,
             tls,
         })
@@ -185,7 +197,7 @@ async fn reject(
     let mut event = AuditEvent::now(
         "dicom_association_rejected",
         calling,
-        refusal.clinic(),
+        refusal.institution(),
         &peer.ip().to_string(),
     );
     event.outcome = refusal.label().to_owned();

@@ -14,16 +14,16 @@ use dicom_ul::pdu::{
     AssociationRJServiceUserReason, AssociationRJSource,
 };
 
-use crate::config::{Clinic, Config};
+use crate::config::{Config, Institution};
 
 /// Why an association is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     CalledAeUnknown(String),
     CallingAeUnknown(String),
-    AddressNotAllowed { clinic: String },
+    AddressNotAllowed { institution: String },
     TooManyAssociations,
-    TooManyForClinic { clinic: String },
+    TooManyForInstitution { institution: String },
 }
 
 impl Refusal {
@@ -33,13 +33,14 @@ impl Refusal {
             Refusal::CallingAeUnknown(_) => "calling_ae_unknown",
             Refusal::AddressNotAllowed { .. } => "address_not_allowed",
             Refusal::TooManyAssociations => "limit_total",
-            Refusal::TooManyForClinic { .. } => "limit_clinic",
+            Refusal::TooManyForInstitution { .. } => "limit_institution",
         }
     }
 
-    pub fn clinic(&self) -> &str {
+    pub fn institution(&self) -> &str {
         match self {
-            Refusal::AddressNotAllowed { clinic } | Refusal::TooManyForClinic { clinic } => clinic,
+            Refusal::AddressNotAllowed { institution }
+            | Refusal::TooManyForInstitution { institution } => institution,
             _ => "",
         }
     }
@@ -59,7 +60,7 @@ impl Refusal {
                     AssociationRJServiceUserReason::CallingAETitleNotRecognized,
                 ),
             ),
-            Refusal::TooManyAssociations | Refusal::TooManyForClinic { .. } => (
+            Refusal::TooManyAssociations | Refusal::TooManyForInstitution { .. } => (
                 AssociationRJResult::Transient,
                 AssociationRJSource::ServiceProviderPresentation(
                     AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
@@ -75,12 +76,12 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::CalledAeUnknown(ae) => write!(f, "called AE title `{ae}` is not ours"),
             Refusal::CallingAeUnknown(ae) => write!(f, "calling AE title `{ae}` is not declared"),
-            Refusal::AddressNotAllowed { clinic } => {
-                write!(f, "address is outside the networks of clinic `{clinic}`")
+            Refusal::AddressNotAllowed { institution } => {
+                write!(f, "address is outside the networks of `{institution}`")
             }
             Refusal::TooManyAssociations => f.write_str("association limit reached"),
-            Refusal::TooManyForClinic { clinic } => {
-                write!(f, "association limit of clinic `{clinic}` reached")
+            Refusal::TooManyForInstitution { institution } => {
+                write!(f, "association limit of `{institution}` reached")
             }
         }
     }
@@ -89,7 +90,7 @@ impl std::fmt::Display for Refusal {
 #[derive(Default)]
 struct Counts {
     total: usize,
-    per_clinic: HashMap<String, usize>,
+    per_institution: HashMap<String, usize>,
 }
 
 /// Admission policy; cheap to clone, shared by all listeners.
@@ -101,7 +102,7 @@ pub struct Admission {
 
 /// Holds an association's place in the limits until dropped.
 pub struct Admitted {
-    pub clinic: Clinic,
+    pub institution: Institution,
     counts: Arc<Mutex<Counts>>,
 }
 
@@ -109,7 +110,7 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_clinic.get_mut(&self.clinic.id) {
+        if let Some(n) = counts.per_institution.get_mut(&self.institution.id) {
             *n = n.saturating_sub(1);
         }
     }
@@ -125,42 +126,51 @@ impl Admission {
 
     /// Decides on an association from `addr` calling `called` as `calling`.
     pub fn admit(&self, called: &str, calling: &str, addr: IpAddr) -> Result<Admitted, Refusal> {
-        let clinic = self.identify(called, calling, addr)?;
+        let institution = self.identify(called, calling, addr)?;
         let dicom = &self.config.dicom;
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         if counts.total >= dicom.max_associations {
             return Err(Refusal::TooManyAssociations);
         }
-        let mine = counts.per_clinic.entry(clinic.id.clone()).or_default();
+        let mine = counts
+            .per_institution
+            .entry(institution.id.clone())
+            .or_default();
         if *mine >= dicom.max_associations_per_clinic {
-            return Err(Refusal::TooManyForClinic {
-                clinic: clinic.id.clone(),
+            return Err(Refusal::TooManyForInstitution {
+                institution: institution.id.clone(),
             });
         }
         *mine += 1;
         counts.total += 1;
         Ok(Admitted {
-            clinic: clinic.clone(),
+            institution,
             counts: self.counts.clone(),
         })
     }
 
-    /// The clinic speaking, if the titles and the address agree with the configuration.
-    pub fn identify(&self, called: &str, calling: &str, addr: IpAddr) -> Result<&Clinic, Refusal> {
+    /// The clinic or centre speaking, if the titles and the address agree with the
+    /// configuration.
+    pub fn identify(
+        &self,
+        called: &str,
+        calling: &str,
+        addr: IpAddr,
+    ) -> Result<Institution, Refusal> {
         let (called, calling) = (called.trim(), calling.trim());
         if called != self.config.dicom.ae_title.trim() {
             return Err(Refusal::CalledAeUnknown(called.to_owned()));
         }
-        let clinic = self
+        let institution = self
             .config
-            .clinic_by_ae(calling)
+            .institution_by_ae(calling)
             .ok_or_else(|| Refusal::CallingAeUnknown(calling.to_owned()))?;
-        if !clinic.allows_address(addr) {
+        if !institution.allows_address(addr) {
             return Err(Refusal::AddressNotAllowed {
-                clinic: clinic.id.clone(),
+                institution: institution.id.clone(),
             });
         }
-        Ok(clinic)
+        Ok(institution)
     }
 }
 
@@ -185,9 +195,15 @@ mod tests {
         assert_eq!(
             a.admit("TELECARDIO", "DEMO_CLINIC", LOOPBACK)
                 .unwrap()
-                .clinic
+                .institution
                 .id,
             "demo"
+        );
+        let reader = a.admit("TELECARDIO", "DEMO_READER", LOOPBACK).unwrap();
+        assert_eq!(reader.institution.id, "demo-centre");
+        assert_eq!(
+            reader.institution.kind,
+            crate::config::InstitutionKind::Centre
         );
         let outside: IpAddr = "198.51.100.7".parse().unwrap();
         assert!(matches!(

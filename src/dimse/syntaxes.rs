@@ -3,6 +3,25 @@
 
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
 
+pub const PATIENT_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.1.1";
+pub const PATIENT_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.1.2";
+pub const PATIENT_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.1.3";
+pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
+pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
+pub const STUDY_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.2.3";
+
+/// Query/Retrieve information models we serve (PS3.4 C.6).
+pub const QUERY_RETRIEVE: &[&str] = &[
+    PATIENT_ROOT_FIND,
+    PATIENT_ROOT_MOVE,
+    PATIENT_ROOT_GET,
+    STUDY_ROOT_FIND,
+    STUDY_ROOT_MOVE,
+    STUDY_ROOT_GET,
+];
+pub const MOVE_MODELS: &[&str] = &[PATIENT_ROOT_MOVE, STUDY_ROOT_MOVE];
+pub const GET_MODELS: &[&str] = &[PATIENT_ROOT_GET, STUDY_ROOT_GET];
+
 /// Storage SOP classes accepted without configuration.
 const CARDIOLOGY_STORAGE: &[&str] = &[
     "1.2.840.10008.5.1.4.1.1.6.1",   // Ultrasound Image

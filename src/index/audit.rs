@@ -18,6 +18,12 @@ pub struct AuditEvent {
     pub address: String,
     pub outcome: String,
     pub detail: String,
+    /// The actor's role (clinic, cardiologist, auditor, admin), when known.
+    pub role: String,
+    /// The patient whose data was touched, when one is known.
+    pub patient_id: String,
+    /// The study touched, when one is known.
+    pub study_uid: String,
 }
 
 impl AuditEvent {
@@ -30,6 +36,9 @@ impl AuditEvent {
             address: address.to_owned(),
             outcome: String::new(),
             detail: String::new(),
+            role: String::new(),
+            patient_id: String::new(),
+            study_uid: String::new(),
         }
     }
 }
@@ -37,8 +46,9 @@ impl AuditEvent {
 impl Index {
     pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), IndexError> {
         sqlx::query(
-            "INSERT INTO audit_events (id, at, kind, actor, institution, address, outcome, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO audit_events (id, at, kind, actor, institution, address, outcome, detail,
+               role, patient_id, study_uid)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(event.at)
@@ -48,6 +58,9 @@ impl Index {
         .bind(&event.address)
         .bind(&event.outcome)
         .bind(&event.detail)
+        .bind(&event.role)
+        .bind(&event.patient_id)
+        .bind(&event.study_uid)
         .execute(&self.pool)
         .await
         .map_err(IndexError::query("insert audit event"))?;
@@ -61,7 +74,8 @@ impl Index {
         limit: i64,
     ) -> Result<Vec<AuditEvent>, IndexError> {
         let rows = sqlx::query(
-            "SELECT at, kind, actor, institution, address, outcome, detail FROM audit_events
+            "SELECT at, kind, actor, institution, address, outcome, detail, role, patient_id,
+               study_uid FROM audit_events
              WHERE kind = $1 ORDER BY at DESC, id DESC LIMIT $2",
         )
         .bind(kind)
@@ -79,6 +93,9 @@ impl Index {
                     address: r.try_get(4)?,
                     outcome: r.try_get(5)?,
                     detail: r.try_get(6)?,
+                    role: r.try_get(7)?,
+                    patient_id: r.try_get(8)?,
+                    study_uid: r.try_get(9)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

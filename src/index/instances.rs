@@ -36,6 +36,8 @@ pub struct InstanceRecord {
     pub study_id: String,
     pub study_description: String,
     pub referring_physician: String,
+    /// The referring physician's name in [`InstanceRecord::patient_name_search`]'s form.
+    pub referring_physician_search: String,
     pub modality: String,
     pub series_number: Option<i64>,
     pub series_description: String,
@@ -71,7 +73,7 @@ impl Index {
             return Ok(Recorded::Duplicate);
         }
         let new_series = count_in_series(&mut tx, rec, now).await? == 1;
-        insert_instance(&mut tx, rec, now).await?;
+        insert_instance(&mut tx, rec, !existing.is_empty(), now).await?;
         update_study(&mut tx, rec, new_series, now).await?;
         let outcome = match existing.into_iter().next() {
             Some(existing_key) => {
@@ -131,9 +133,9 @@ async fn upsert_study(
     sqlx::query(
         "INSERT INTO studies (study_uid, patient_id, issuer, study_date, study_time,
            accession_number, accession_issuer, study_id, description, referring_physician,
-           modalities, clinic_id, num_series, num_instances, total_bytes,
+           referring_search, modalities, clinic_id, num_series, num_instances, total_bytes,
            first_received_at, last_received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11, 0, 0, 0, $12, $12)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, '', $11, 0, 0, 0, $12, $12)
          ON CONFLICT (study_uid) DO UPDATE SET last_received_at = excluded.last_received_at",
     )
     .bind(&rec.study_uid)
@@ -148,6 +150,7 @@ async fn upsert_study(
     .bind(&rec.referring_physician)
     .bind(&rec.clinic_id)
     .bind(now)
+    .bind(&rec.referring_physician_search)
     .execute(&mut **tx)
     .await
     .map_err(IndexError::query("upsert study"))?;
@@ -200,13 +203,14 @@ async fn keys_of_instance(
 async fn insert_instance(
     tx: &mut Transaction<'_, Any>,
     rec: &InstanceRecord,
+    shadowed: bool,
     now: i64,
 ) -> Result<(), IndexError> {
     sqlx::query(
         "INSERT INTO instances (object_key, sop_instance_uid, sop_class_uid, series_uid, study_uid,
            instance_number, number_of_frames, transfer_syntax, size_bytes, sha256, dataset_sha256,
-           clinic_id, calling_ae, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+           clinic_id, calling_ae, received_at, shadowed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&rec.object_key)
     .bind(&rec.sop_instance_uid)
@@ -222,6 +226,7 @@ async fn insert_instance(
     .bind(&rec.clinic_id)
     .bind(&rec.calling_ae)
     .bind(now)
+    .bind(i64::from(shadowed))
     .execute(&mut **tx)
     .await
     .map_err(IndexError::query("insert instance"))?;

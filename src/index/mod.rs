@@ -7,6 +7,7 @@
 
 mod audit;
 mod instances;
+mod search;
 mod studies;
 
 use std::str::FromStr;
@@ -17,6 +18,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEvent;
 pub use instances::{InstanceRecord, Recorded};
+pub use search::{Condition, Field, Filter, Hit, Level, Scope, Search};
 pub use studies::{InstanceRow, SeriesRow, StudyDetail, StudyRow};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -94,6 +96,10 @@ impl Index {
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 30000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // DICOM matching is case-sensitive (names are folded before they
+                        // get here), as PostgreSQL's LIKE is; it also lets prefix patterns
+                        // use the indexes.
+                        conn.execute("PRAGMA case_sensitive_like = ON").await?;
                     }
                     Ok(())
                 })

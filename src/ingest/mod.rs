@@ -370,6 +370,7 @@ impl Receiving {
             study_id: meta.study_id.clone(),
             study_description: meta.study_description.clone(),
             referring_physician: meta.referring_physician.clone(),
+            referring_physician_search: meta::search_form(&meta.referring_physician),
             modality: meta.modality.clone(),
             series_number: meta.series_number,
             series_description: meta.series_description.clone(),

@@ -1,0 +1,276 @@
+//! The one door to stored patient data for every reader: C-FIND, C-MOVE, C-GET and DICOMweb
+//! all come through here.
+//!
+//! Each call checks the caller's permission, applies the caller's scope to the index search
+//! and writes the access to the audit trail *before* any data leaves (if the audit record
+//! cannot be written, nothing is answered). A study outside the caller's scope is answered as
+//! not found, and the attempt is audited as denied. Edges never call the index's search
+//! directly.
+
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+
+use crate::access::{Action, Denied, Policy, Principal};
+use crate::archive::{Archive, ArchiveError, ObjectKey};
+use crate::audit::AuditTrail;
+use crate::fault::Fault;
+use crate::index::{
+    AuditEvent, Condition, Field, Filter, Hit, Index, IndexError, Level, Scope, Search,
+};
+use crate::query::{Query, QueryError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("nothing matches {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("access cannot be audited, so it is refused: {0}")]
+    AuditUnavailable(IndexError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error("stored object `{key}` is damaged: {why}")]
+    Damaged { key: String, why: String },
+}
+
+impl CatalogError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            CatalogError::Denied(_) => Fault::Forbidden,
+            CatalogError::Query(e) => e.fault(),
+            CatalogError::NotFound(_) => Fault::NotFound,
+            CatalogError::Index(_) | CatalogError::AuditUnavailable(_) => Fault::Unavailable,
+            CatalogError::Archive(_) => Fault::Unavailable,
+            CatalogError::Damaged { .. } => Fault::Bug,
+        }
+    }
+}
+
+/// What a retrieval asks for: a study, optionally narrowed to series or instances.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub study_uids: Vec<String>,
+    pub series_uids: Vec<String>,
+    pub sop_instance_uids: Vec<String>,
+}
+
+impl Selection {
+    pub fn study(uid: &str) -> Selection {
+        Selection {
+            study_uids: vec![uid.to_owned()],
+            ..Selection::default()
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (name, list) in [
+            ("study", &self.study_uids),
+            ("series", &self.series_uids),
+            ("instance", &self.sop_instance_uids),
+        ] {
+            if !list.is_empty() {
+                parts.push(format!("{name} {}", list.join(",")));
+            }
+        }
+        parts.join(" ")
+    }
+
+    fn filters(&self) -> Vec<Filter> {
+        let mut filters = Vec::new();
+        for (field, list) in [
+            (Field::StudyUid, &self.study_uids),
+            (Field::SeriesUid, &self.series_uids),
+            (Field::SopInstanceUid, &self.sop_instance_uids),
+        ] {
+            if !list.is_empty() {
+                filters.push(Filter {
+                    field,
+                    condition: Condition::AnyOf(list.clone()),
+                });
+            }
+        }
+        filters
+    }
+}
+
+#[derive(Clone)]
+pub struct Catalog {
+    index: Index,
+    archive: Archive,
+    policy: Policy,
+    audit: AuditTrail,
+}
+
+impl Catalog {
+    pub fn new(index: Index, archive: Archive, policy: Policy, audit: AuditTrail) -> Catalog {
+        Catalog {
+            index,
+            archive,
+            policy,
+            audit,
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Matches for `query` within the caller's scope, streamed.
+    pub async fn find(
+        &self,
+        who: &Principal,
+        query: &Query,
+        limit: Option<i64>,
+        offset: i64,
+    ) -> Result<BoxStream<'static, Result<Hit, CatalogError>>, CatalogError> {
+        let mut event = event(who, "query");
+        event.detail = query.summary();
+        event.patient_id = query.single_value(dicom_dictionary_std::tags::PATIENT_ID);
+        event.study_uid = query.single_value(dicom_dictionary_std::tags::STUDY_INSTANCE_UID);
+        self.permit(who, Action::Query, &mut event).await?;
+        let search = match query.search(self.policy.scope(who), limit, offset) {
+            Ok(search) => search,
+            Err(e) => {
+                event.outcome = format!("refused: {e}");
+                self.audit.record(event).await;
+                return Err(e.into());
+            }
+        };
+        event.outcome = "answered".into();
+        self.audit
+            .record_required(event)
+            .await
+            .map_err(CatalogError::AuditUnavailable)?;
+        Ok(self
+            .index
+            .search(&search)
+            .map_err(CatalogError::from)
+            .boxed())
+    }
+
+    /// The instances of `selection` the caller may retrieve, for `purpose` (e.g. "C-MOVE to
+    /// READER1"). Each study is audited; if nothing in scope matches, the attempt is audited
+    /// and answered as not found, whether or not the data exist elsewhere.
+    pub async fn retrieve(
+        &self,
+        who: &Principal,
+        selection: &Selection,
+        action: Action,
+        purpose: &str,
+    ) -> Result<Vec<Hit>, CatalogError> {
+        let mut attempt = event(who, "retrieve");
+        attempt.detail = format!("{purpose}: {}", selection.describe());
+        attempt.study_uid = selection.study_uids.first().cloned().unwrap_or_default();
+        self.permit(who, action, &mut attempt).await?;
+        let hits = self
+            .collect(Search {
+                level: Level::Instance,
+                filters: selection.filters(),
+                scope: self.policy.scope(who),
+                limit: None,
+                offset: 0,
+            })
+            .await?;
+        if hits.is_empty() {
+            let exists = !self
+                .collect(Search {
+                    level: Level::Instance,
+                    filters: selection.filters(),
+                    scope: Scope::Everything,
+                    limit: Some(1),
+                    offset: 0,
+                })
+                .await?
+                .is_empty();
+            attempt.outcome = if exists {
+                "denied: outside the caller's scope".into()
+            } else {
+                "not found".into()
+            };
+            self.audit.record(attempt).await;
+            return Err(CatalogError::NotFound(selection.describe()));
+        }
+        let mut studies: Vec<(&str, &str, usize)> = Vec::new();
+        for hit in &hits {
+            match studies.iter_mut().find(|(s, _, _)| *s == hit.study_uid) {
+                Some(entry) => entry.2 += 1,
+                None => studies.push((&hit.study_uid, &hit.patient_id, 1)),
+            }
+        }
+        for (study_uid, patient_id, count) in studies {
+            let mut e = attempt.clone();
+            e.study_uid = study_uid.to_owned();
+            e.patient_id = patient_id.to_owned();
+            e.outcome = format!("released {count} instances");
+            self.audit
+                .record_required(e)
+                .await
+                .map_err(CatalogError::AuditUnavailable)?;
+        }
+        Ok(hits)
+    }
+
+    /// Where the data set of a retrieved instance starts in its stored Part 10 object.
+    pub async fn dataset_offset(&self, hit: &Hit) -> Result<u64, CatalogError> {
+        let key = ObjectKey::from(hit.object_key.as_str());
+        let head = self.archive.read_range(&key, 0..144).await?;
+        let damaged = |why: &str| CatalogError::Damaged {
+            key: hit.object_key.clone(),
+            why: why.to_owned(),
+        };
+        // Preamble, "DICM", then (0002,0000) UL: tag, VR, length, value (PS3.10 7.1).
+        if head.len() < 144 || &head[128..132] != b"DICM" || head[132..136] != [2, 0, 0, 0] {
+            return Err(damaged("no Part 10 header"));
+        }
+        let group = u32::from_le_bytes([head[140], head[141], head[142], head[143]]);
+        Ok(144 + u64::from(group))
+    }
+
+    /// The stored data set of a retrieved instance as a byte stream (without the file header).
+    pub async fn dataset(
+        &self,
+        hit: &Hit,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes, ArchiveError>>, CatalogError> {
+        let offset = self.dataset_offset(hit).await?;
+        let key = ObjectKey::from(hit.object_key.as_str());
+        Ok(self.archive.stream_from(&key, offset).await?)
+    }
+
+    /// The whole stored Part 10 object of a retrieved instance as a byte stream.
+    pub async fn object(
+        &self,
+        hit: &Hit,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes, ArchiveError>>, CatalogError> {
+        let key = ObjectKey::from(hit.object_key.as_str());
+        Ok(self.archive.stream(&key).await?)
+    }
+
+    async fn permit(
+        &self,
+        who: &Principal,
+        action: Action,
+        event: &mut AuditEvent,
+    ) -> Result<(), CatalogError> {
+        if let Err(denied) = self.policy.permit(who, action) {
+            event.outcome = format!("denied: {denied}");
+            self.audit.record(event.clone()).await;
+            return Err(denied.into());
+        }
+        Ok(())
+    }
+
+    async fn collect(&self, search: Search) -> Result<Vec<Hit>, CatalogError> {
+        Ok(self.index.search(&search).try_collect().await?)
+    }
+}
+
+/// An audit event for an access by `who`.
+pub fn event(who: &Principal, kind: &str) -> AuditEvent {
+    let mut e = AuditEvent::now(kind, &who.name, &who.institution, &who.address);
+    e.role = who.role.as_str().to_owned();
+    e
+}
