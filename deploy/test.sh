@@ -22,6 +22,7 @@ declare -A NEEDED=(
   [dciodvfy]=dicom3tools
   [psql]=postgresql-client
   [pg_isready]=postgresql-client
+  [curl]=curl
 )
 missing=()
 for cmd in "${!NEEDED[@]}"; do

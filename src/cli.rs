@@ -1,9 +1,9 @@
-//! What `telecardio studies` and `telecardio show` print: aligned tables for people, JSON for
-//! scripts. Reads the index only.
+//! What `telecardio studies`, `show`, `user list` and `token list` print: aligned tables for
+//! people (JSON is printed by the caller for scripts). Formats index rows only.
 
 use std::fmt::Write;
 
-use crate::index::{StudyDetail, StudyRow};
+use crate::index::{StudyDetail, StudyRow, TokenRow, UserRow};
 
 /// `YYYY-MM-DD HH:MM:SS` UTC from index microseconds.
 pub fn format_time(micros: i64) -> String {
@@ -58,8 +58,13 @@ pub fn studies_table(rows: &[StudyRow]) -> String {
             ]
         })
         .collect();
+    table(&header, &cells, "(no studies yet)")
+}
+
+/// An aligned plain-text table; `empty` is printed under the header when there are no rows.
+fn table<const N: usize>(header: &[&str; N], cells: &[[String; N]], empty: &str) -> String {
     let mut widths = header.map(|h| h.chars().count());
-    for row in &cells {
+    for row in cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
@@ -74,17 +79,79 @@ pub fn studies_table(rows: &[StudyRow]) -> String {
         out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(&mut out, &header);
-    for row in &cells {
+    line(&mut out, header);
+    for row in cells {
         line(
             &mut out,
             &row.iter().map(String::as_str).collect::<Vec<_>>(),
         );
     }
-    if rows.is_empty() {
-        out.push_str("(no studies yet)\n");
+    if cells.is_empty() {
+        out.push_str(empty);
+        out.push('\n');
     }
     out
+}
+
+/// `telecardio user list`.
+pub fn users_table(users: &[UserRow]) -> String {
+    let header = [
+        "NAME",
+        "ROLE",
+        "INSTITUTION",
+        "SIGN-IN",
+        "STATUS",
+        "CREATED",
+    ];
+    let cells: Vec<[String; 6]> = users
+        .iter()
+        .map(|u| {
+            [
+                u.name.clone(),
+                u.role.clone(),
+                u.institution.clone(),
+                if u.password_hash.is_empty() {
+                    "token only".into()
+                } else {
+                    "password".into()
+                },
+                match u.disabled_at {
+                    Some(t) => format!("disabled {}", format_time(t)),
+                    None => "active".into(),
+                },
+                format_time(u.created_at),
+            ]
+        })
+        .collect();
+    table(&header, &cells, "(no users yet)")
+}
+
+/// `telecardio token list`.
+pub fn tokens_table(tokens: &[TokenRow]) -> String {
+    let header = ["ID", "USER", "LABEL", "STATUS", "LAST USED", "CREATED"];
+    let now = crate::index::now_micros();
+    let cells: Vec<[String; 6]> = tokens
+        .iter()
+        .map(|t| {
+            let status = match (t.revoked_at, t.expires_at) {
+                (Some(r), _) => format!("revoked {}", format_time(r)),
+                (None, Some(e)) if e < now => format!("expired {}", format_time(e)),
+                (None, Some(e)) => format!("valid until {}", format_time(e)),
+                (None, None) => "valid".into(),
+            };
+            [
+                t.id.clone(),
+                t.user_name.clone(),
+                t.label.clone(),
+                status,
+                t.last_used_at
+                    .map(format_time)
+                    .unwrap_or_else(|| "never".into()),
+                format_time(t.created_at),
+            ]
+        })
+        .collect();
+    table(&header, &cells, "(no tokens)")
 }
 
 /// A study with its series and instances, for people.

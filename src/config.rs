@@ -45,6 +45,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub store: StoreConfig,
     pub ingest: IngestConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
     pub clinics: Vec<Clinic>,
     pub centres: Vec<Centre>,
@@ -98,6 +99,44 @@ pub struct DicomTlsConfig {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub metrics_token: String,
+    /// PEM certificate chain and key for HTTPS; both empty: plain HTTP.
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    /// Allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy only).
+    pub allow_plain_http: bool,
+    /// Largest request body accepted (STOW-RS uploads, JSON), in bytes.
+    pub max_body_bytes: u64,
+}
+
+impl HttpConfig {
+    pub fn tls_enabled(&self) -> bool {
+        !self.certificate.as_os_str().is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Hours a browser session lasts after login.
+    pub session_hours: u64,
+    /// Shortest password accepted for local accounts.
+    pub min_password_length: usize,
+    pub oidc: OidcConfig,
+}
+
+/// Bearer JWTs from a hospital's identity provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    pub enabled: bool,
+    pub issuer: String,
+    pub audience: String,
+    /// JSON Web Key Set file with the provider's public signing keys.
+    pub jwks_file: PathBuf,
+    /// Claims naming the user, their role and their institution.
+    pub name_claim: String,
+    pub role_claim: String,
+    pub institution_claim: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -313,6 +352,7 @@ impl Config {
                 }
             }
         }
+        self.validate_http()?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::key(
                 "database.max_connections",
@@ -388,6 +428,42 @@ impl Config {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let http = &self.http;
+        if http.certificate.as_os_str().is_empty() != http.private_key.as_os_str().is_empty() {
+            return Err(ConfigError::key(
+                "http.private_key",
+                "give both http.certificate and http.private_key, or neither",
+            ));
+        }
+        if !http.tls_enabled() && !http.listen.ip().is_loopback() && !http.allow_plain_http {
+            return Err(ConfigError::key(
+                "http.listen",
+                format!(
+                    "{} is not a loopback address: configure http.certificate and \
+                     http.private_key for HTTPS, or set http.allow_plain_http behind a TLS proxy",
+                    http.listen
+                ),
+            ));
+        }
+        let oidc = &self.auth.oidc;
+        if oidc.enabled {
+            for (key, empty) in [
+                ("auth.oidc.issuer", oidc.issuer.is_empty()),
+                ("auth.oidc.audience", oidc.audience.is_empty()),
+                ("auth.oidc.jwks_file", oidc.jwks_file.as_os_str().is_empty()),
+            ] {
+                if empty {
+                    return Err(ConfigError::key(key, "required when auth.oidc.enabled"));
+                }
+            }
+        }
+        if self.auth.session_hours == 0 {
+            return Err(ConfigError::key("auth.session_hours", "must be at least 1"));
         }
         Ok(())
     }

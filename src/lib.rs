@@ -6,6 +6,8 @@
 
 /// Who is asking: principals, roles, permissions and the scope of what they see.
 pub mod access;
+/// Local accounts, API tokens, sessions and identity-provider JWTs: proving who a caller is.
+pub mod accounts;
 /// Object store: immutable, create-only objects and their key layout.
 pub mod archive;
 /// The append-only audit trail.
@@ -32,5 +34,7 @@ pub mod query;
 pub mod server;
 /// Deterministic generator of realistic test objects and benchmark corpora.
 pub mod synth;
+/// rustls server configuration shared by the DICOM and HTTP edges.
+pub mod tls;
 /// HTTP edge: health, metrics, and later the API.
 pub mod web;

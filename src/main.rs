@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use telecardio::accounts::{AccountError, Accounts};
+use telecardio::audit::AuditTrail;
 use telecardio::config::{Config, ConfigError, LogFormat, Overrides};
+use telecardio::fault::Fault;
+use telecardio::index::AuditEvent;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +57,71 @@ enum Command {
     },
     /// Write deterministic test objects (the committed set, or a larger benchmark corpus).
     Generate(telecardio::synth::GenerateArgs),
+    /// Manage local accounts.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage API tokens for machines.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create an account. Without a password it signs in with API tokens only.
+    Add {
+        name: String,
+        /// clinic, cardiologist, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// The clinic (role clinic) or consulting centre (role cardiologist) it belongs to.
+        #[arg(long, default_value = "")]
+        institution: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Auditors only: may also see pixel data.
+        #[arg(long)]
+        pixel_access: bool,
+    },
+    /// Set a new password.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account and end its sessions (its history stays).
+    Disable { name: String },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Issue a bearer token for an account and print it (shown only this once).
+    Create {
+        /// The account the token acts as.
+        user: String,
+        /// What the token is for, e.g. the machine that uses it.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Days until it expires; without it, until revoked.
+        #[arg(long)]
+        days: Option<u32>,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: String },
+    /// List tokens (ids, owners, use; never secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -152,6 +221,167 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => {
             let written = telecardio::synth::generate(args)?;
             eprintln!("wrote {} objects to {}", written, args.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { action } => {
+            let config = load_config(&cli, None, None)?;
+            runtime()?.block_on(user_command(config, action))
+        }
+        Command::Token { action } => {
+            let config = load_config(&cli, None, None)?;
+            runtime()?.block_on(token_command(config, action))
+        }
+    }
+}
+
+async fn accounts(config: Config) -> anyhow::Result<(Accounts, AuditTrail)> {
+    let index = open_index(&config).await?;
+    let accounts = Accounts::new(index.clone(), std::sync::Arc::new(config))?;
+    Ok((accounts, AuditTrail::new(index)))
+}
+
+/// Account changes made on the command line are audited like those made over the API.
+async fn audit_cli(audit: &AuditTrail, kind: &str, detail: String) {
+    let who = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_default();
+    let mut event = AuditEvent::now(kind, &format!("cli:{who}"), "", "local");
+    event.role = "admin".into();
+    event.outcome = "done".into();
+    event.detail = detail;
+    audit.record(event).await;
+}
+
+fn read_password(from_stdin: bool, required: bool) -> anyhow::Result<Option<String>> {
+    use std::io::IsTerminal;
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\n', '\r']).to_owned();
+        return Ok(Some(password));
+    }
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        anyhow::ensure!(first == again, "the passwords differ");
+        return Ok(Some(first));
+    }
+    anyhow::ensure!(!required, "give the password with --password-stdin");
+    Ok(None)
+}
+
+fn exit_for(e: AccountError) -> anyhow::Result<ExitCode> {
+    eprintln!("telecardio: {e}");
+    Ok(match e.fault() {
+        Fault::NotFound => ExitCode::from(3),
+        Fault::BadInput => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+async fn user_command(config: Config, action: &UserAction) -> anyhow::Result<ExitCode> {
+    let (accounts, audit) = accounts(config).await?;
+    match action {
+        UserAction::Add {
+            name,
+            role,
+            institution,
+            password_stdin,
+            pixel_access,
+        } => {
+            let password = read_password(*password_stdin, false)?;
+            match accounts
+                .add_user(name, role, institution, password.as_deref(), *pixel_access)
+                .await
+            {
+                Ok(user) => {
+                    audit_cli(
+                        &audit,
+                        "user_added",
+                        format!("{} as {}", user.name, user.role),
+                    )
+                    .await;
+                    if password.is_none() {
+                        eprintln!("user {name} added without a password: it signs in with API tokens only");
+                    } else {
+                        eprintln!("user {name} added");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => exit_for(e),
+            }
+        }
+        UserAction::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let password = read_password(*password_stdin, true)?.unwrap_or_default();
+            match accounts.set_password(name, &password).await {
+                Ok(()) => {
+                    audit_cli(&audit, "user_password_set", name.clone()).await;
+                    eprintln!("password of {name} changed");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => exit_for(e),
+            }
+        }
+        UserAction::Disable { name } => match accounts.disable(name).await {
+            Ok(()) => {
+                audit_cli(&audit, "user_disabled", name.clone()).await;
+                eprintln!("user {name} disabled");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => exit_for(e),
+        },
+        UserAction::List { json } => {
+            let users = accounts.users().await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                print!("{}", telecardio::cli::users_table(&users));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn token_command(config: Config, action: &TokenAction) -> anyhow::Result<ExitCode> {
+    let (accounts, audit) = accounts(config).await?;
+    match action {
+        TokenAction::Create { user, label, days } => {
+            match accounts.create_token(user, label, *days).await {
+                Ok(issued) => {
+                    audit_cli(
+                        &audit,
+                        "token_created",
+                        format!("{} for {user}", issued.row.id),
+                    )
+                    .await;
+                    println!("{}", issued.token);
+                    eprintln!(
+                        "token {} for {user}: keep it secret; it is not shown again",
+                        issued.row.id
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => exit_for(e),
+            }
+        }
+        TokenAction::Revoke { id } => match accounts.revoke_token(id).await {
+            Ok(()) => {
+                audit_cli(&audit, "token_revoked", id.clone()).await;
+                eprintln!("token {id} revoked");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => exit_for(e),
+        },
+        TokenAction::List { json } => {
+            let tokens = accounts.tokens().await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                print!("{}", telecardio::cli::tokens_table(&tokens));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::access::Policy;
+use crate::accounts::Accounts;
 use crate::archive::{Archive, ArchiveError};
 use crate::audit::AuditTrail;
 use crate::catalog::Catalog;
@@ -30,8 +31,10 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("HTTP server failed: {0}")]
-    Http(std::io::Error),
+    #[error("HTTPS configuration: {0}")]
+    Tls(#[from] crate::tls::TlsSetupError),
+    #[error("identity provider configuration: {0}")]
+    Jwt(#[from] crate::accounts::jwt::JwtError),
 }
 
 /// Runs the service until a shutdown signal.
@@ -64,7 +67,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     );
     let policy = Policy::new(config.clone());
     let catalog = Catalog::new(index.clone(), archive.clone(), policy, audit.clone());
-    let dimse_ctx = DimseContext::new(config.clone(), ingest, audit, catalog, metrics.clone())?;
+    let accounts = Accounts::new(index.clone(), config.clone())?;
+    let dimse_ctx = DimseContext::new(
+        config.clone(),
+        ingest.clone(),
+        audit.clone(),
+        catalog.clone(),
+        metrics.clone(),
+    )?;
     let (stop, stopped) = watch::channel(false);
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -83,41 +93,41 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     let http_addr = config.http.listen;
+    let https = if config.http.tls_enabled() {
+        Some(crate::tls::server_config(
+            &config.http.certificate,
+            &config.http.private_key,
+            None,
+        )?)
+    } else {
+        None
+    };
     let http = tokio::net::TcpListener::bind(http_addr)
         .await
         .map_err(|source| ServeError::HttpBind {
             addr: http_addr,
             source,
         })?;
-    tracing::info!(addr = %http_addr, "HTTP listening");
+    tracing::info!(addr = %http_addr, tls = https.is_some(), "HTTP listening");
     let app = web::router(WebState {
         config: config.clone(),
         index: index.clone(),
         archive,
         metrics,
+        accounts,
+        catalog,
+        ingest,
+        audit,
     });
-    let mut http_stopped = stopped.clone();
-    let http_task = tokio::spawn(async move {
-        axum::serve(
-            http,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = http_stopped.changed().await;
-        })
-        .await
-    });
+    let http_task = tokio::spawn(web::serve(http, app, https, stopped.clone()));
 
     shutdown_signal().await;
     tracing::info!("shutting down: finishing open associations");
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
-    let http_result = http_task.await;
+    let _ = http_task.await;
     index.close().await;
-    match http_result {
-        Ok(Err(e)) => Err(ServeError::Http(e)),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

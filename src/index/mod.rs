@@ -9,6 +9,7 @@ mod audit;
 mod instances;
 mod search;
 mod studies;
+mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub use audit::AuditEvent;
 pub use instances::{InstanceRecord, Recorded};
 pub use search::{Condition, Field, Filter, Hit, Level, Scope, Search};
 pub use studies::{InstanceRow, SeriesRow, StudyDetail, StudyRow};
+pub use users::{Created, TokenRow, UserRow};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

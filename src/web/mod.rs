@@ -1,7 +1,16 @@
-//! The HTTP edge: health and metrics now; the JSON API and pages join here.
+//! The HTTP edge: the routes table, authentication, and the JSON API.
 //!
-//! `/healthz` is open (load balancers and probes); `/metrics` answers loopback clients or a
-//! scraper presenting `http.metrics_token`; everything else will require authentication.
+//! Open routes: `/healthz` (load balancers and probes), `/metrics` (loopback clients or a
+//! scraper presenting `http.metrics_token`) and `POST /api/login`. Every other route, the
+//! not-found fallback included, sits behind the one authentication layer ([`auth::require`]),
+//! so an unauthenticated caller learns nothing but 401; what an authenticated caller may see
+//! is decided by the catalog's scope, not by handlers.
+
+mod auth;
+mod openapi;
+mod problem;
+mod serve;
+mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,14 +18,20 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
 use serde_json::json;
 
+use crate::accounts::Accounts;
 use crate::archive::Archive;
+use crate::audit::AuditTrail;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::index::Index;
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+pub use problem::Problem;
+pub use serve::{serve, WebError};
 
 #[derive(Clone)]
 pub struct WebState {
@@ -24,13 +39,29 @@ pub struct WebState {
     pub index: Index,
     pub archive: Archive,
     pub metrics: Metrics,
+    pub accounts: Accounts,
+    pub catalog: Catalog,
+    pub ingest: Ingest,
+    pub audit: AuditTrail,
 }
 
 pub fn router(state: WebState) -> Router {
+    let protected = Router::new()
+        .route("/api/logout", post(session::logout))
+        .route("/api/me", get(session::me))
+        .route("/api/openapi.json", get(openapi::document))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/login", post(session::login))
+        .merge(protected)
         .with_state(state)
+}
+
+async fn not_found() -> Response {
+    Problem::new(StatusCode::NOT_FOUND, "no such resource").into_response()
 }
 
 async fn healthz(State(state): State<WebState>) -> Response {
