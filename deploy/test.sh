@@ -68,13 +68,17 @@ if ! pg_ok "$PG_URL"; then
 fi
 export TC_TEST_PG="$PG_URL"
 
-# --- Python tools (S3-compatible server for the store tests) -----------------------------
-if [ ! -x .venv/bin/moto_server ]; then
-  say "installing moto (S3-compatible test server) into .venv"
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check 'moto[server]==5.2.5'
+# --- Python tools: an S3-compatible server for the store tests, and DICOMweb and HL7 clients
+# nobody here wrote, for the interoperability tests ---------------------------------------
+PY_PACKAGES=('moto[server]==5.2.5' 'dicomweb-client==0.61.2' 'pydicom==3.0.2')
+[ -x .venv/bin/python ] || python3 -m venv .venv
+if ! .venv/bin/python -c 'import moto, dicomweb_client, pydicom' >/dev/null 2>&1 \
+   || [ ! -x .venv/bin/moto_server ]; then
+  say "installing Python test clients into .venv: ${PY_PACKAGES[*]}"
+  .venv/bin/pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 export TC_TEST_MOTO="$ROOT/.venv/bin/moto_server"
+export TC_TEST_PYTHON="$ROOT/.venv/bin/python"
 
 # --- The suite -----------------------------------------------------------------------
 export TCP_NODELAY=1   # DCMTK 3.6.7 keeps Nagle on otherwise: every C-STORE would stall

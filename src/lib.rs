@@ -18,7 +18,9 @@ pub mod catalog;
 pub mod cli;
 /// Typed configuration, loaded and validated once.
 pub mod config;
-/// DICOM network edge: association policy, C-ECHO and C-STORE.
+/// DICOMweb edge: QIDO-RS, WADO-RS, STOW-RS under /dicom-web.
+pub mod dicomweb;
+/// DICOM network edge: association policy, C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET.
 pub mod dimse;
 /// The protocol-neutral classification every error maps to.
 pub mod fault;

@@ -64,7 +64,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         index.clone(),
         metrics.clone(),
         config.ingest.max_object_bytes,
-    );
+    )
+    .with_extra_sop_classes(config.dicom.extra_sop_classes.clone());
     let policy = Policy::new(config.clone());
     let catalog = Catalog::new(index.clone(), archive.clone(), policy, audit.clone());
     let accounts = Accounts::new(index.clone(), config.clone())?;

@@ -157,6 +157,8 @@ impl Policy {
     /// Whether `who` may do `action` at all (the scope then limits which data).
     pub fn permit(&self, who: &Principal, action: Action) -> Result<(), Denied> {
         let allowed = match (who.role, action) {
+            // Objects belong to the clinic that sent them: only a clinic's principals store.
+            (Role::Admin, Action::Store) => false,
             (Role::Admin, _) => true,
             (Role::Auditor, Action::ReadPixels) => who.pixel_access,
             (Role::Auditor, Action::Store | Action::Administer) => false,
@@ -284,5 +286,6 @@ mod tests {
         let clinic = who(Role::Clinic, "demo");
         assert!(p.permit(&clinic, Action::Store).is_ok());
         assert!(p.permit(&clinic, Action::ReadAudit).is_err());
+        assert!(p.permit(&who(Role::Admin, ""), Action::Store).is_err());
     }
 }

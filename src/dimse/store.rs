@@ -77,6 +77,7 @@ where
             sop_instance_uid: request.affected_sop_instance_uid.clone(),
             transfer_syntax,
             context_sop_class_uid: abstract_syntax,
+            study_uid: None,
         };
         let receiving = self.ctx.ingest.begin(origin, declared).await;
         self.incoming = Some(Incoming::Store(Box::new(Transfer {

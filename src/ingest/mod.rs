@@ -6,9 +6,13 @@
 //! Nothing is acknowledged by an edge before [`Receiving::finish`] returns: by then the object is
 //! durable in the store and its index row committed.
 
+pub mod accepted;
 mod digest;
 pub mod meta;
+mod part10;
 pub mod scanner;
+
+pub use part10::Part10Receiving;
 
 use crate::archive::{keys, Archive, ArchiveError, ObjectWriter, Written};
 use crate::fault::Fault;
@@ -45,6 +49,10 @@ pub enum IngestError {
     TooLarge { limit: u64 },
     #[error("transfer syntax {0} is not accepted for storage")]
     TransferSyntax(String),
+    #[error("SOP class {0} is not accepted for storage")]
+    SopClass(String),
+    #[error("not a DICOM Part 10 file: {0}")]
+    NotPart10(String),
     #[error("internal error: {0}")]
     Internal(&'static str),
     #[error(transparent)]
@@ -71,6 +79,8 @@ impl IngestError {
             IngestError::Mismatch { .. } => "sop_mismatch",
             IngestError::TooLarge { .. } => "too_large",
             IngestError::TransferSyntax(_) => "transfer_syntax",
+            IngestError::SopClass(_) => "sop_class",
+            IngestError::NotPart10(_) => "not_part10",
             IngestError::Internal(_) => "internal",
             IngestError::Store(_) => "store",
             IngestError::Index(_) => "index",
@@ -93,6 +103,8 @@ pub struct Declared {
     pub transfer_syntax: String,
     /// The SOP class of the presentation context the object travels on.
     pub context_sop_class_uid: String,
+    /// The study the object must belong to (STOW-RS to a study's URL).
+    pub study_uid: Option<String>,
 }
 
 /// A stored and indexed object.
@@ -112,6 +124,8 @@ pub struct Ingest {
     index: Index,
     metrics: Metrics,
     max_object_bytes: u64,
+    /// Storage classes accepted besides the built-in set (`dicom.extra_sop_classes`).
+    extra_sop_classes: Vec<String>,
 }
 
 impl Ingest {
@@ -121,7 +135,13 @@ impl Ingest {
             index,
             metrics,
             max_object_bytes,
+            extra_sop_classes: Vec::new(),
         }
+    }
+
+    pub fn with_extra_sop_classes(mut self, extra: Vec<String>) -> Ingest {
+        self.extra_sop_classes = extra;
+        self
     }
 
     /// Starts receiving an object. Errors found here (a bad UID in the request) are remembered
@@ -328,6 +348,15 @@ impl Receiving {
             ));
         }
         check_uid("Study Instance UID", &meta.study_uid)?;
+        if let Some(expected) = &self.declared.study_uid {
+            if *expected != meta.study_uid {
+                return Err(IngestError::Mismatch {
+                    what: "Study Instance UID",
+                    declared: expected.clone(),
+                    found: meta.study_uid.clone(),
+                });
+            }
+        }
         check_uid("Series Instance UID", &meta.series_uid)
     }
 

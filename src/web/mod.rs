@@ -50,6 +50,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/logout", post(session::logout))
         .route("/api/me", get(session::me))
         .route("/api/openapi.json", get(openapi::document))
+        .merge(crate::dicomweb::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require));
     Router::new()

@@ -125,7 +125,10 @@ pub fn wait_for(limit: Duration, mut ready: impl FnMut() -> bool) {
 pub struct Reply {
     pub status: u16,
     pub headers: String,
+    /// The body as text (lossy), for JSON and messages.
     pub body: String,
+    /// The body as bytes, chunked transfer coding removed.
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -168,38 +171,40 @@ pub fn request(
     stream.write_all(body).expect("send body");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).expect("read");
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let raw = response.get(split + 4..).unwrap_or_default();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = if head
+    let chunked = head
         .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
+        .contains("transfer-encoding: chunked");
+    let bytes = if chunked { dechunk(raw) } else { raw.to_vec() };
     Reply {
         status,
-        headers: head.to_owned(),
-        body,
+        headers: head,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
     }
 }
 
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&rest[..end]);
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || after.len() < n {
+        let data = &rest[end + 2..];
+        if n == 0 || data.len() < n {
             break;
         }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
+        out.extend_from_slice(&data[..n]);
+        rest = data[n..].strip_prefix(b"\r\n").unwrap_or(&data[n..]);
     }
     out
 }
