@@ -57,6 +57,15 @@ enum Command {
     },
     /// Write deterministic test objects (the committed set, or a larger benchmark corpus).
     Generate(telecardio::synth::GenerateArgs),
+    /// Benchmarks only: fill the configured index with rows for `--count` synthetic instances
+    /// (the `tiny` corpus, without objects), to measure queries at archive scale.
+    BenchIndex {
+        #[arg(long)]
+        count: usize,
+        /// The clinic the rows belong to.
+        #[arg(long, default_value = "demo")]
+        clinic: String,
+    },
     /// Manage local accounts.
     User {
         #[command(subcommand)]
@@ -221,6 +230,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => {
             let written = telecardio::synth::generate(args)?;
             eprintln!("wrote {} objects to {}", written, args.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchIndex { count, clinic } => {
+            let config = load_config(&cli, None, None)?;
+            runtime()?.block_on(async {
+                let index = open_index(&config).await?;
+                let started = std::time::Instant::now();
+                let mut done = 0;
+                while done < *count {
+                    let end = (done + 5000).min(*count);
+                    let batch: Vec<_> = (done..end)
+                        .map(|i| telecardio::synth::tiny_index_record(i, clinic))
+                        .collect();
+                    index.record_batch(&batch).await?;
+                    done = end;
+                    if done % 100_000 == 0 || done == *count {
+                        eprintln!(
+                            "{done} instances indexed in {:.0} s",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+                index.analyze().await?;
+                Ok::<_, anyhow::Error>(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::User { action } => {

@@ -46,6 +46,22 @@ impl Subject {
         }
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn birth_date(&self) -> &str {
+        &self.birth_date
+    }
+
+    pub fn sex(&self) -> &str {
+        self.sex
+    }
+
     pub fn numbered(n: usize) -> Subject {
         const NAMES: [&str; 5] = [
             "Kazlauskas^Jonas",
@@ -76,6 +92,18 @@ impl StudyRef {
             accession: accession.into(),
             name: name.into(),
         }
+    }
+
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    pub fn accession(&self) -> &str {
+        &self.accession
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 

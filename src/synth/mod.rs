@@ -41,6 +41,9 @@ pub enum Kind {
     Small,
     /// Multi-frame echo clips and Holter recordings (tens of MB).
     Large,
+    /// 16×16 echo images (about 1 KB), grouped like an archive: a patient every hundred
+    /// objects, a study every twenty; for query benchmarks.
+    Tiny,
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,7 +114,11 @@ fn corpus(out: &Path, kind: Kind, count: usize) -> Result<usize, SynthError> {
     for i in 0..count {
         // Ten patients, each with studies of up to twenty objects: realistic grouping that
         // exercises patient, study and series rows alike.
-        let subject = Subject::numbered(i % 10);
+        let subject = if kind == Kind::Tiny {
+            Subject::numbered(i / 100)
+        } else {
+            Subject::numbered(i % 10)
+        };
         let study = StudyRef::new(
             &format!("corpus-{kind:?}-study-{}", i / 20),
             &format!("E027-B-{:05}", i / 20),
@@ -122,6 +129,7 @@ fn corpus(out: &Path, kind: Kind, count: usize) -> Result<usize, SynthError> {
             (Kind::Small, _) => iod::ecg_12_lead(&subject, &study, &name, i),
             (Kind::Large, 0) => iod::us_multiframe(&subject, &study, &name, i, 60, 480, 640),
             (Kind::Large, _) => iod::ambulatory_ecg(&subject, &study, &name, i, 180),
+            (Kind::Tiny, _) => iod::us_single(&subject, &study, &name, i, 16, 16),
         };
         iod::write(&object, &out.join(format!("{name}.dcm")))?;
     }
@@ -173,6 +181,55 @@ fn big(path: &Path, bytes: u64) -> Result<(), SynthError> {
         file.write_all(&cycle[f % cycle.len()]).map_err(io)?;
     }
     file.flush().map_err(io)
+}
+
+/// The index rows the `tiny` corpus object number `i` would produce once received, without
+/// writing any object: for loading query benchmarks with a million instances in minutes.
+/// Same patients, studies, series and UIDs as `generate --set corpus --kind tiny`.
+pub fn tiny_index_record(i: usize, clinic_id: &str) -> crate::index::InstanceRecord {
+    use sha2::{Digest, Sha256};
+    let subject = Subject::numbered(i / 100);
+    let study = StudyRef::new(
+        &format!("corpus-{:?}-study-{}", Kind::Tiny, i / 20),
+        &format!("E027-B-{:05}", i / 20),
+    );
+    let name = format!("{:?}-{i:05}", Kind::Tiny).to_lowercase();
+    let series_uid = iod::uid(&format!("{}/Echo images", study.name()));
+    let sop_uid = iod::uid(&format!("{}/{name}", study.name()));
+    let digest = hex::encode(Sha256::digest(sop_uid.as_bytes()));
+    crate::index::InstanceRecord {
+        object_key: format!("bench/{}/{series_uid}/{sop_uid}_{digest}.dcm", study.uid()),
+        sop_class_uid: "1.2.840.10008.5.1.4.1.1.6.1".into(),
+        sop_instance_uid: sop_uid,
+        study_uid: study.uid().to_owned(),
+        series_uid,
+        transfer_syntax: "1.2.840.10008.1.2.1".into(),
+        size_bytes: 1200,
+        sha256: digest.clone(),
+        dataset_sha256: digest,
+        clinic_id: clinic_id.to_owned(),
+        calling_ae: "BENCH".into(),
+        patient_id: subject.id().to_owned(),
+        patient_issuer: "LT-AK".into(),
+        patient_name: subject.name().to_owned(),
+        patient_name_search: crate::ingest::meta::search_form(subject.name()),
+        birth_date: subject.birth_date().to_owned(),
+        sex: subject.sex().to_owned(),
+        other_patient_ids: String::new(),
+        study_date: "20261120".into(),
+        study_time: "093000".into(),
+        accession_number: study.accession().to_owned(),
+        accession_issuer: String::new(),
+        study_id: "1".into(),
+        study_description: "Širdies tyrimas / cardiac examination".into(),
+        referring_physician: "Kairys^Vytautas".into(),
+        referring_physician_search: "kairys^vytautas".into(),
+        modality: "US".into(),
+        series_number: Some(2),
+        series_description: "Echo images".into(),
+        instance_number: Some((i % 20) as i64 + 1),
+        number_of_frames: None,
+    }
 }
 
 #[cfg(test)]
