@@ -106,6 +106,9 @@ pub struct HttpConfig {
     pub allow_plain_http: bool,
     /// Largest request body accepted (STOW-RS uploads, JSON), in bytes.
     pub max_body_bytes: u64,
+    /// The address clients reach this service at (e.g. behind a reverse proxy), for the URLs
+    /// it hands out; empty: taken from each request's Host header.
+    pub public_url: String,
 }
 
 impl HttpConfig {

@@ -30,6 +30,8 @@ pub mod index;
 pub mod ingest;
 /// Prometheus metrics.
 pub mod metrics;
+/// Pixel data of stored objects: frames located by headers, bulk data, rendering.
+pub mod pixels;
 /// The DICOM query model shared by C-FIND and QIDO-RS.
 pub mod query;
 /// Service wiring and graceful shutdown.

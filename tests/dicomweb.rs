@@ -68,6 +68,42 @@ fn stow_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The multi-frame echo clip compressed by DCMTK as JPEG baseline and RLE, in a study of their
+/// own, as `series:instance:syntax:media:lossless` entries for the client script.
+fn encapsulated_files(dir: &Path) -> (Vec<PathBuf>, String) {
+    let source = test_image("us-multiframe-echo.dcm");
+    let variants = [
+        ("dcmcjpeg", "+eb", "1.2.840.10008.1.2.4.50", "image/jpeg", "lossy"),
+        ("dcmcrle", "+un", "1.2.840.10008.1.2.5", "image/dicom-rle", "lossless"),
+    ];
+    let mut files = Vec::new();
+    let mut entries = Vec::new();
+    for (i, (tool, option, syntax, media, lossless)) in variants.into_iter().enumerate() {
+        let out = dir.join(format!("{tool}.dcm"));
+        let mut cmd = dcmtk(tool);
+        cmd.arg(option).arg(&source).arg(&out);
+        let (ok, log) = run(cmd);
+        assert!(ok, "{log}");
+        let (series, instance) = (format!("2.25.3001.{i}"), format!("2.25.3001.{i}.1"));
+        let mut cmd = dcmtk("dcmodify");
+        cmd.arg("-nb");
+        for change in [
+            "(0020,000D)=2.25.3001".to_owned(),
+            format!("(0020,000E)={series}"),
+            format!("(0008,0018)={instance}"),
+        ] {
+            cmd.arg("-m").arg(change);
+        }
+        cmd.arg(&out);
+        let (ok, log) = run(cmd);
+        assert!(ok, "{log}");
+        assert_eq!(meta_value(&std::fs::read(&out).unwrap(), 0x0010), syntax);
+        files.push(out);
+        entries.push(format!("{series}:{instance}:{syntax}:{media}:{lossless}"));
+    }
+    (files, entries.join(","))
+}
+
 fn roundtrip(db: Db) {
     let server = start(db);
     let (ok, log) = storescu(server.dicom_port, &test_images());
@@ -78,6 +114,9 @@ fn roundtrip(db: Db) {
     let auditor = token(&server, "auditorius", "auditor", "");
     let dir = tempfile::tempdir().unwrap();
     let files = stow_files(dir.path());
+    let (encapsulated, entries) = encapsulated_files(dir.path());
+    let (ok, log) = dcmsend(server.dicom_port, &encapsulated);
+    assert!(ok, "{log}");
     let joined = std::env::join_paths(&files).unwrap();
     let output = Command::new(python())
         .arg(repo().join("tests/clients/dicomweb_client_roundtrip.py"))
@@ -88,6 +127,8 @@ fn roundtrip(db: Db) {
         .env("TC_STUDY", STUDY)
         .env("TC_STOW_FILES", joined)
         .env("TC_STOW_STUDY", "2.25.2001")
+        .env("TC_ENC_STUDY", "2.25.3001")
+        .env("TC_ENCAPSULATED", entries)
         .env("TC_READER_TOKEN", &reader)
         .env("TC_CLINIC_TOKEN", &clinic)
         .env("TC_OTHER_TOKEN", &other)

@@ -204,9 +204,30 @@ impl Archive {
         offset: u64,
     ) -> Result<futures::stream::BoxStream<'static, Result<Bytes, ArchiveError>>, ArchiveError>
     {
+        self.stream_part(key, object_store::GetRange::Offset(offset))
+            .await
+    }
+
+    /// A byte stream of bytes `range` of the object (a large value, never held whole).
+    pub async fn stream_range(
+        &self,
+        key: &Path,
+        range: std::ops::Range<u64>,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes, ArchiveError>>, ArchiveError>
+    {
+        self.stream_part(key, object_store::GetRange::Bounded(range))
+            .await
+    }
+
+    async fn stream_part(
+        &self,
+        key: &Path,
+        range: object_store::GetRange,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes, ArchiveError>>, ArchiveError>
+    {
         let owned = key.to_string();
         let options = object_store::GetOptions {
-            range: Some(object_store::GetRange::Offset(offset)),
+            range: Some(range),
             ..Default::default()
         };
         let result =

@@ -16,7 +16,11 @@ use crate::fault::Fault;
 use crate::index::{
     AuditEvent, Condition, Field, Filter, Hit, Index, IndexError, Level, Scope, Search,
 };
+use crate::pixels::{layout, Layout, PixelError};
 use crate::query::{Query, QueryError};
+
+/// The most data set bytes (besides pixel data) held in memory to answer metadata or frames.
+const MAX_HEADER_BYTES: u64 = 128 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -34,6 +38,8 @@ pub enum CatalogError {
     Archive(#[from] ArchiveError),
     #[error("stored object `{key}` is damaged: {why}")]
     Damaged { key: String, why: String },
+    #[error(transparent)]
+    Pixels(#[from] PixelError),
 }
 
 impl CatalogError {
@@ -45,6 +51,7 @@ impl CatalogError {
             CatalogError::Index(_) | CatalogError::AuditUnavailable(_) => Fault::Unavailable,
             CatalogError::Archive(_) => Fault::Unavailable,
             CatalogError::Damaged { .. } => Fault::Bug,
+            CatalogError::Pixels(e) => e.fault(),
         }
     }
 }
@@ -247,6 +254,54 @@ impl Catalog {
     ) -> Result<BoxStream<'static, Result<bytes::Bytes, ArchiveError>>, CatalogError> {
         let key = ObjectKey::from(hit.object_key.as_str());
         Ok(self.archive.stream(&key).await?)
+    }
+
+    /// Where the parts of a retrieved instance are: its data set before Pixel Data, its frames.
+    pub async fn layout(&self, hit: &Hit) -> Result<Layout, CatalogError> {
+        let key = ObjectKey::from(hit.object_key.as_str());
+        let dataset_at = self.dataset_offset(hit).await?;
+        let size = u64::try_from(hit.size_bytes).unwrap_or(0);
+        Ok(layout::read(
+            &self.archive,
+            &key,
+            size,
+            dataset_at,
+            &hit.transfer_syntax,
+            MAX_HEADER_BYTES,
+        )
+        .await?)
+    }
+
+    /// Byte ranges of a retrieved instance, one after the other, as a stream.
+    pub fn ranges(
+        &self,
+        hit: &Hit,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxStream<'static, Result<bytes::Bytes, ArchiveError>> {
+        let archive = self.archive.clone();
+        let key = ObjectKey::from(hit.object_key.as_str());
+        futures::stream::iter(ranges)
+            .then(move |range| {
+                let archive = archive.clone();
+                let key = key.clone();
+                async move { archive.stream_range(&key, range).await }
+            })
+            .try_flatten()
+            .boxed()
+    }
+
+    /// Byte ranges of a retrieved instance, each read whole (one frame's fragments).
+    pub async fn read_ranges(
+        &self,
+        hit: &Hit,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<Vec<bytes::Bytes>, CatalogError> {
+        let key = ObjectKey::from(hit.object_key.as_str());
+        let mut out = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            out.push(self.archive.read_range(&key, range.clone()).await?);
+        }
+        Ok(out)
     }
 
     async fn permit(

@@ -1,12 +1,15 @@
-//! The DICOMweb edge (PS3.18) under `/dicom-web`: QIDO-RS search, WADO-RS retrieval and
-//! STOW-RS storage.
+//! The DICOMweb edge (PS3.18) under `/dicom-web`: QIDO-RS search, WADO-RS retrieval (objects,
+//! metadata, frames, bulk data, rendered frames) and STOW-RS storage.
 //!
 //! Routes sit behind the HTTP authentication layer like every other; each handler takes the
 //! caller's [`Principal`](crate::access::Principal) to the catalog (reads) or to ingest
 //! (STOW-RS), so scope, audit and durability are those of the DICOM edge. This module maps
 //! results to HTTP and DICOM JSON only.
 
+mod accept;
+mod frames;
 mod json;
+mod metadata;
 mod qido;
 mod stow;
 mod wado;
@@ -47,15 +50,49 @@ pub fn routes() -> Router<WebState> {
             "/dicom-web/studies/{study}/series/{series}/instances/{instance}",
             get(wado::instance),
         )
+        .route(
+            "/dicom-web/studies/{study}/metadata",
+            get(metadata::study),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/metadata",
+            get(metadata::series),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/metadata",
+            get(metadata::instance),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+            get(frames::frames),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
+            get(frames::frame_rendered),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/rendered",
+            get(frames::instance_rendered),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/bulk/{*path}",
+            get(frames::bulk),
+        )
 }
 
-/// Where this service's DICOMweb root is, as the caller reached it (for RetrieveURL).
+/// Where this service's DICOMweb root is, as the caller reached it (for RetrieveURL and
+/// BulkDataURI): the configured public address, else the request's Host.
 fn base_url(state: &WebState, headers: &HeaderMap) -> String {
-    let scheme = if state.config.http.tls_enabled() {
-        "https"
+    let public = state.config.http.public_url.trim_end_matches('/');
+    if !public.is_empty() {
+        return format!("{public}/dicom-web");
+    }
+    let (scheme, default_port) = if state.config.http.tls_enabled() {
+        ("https", 443)
     } else {
-        "http"
+        ("http", 80)
     };
+    let port = state.config.http.listen.port();
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -63,7 +100,16 @@ fn base_url(state: &WebState, headers: &HeaderMap) -> String {
             h.chars()
                 .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
         })
-        .map(str::to_owned)
+        .map(|h| {
+            // Some clients (dicomweb-client among them) send Host without the port they
+            // connected to; the URL must still lead back here.
+            let has_port = h.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']'));
+            if has_port || port == default_port {
+                h.to_owned()
+            } else {
+                format!("{h}:{port}")
+            }
+        })
         .unwrap_or_else(|| state.config.http.listen.to_string());
     format!("{scheme}://{host}/dicom-web")
 }

@@ -61,6 +61,19 @@ pub struct NestedValue {
     pub value: Vec<u8>,
 }
 
+/// Where the top-level Pixel Data element sits in the (inflated) data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelDataAt {
+    /// Offset of its element header.
+    pub header_at: u64,
+    /// Offset of its value (the first fragment item when encapsulated).
+    pub value_at: u64,
+    /// Value length; `None` for encapsulated (undefined length) pixel data.
+    pub length: Option<u32>,
+    /// The VR as encoded; `None` under implicit VR.
+    pub vr: Option<[u8; 2]>,
+}
+
 /// The values the scanner kept, as raw bytes.
 #[derive(Debug, Default, Clone)]
 pub struct Kept {
@@ -105,6 +118,7 @@ pub struct Scanner {
     wanted: fn(Tag) -> bool,
     kept: Kept,
     limit: u64,
+    pixel_data: Option<PixelDataAt>,
 }
 
 impl Scanner {
@@ -124,6 +138,7 @@ impl Scanner {
             wanted,
             kept: Kept::default(),
             limit: u64::MAX,
+            pixel_data: None,
         }
     }
 
@@ -131,6 +146,11 @@ impl Scanner {
     pub fn with_limit(mut self, limit: u64) -> Scanner {
         self.limit = limit;
         self
+    }
+
+    /// The top-level Pixel Data element, once its header has been scanned.
+    pub fn pixel_data(&self) -> Option<PixelDataAt> {
+        self.pixel_data
     }
 
     /// Bytes of the (inflated) data set scanned so far.
@@ -320,6 +340,14 @@ impl Scanner {
                     at: start,
                 });
             }
+        }
+        if t == PIXEL_DATA && self.stack.is_empty() {
+            self.pixel_data = Some(PixelDataAt {
+                header_at: start,
+                value_at: self.pos,
+                length: (len != UNDEFINED).then_some(len),
+                vr,
+            });
         }
         if len == UNDEFINED {
             return self.open_undefined(t, vr, start);
