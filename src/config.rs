@@ -124,6 +124,11 @@ pub struct AuthConfig {
     pub session_hours: u64,
     /// Shortest password accepted for local accounts.
     pub min_password_length: usize,
+    /// Failed sign-ins for one account name before sign-in pauses (four times as many from
+    /// one address).
+    pub failed_logins_allowed: u32,
+    /// The first pause, in seconds; it doubles with each further failure (up to 15 minutes).
+    pub lockout_seconds: u64,
     pub oidc: OidcConfig,
 }
 

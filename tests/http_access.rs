@@ -435,3 +435,43 @@ fn https_and_plain_http_policy() {
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("http.listen"));
 }
+
+/// Password guessing is slowed: after the allowed failures for a name, sign-in for it pauses
+/// (429 with Retry-After, even with the right password) while other accounts are unaffected;
+/// the pause ends on its own and each refusal is audited.
+#[test]
+fn repeated_failed_sign_ins_pause_sign_in() {
+    let server = Server::start_with(
+        Db::Sqlite,
+        Store::Local,
+        &[("TELECARDIO_AUTH__LOCKOUT_SECONDS", "2")],
+    );
+    add_user(
+        &server,
+        "vida",
+        "clinic",
+        "demo",
+        Some("correct horse battery"),
+    );
+    add_user(
+        &server,
+        "ona",
+        "clinic",
+        "demo",
+        Some("another long secret"),
+    );
+    for _ in 0..5 {
+        assert_eq!(login(&server, "vida", "a wrong guess!!").status, 401);
+    }
+    let paused = login(&server, "vida", "correct horse battery");
+    assert_eq!(paused.status, 429, "{}", paused.body);
+    let retry: u64 = paused.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert_eq!(login(&server, "ona", "another long secret").status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    assert_eq!(login(&server, "vida", "correct horse battery").status, 200);
+    let logins = server.audit_events("login");
+    assert!(logins
+        .iter()
+        .any(|(actor, _, outcome)| actor == "vida" && outcome.starts_with("refused: throttled")));
+}

@@ -7,6 +7,7 @@
 
 pub mod jwt;
 pub mod secret;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -67,6 +68,8 @@ pub enum AuthError {
     Missing,
     #[error("credentials not accepted: {0}")]
     Rejected(&'static str),
+    #[error("too many failed sign-ins; try again in {0} seconds")]
+    Throttled(u64),
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
@@ -84,6 +87,7 @@ pub struct Accounts {
     index: Index,
     config: Arc<Config>,
     jwt: Option<Arc<jwt::Validator>>,
+    throttle: Arc<throttle::Throttle>,
 }
 
 impl Accounts {
@@ -93,7 +97,16 @@ impl Accounts {
         } else {
             None
         };
-        Ok(Accounts { index, config, jwt })
+        let throttle = Arc::new(throttle::Throttle::new(
+            config.auth.failed_logins_allowed,
+            std::time::Duration::from_secs(config.auth.lockout_seconds),
+        ));
+        Ok(Accounts {
+            index,
+            config,
+            jwt,
+            throttle,
+        })
     }
 
     fn check_account(&self, name: &str, role: Role, institution: &str) -> Result<(), AccountError> {
@@ -245,6 +258,9 @@ impl Accounts {
         password: &str,
         address: &str,
     ) -> Result<(Principal, String), AuthError> {
+        if let Some(wait) = self.throttle.wait(name, address) {
+            return Err(AuthError::Throttled(wait.as_secs().max(1)));
+        }
         let user = self.index.user(name).await?;
         let stored = user
             .as_ref()
@@ -254,8 +270,12 @@ impl Accounts {
         let matches = verify(password.to_owned(), stored).await;
         let user = match user {
             Some(u) if matches => u,
-            _ => return Err(AuthError::Rejected("wrong user name or password")),
+            _ => {
+                self.throttle.failed(name, address);
+                return Err(AuthError::Rejected("wrong user name or password"));
+            }
         };
+        self.throttle.succeeded(name);
         let principal = self.principal_of(&user, Via::Session, address)?;
         let secret = secret::random_hex(32).map_err(|_| AuthError::Rejected("no randomness"))?;
         let hours = i64::try_from(self.config.auth.session_hours).unwrap_or(12);

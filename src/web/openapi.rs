@@ -67,7 +67,12 @@ pub fn spec() -> Value {
                 "responses": {
                     "200": {"description": "Signed in", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Principal"}}}},
                     "400": problem(),
-                    "401": problem()
+                    "401": problem(),
+                    "429": {
+                        "description": "Sign-in paused after repeated failures for this name or address",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                    }
                 }
             }},
             "/api/logout": {"post": {

@@ -69,6 +69,20 @@ pub async fn login(
                 .into_response()
         }
         Err(AuthError::Index(e)) => Problem::from_fault(Fault::Unavailable, e).into_response(),
+        Err(AuthError::Throttled(seconds)) => {
+            tracing::warn!(%address, name = %login.name, "sign-in paused after repeated failures");
+            event.outcome = format!("refused: throttled for {seconds} s");
+            state.audit.record(event).await;
+            let mut response = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed sign-ins; try again in {seconds} seconds"),
+            )
+            .into_response();
+            if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
         Err(e) => {
             tracing::info!(%address, reason = %e, "sign-in refused");
             event.outcome = "refused".into();
