@@ -93,6 +93,22 @@ fn load(server: &Server, dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
             ("(0008,0018)", "2.25.1002.1.1"),
         ],
     )];
+    // Study C's patient has two other IDs, and its accession number an issuer: what sequence
+    // matching works on.
+    let mut cmd = dcmtk("dcmodify");
+    cmd.arg("-nb");
+    for item in [
+        "(0010,1002)[0].(0010,0020)=LT-380101",
+        "(0010,1002)[0].(0010,0021)=VLK",
+        "(0010,1002)[1].(0010,0020)=PSDF-77",
+        "(0010,1002)[1].(0010,0021)=SODRA",
+        "(0008,0051)[0].(0040,0031)=VULSK",
+    ] {
+        cmd.arg("-i").arg(item);
+    }
+    cmd.arg(&study_c[0]);
+    let (ok, text) = run(cmd);
+    assert!(ok, "dcmodify: {text}");
     let (ok, out) = storescu(server.dicom_port, &test_images());
     assert!(ok, "{out}");
     let (ok, out) = storescu(server.dicom_port, &study_c);
@@ -245,6 +261,111 @@ fn suite(db: Db) {
         found.values(tags::NUMBER_OF_PATIENT_RELATED_INSTANCES),
         set(&["5"])
     );
+
+    // Sequence matching: an item's keys must hold in one stored item (PS3.4 C.2.2.2.6).
+    let by_other_id = |keys: &[&[u8]]| {
+        let mut all: Vec<&[u8]> = vec![b"QueryRetrieveLevel=STUDY", b"StudyInstanceUID"];
+        all.extend_from_slice(keys);
+        find(&server, CLINIC_AE, "-S", &all, &[])
+    };
+    let found = by_other_id(&[b"(0010,1002)[0].(0010,0020)=LT-380101"]);
+    assert_eq!(
+        found.values(tags::STUDY_INSTANCE_UID),
+        set(&["2.25.1002"]),
+        "{}",
+        found.log
+    );
+    let found = by_other_id(&[
+        b"(0010,1002)[0].(0010,0020)=PSDF*",
+        b"(0010,1002)[0].(0010,0021)=SODRA",
+    ]);
+    assert_eq!(
+        found.values(tags::STUDY_INSTANCE_UID),
+        set(&["2.25.1002"]),
+        "{}",
+        found.log
+    );
+    // ID of the first item with the issuer of the second: no single item matches.
+    let found = by_other_id(&[
+        b"(0010,1002)[0].(0010,0020)=LT-380101",
+        b"(0010,1002)[0].(0010,0021)=SODRA",
+    ]);
+    assert!(found.ok && found.count() == 0, "{}", found.log);
+    let found = by_other_id(&[b"(0008,0051)[0].(0040,0031)=VULSK"]);
+    assert_eq!(
+        found.values(tags::STUDY_INSTANCE_UID),
+        set(&["2.25.1002"]),
+        "{}",
+        found.log
+    );
+    // An empty sequence key is universal and returns every stored item.
+    let found = by_other_id(&[
+        b"StudyInstanceUID=2.25.1002",
+        b"(0010,1002)[0].(0010,0020)",
+        b"(0010,1002)[0].(0010,0021)",
+    ]);
+    assert_eq!(found.count(), 1, "{}", found.log);
+    let items = found.answers[0]
+        .1
+        .element(tags::OTHER_PATIENT_I_DS_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()
+        .to_vec();
+    let pairs: BTreeSet<String> = items
+        .iter()
+        .map(|item| {
+            let text = |t| item.element(t).unwrap().to_str().unwrap().trim().to_owned();
+            format!(
+                "{}@{}",
+                text(tags::PATIENT_ID),
+                text(tags::ISSUER_OF_PATIENT_ID)
+            )
+        })
+        .collect();
+    assert_eq!(pairs, set(&["LT-380101@VLK", "PSDF-77@SODRA"]));
+    // The same over QIDO-RS, with the `Sequence.Attribute` form of PS3.18.
+    let out = server.cli_with_input(
+        &[
+            "user",
+            "add",
+            "seq-reader",
+            "--role",
+            "clinic",
+            "--institution",
+            "demo",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = server.cli(&["token", "create", "seq-reader"]);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let reply = request(
+        server.http_port,
+        "GET",
+        "/dicom-web/studies?OtherPatientIDsSequence.PatientID=PSDF-77&OtherPatientIDsSequence.IssuerOfPatientID=SODRA&includefield=OtherPatientIDsSequence",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answers = reply.json();
+    assert_eq!(answers.as_array().unwrap().len(), 1, "{}", reply.body);
+    assert_eq!(answers[0]["0020000D"]["Value"][0], "2.25.1002");
+    assert_eq!(
+        answers[0]["00101002"]["Value"].as_array().unwrap().len(),
+        2,
+        "{}",
+        reply.body
+    );
+    let reply = request(
+        server.http_port,
+        "GET",
+        "/dicom-web/studies?OtherPatientIDsSequence.PatientID=LT-380101&OtherPatientIDsSequence.IssuerOfPatientID=SODRA",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json().as_array().unwrap().len(), 0, "{}", reply.body);
 
     // Patient root: study, series and image level under one patient.
     let found = find(

@@ -67,15 +67,18 @@ impl MediaRange {
     }
 }
 
-/// The media ranges of `Accept`, in order; an absent header is `*/*`.
+/// The media ranges of `Accept`, in order; an absent or empty header is `*/*`.
 pub fn ranges(headers: &HeaderMap) -> Vec<MediaRange> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return vec![MediaRange {
+    let anything = || {
+        vec![MediaRange {
             media: "*/*".into(),
             params: Vec::new(),
-        }];
+        }]
     };
-    accept
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return anything();
+    };
+    let ranges: Vec<MediaRange> = accept
         .split(',')
         .filter_map(|range| {
             let mut parts = range.split(';').map(str::trim);
@@ -94,7 +97,12 @@ pub fn ranges(headers: &HeaderMap) -> Vec<MediaRange> {
                 .collect();
             Some(MediaRange { media, params })
         })
-        .collect()
+        .collect();
+    if ranges.is_empty() {
+        anything()
+    } else {
+        ranges
+    }
 }
 
 #[cfg(test)]
@@ -120,13 +128,19 @@ mod tests {
         assert_eq!(plain.part_media(octet, explicit, true), Some(octet));
         assert_eq!(plain.part_media("image/jpeg", jpeg, false), None);
         let as_jpeg = &of("multipart/related; type=\"image/jpeg\"")[0];
-        assert_eq!(as_jpeg.part_media("image/jpeg", jpeg, false), Some("image/jpeg"));
+        assert_eq!(
+            as_jpeg.part_media("image/jpeg", jpeg, false),
+            Some("image/jpeg")
+        );
         assert_eq!(as_jpeg.part_media(octet, explicit, true), None);
-        let other_ts = &of(
-            "multipart/related; type=\"image/jpeg\"; transfer-syntax=1.2.840.10008.1.2.4.70",
-        )[0];
+        let other_ts =
+            &of("multipart/related; type=\"image/jpeg\"; transfer-syntax=1.2.840.10008.1.2.4.70")
+                [0];
         assert_eq!(other_ts.part_media("image/jpeg", jpeg, false), None);
-        assert_eq!(of("*/*")[0].part_media("image/jpeg", jpeg, false), Some("image/jpeg"));
+        assert_eq!(
+            of("*/*")[0].part_media("image/jpeg", jpeg, false),
+            Some("image/jpeg")
+        );
     }
 
     #[test]

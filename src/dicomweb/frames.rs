@@ -270,7 +270,10 @@ fn element_bytes(layout: &Layout, steps: &[Step]) -> Result<Bytes, PixelError> {
                 return Ok(Bytes::copy_from_slice(&value.to_bytes()));
             }
             Some(Step::Item(i)) => {
-                here = element.items().and_then(|items| items.get(*i)).ok_or_else(missing)?;
+                here = element
+                    .items()
+                    .and_then(|items| items.get(*i))
+                    .ok_or_else(missing)?;
             }
             Some(Step::Attribute(_)) => return Err(missing()),
         }

@@ -45,7 +45,12 @@ pub fn dataset(answers: &[Answered], extra: &[(Tag, VR, String)]) -> Value {
     let mut out = Map::new();
     for a in answers {
         if a.vr == VR::SQ {
-            out.insert(tag_key(a.tag), json!({ "vr": "SQ" }));
+            let items: Vec<Value> = a.items.iter().map(|i| dataset(i, &[])).collect();
+            let mut sq = json!({ "vr": "SQ" });
+            if !items.is_empty() {
+                sq["Value"] = Value::Array(items);
+            }
+            out.insert(tag_key(a.tag), sq);
         } else {
             out.insert(tag_key(a.tag), attribute(a.vr, &a.values));
         }
@@ -64,21 +69,13 @@ mod tests {
     #[test]
     fn names_numbers_and_empty_values() {
         let answers = vec![
-            Answered {
-                tag: tags::PATIENT_NAME,
-                vr: VR::PN,
-                values: vec!["Žukauskienė^Rūta".into()],
-            },
-            Answered {
-                tag: tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
-                vr: VR::IS,
-                values: vec!["5".into()],
-            },
-            Answered {
-                tag: tags::STUDY_DESCRIPTION,
-                vr: VR::LO,
-                values: vec![],
-            },
+            Answered::new(tags::PATIENT_NAME, VR::PN, vec!["Žukauskienė^Rūta".into()]),
+            Answered::new(
+                tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
+                VR::IS,
+                vec!["5".into()],
+            ),
+            Answered::new(tags::STUDY_DESCRIPTION, VR::LO, vec![]),
         ];
         let v = dataset(&answers, &[]);
         assert_eq!(v["00100010"]["Value"][0]["Alphabetic"], "Žukauskienė^Rūta");

@@ -101,10 +101,7 @@ fn strip_bulk(object: &mut InMemDicomObject, prefix: &[Step], found: &mut Vec<Ve
 }
 
 /// The DICOM JSON of one instance; `bulk` is the instance's bulk data URI prefix.
-pub fn instance_json(
-    layout: &pixels::Layout,
-    bulk: &str,
-) -> Result<Value, pixels::PixelError> {
+pub fn instance_json(layout: &pixels::Layout, bulk: &str) -> Result<Value, pixels::PixelError> {
     let mut object = pixels::header_object(layout)?;
     let mut stripped = Vec::new();
     strip_bulk(&mut object, &[], &mut stripped);
@@ -245,7 +242,10 @@ mod tests {
         ];
         assert_eq!(path_text(&path), "54000100/0/54001010");
         assert_eq!(parse_path("54000100/0/54001010"), Some(path));
-        assert_eq!(parse_path("7FE00010"), Some(vec![Step::Attribute(Tag(0x7FE0, 0x0010))]));
+        assert_eq!(
+            parse_path("7FE00010"),
+            Some(vec![Step::Attribute(Tag(0x7FE0, 0x0010))])
+        );
         for bad in ["", "7FE0", "54000100/0", "54000100/x/54001010", "ZZZZZZZZ"] {
             assert_eq!(parse_path(bad), None, "{bad}");
         }

@@ -76,18 +76,43 @@ fn parse(level: Level, pairs: &[(String, String)]) -> Result<Params, Problem> {
                 }
             }
             other => {
-                let (tag, vr) = query::resolve_attribute(other)
-                    .map_err(|e| bad(e.to_string()).with_field(other.to_owned()))?;
-                let matched = attributes::attribute(tag)
-                    .is_some_and(|a| a.field.is_some() && a.level <= level);
+                let unknown =
+                    |e: query::QueryError| bad(e.to_string()).with_field(other.to_owned());
+                // `Sequence.Attribute=value`: a key of the sequence's item (PS3.18 8.3.4.1).
+                let (name, item) = match other.split_once('.') {
+                    Some((seq, item)) => (seq, Some(item)),
+                    None => (other, None),
+                };
+                let (tag, vr) = query::resolve_attribute(name).map_err(unknown)?;
+                let attribute = attributes::attribute(tag).filter(|a| a.level <= level);
+                let Some(item) = item else {
+                    let matched = attribute.is_some_and(|a| {
+                        a.field.is_some() && a.matching != attributes::Matching::Sequence
+                    });
+                    if !matched {
+                        p.unsupported.push(other.to_owned());
+                    }
+                    p.keys.push(Key::new(tag, vr, value.clone()));
+                    continue;
+                };
+                let (item_tag, item_vr) = query::resolve_attribute(item).map_err(unknown)?;
+                let matched = attribute.is_some()
+                    && attributes::item_attributes(tag)
+                        .iter()
+                        .any(|(t, _, _)| *t == item_tag);
                 if !matched {
                     p.unsupported.push(other.to_owned());
                 }
-                p.keys.push(Key {
-                    tag,
-                    vr,
-                    value: value.clone(),
-                });
+                let position = match p.keys.iter().position(|k| k.tag == tag) {
+                    Some(i) => i,
+                    None => {
+                        p.keys.push(Key::new(tag, VR::SQ, ""));
+                        p.keys.len() - 1
+                    }
+                };
+                p.keys[position]
+                    .items
+                    .push(Key::new(item_tag, item_vr, value.clone()));
             }
         }
     }
@@ -132,11 +157,7 @@ async fn search(
     };
     for (tag, value) in path_keys {
         params.keys.retain(|k| k.tag != tag);
-        params.keys.push(Key {
-            tag,
-            vr: VR::UI,
-            value,
-        });
+        params.keys.push(Key::new(tag, VR::UI, value));
     }
     let mut keys = params.keys.clone();
     for (tag, vr) in defaults(level, params.include_all)
@@ -144,11 +165,7 @@ async fn search(
         .chain(params.include.iter().copied())
     {
         if !keys.iter().any(|k| k.tag == tag) {
-            keys.push(Key {
-                tag,
-                vr,
-                value: String::new(),
-            });
+            keys.push(Key::new(tag, vr, ""));
         }
     }
     let query = match Query::new(Model::Web, level, keys) {

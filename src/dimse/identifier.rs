@@ -64,19 +64,30 @@ pub fn parse_find(
         if tag == tags::QUERY_RETRIEVE_LEVEL || tag == tags::SPECIFIC_CHARACTER_SET {
             continue;
         }
-        let vr = element.vr();
-        let value = if vr == VR::SQ {
-            // Sequence matching is not offered yet: the key is returned empty.
-            String::new()
-        } else {
-            element
-                .to_str()
-                .map(|s| s.trim_matches(|c: char| c == ' ' || c == '\0').to_owned())
-                .unwrap_or_default()
-        };
-        keys.push(Key { tag, vr, value });
+        keys.push(key_of(element));
     }
     Ok((Query::new(model, level, keys)?, charset))
+}
+
+/// One key; a sequence key carries the keys of its (first) item (PS3.4 C.2.2.2.6).
+fn key_of(element: &dicom_object::mem::InMemElement) -> Key {
+    let vr = element.vr();
+    if vr == VR::SQ {
+        let items = element
+            .items()
+            .and_then(|items| items.first())
+            .map(|item| item.iter().map(key_of).collect())
+            .unwrap_or_default();
+        return Key {
+            items,
+            ..Key::new(element.tag(), vr, "")
+        };
+    }
+    let value = element
+        .to_str()
+        .map(|s| s.trim_matches(|c: char| c == ' ' || c == '\0').to_owned())
+        .unwrap_or_default();
+    Key::new(element.tag(), vr, value)
 }
 
 /// A C-MOVE or C-GET identifier as the selection to retrieve (PS3.4 C.4.2.2.1: the unique
@@ -132,7 +143,14 @@ pub fn parse_retrieve(bytes: &[u8], ts_uid: &str) -> Result<(Level, Selection), 
 /// The character set an answer is written in: the query's if it carries every character,
 /// none if the answer is plain ASCII, UTF-8 otherwise.
 fn answer_charset(query_charset: Option<&str>, answers: &[Answered]) -> Option<&'static str> {
-    let texts = || answers.iter().flat_map(|a| a.values.iter());
+    fn all(answers: &[Answered]) -> Vec<&String> {
+        answers
+            .iter()
+            .flat_map(|a| a.values.iter().chain(a.items.iter().flat_map(|i| all(i))))
+            .collect()
+    }
+    let every = all(answers);
+    let texts = || every.iter().copied();
     if texts().all(|v| v.is_ascii()) {
         return None;
     }
@@ -184,9 +202,28 @@ pub fn write_answer(
         VR::CS,
         PrimitiveValue::from(query::level_name(level)),
     ));
+    put_answers(&mut obj, answers);
+    let mut out = Vec::with_capacity(512);
+    obj.write_dataset_with_ts(&mut out, ts)
+        .map_err(|e| IdentifierError::Encode(e.to_string()))?;
+    Ok(out)
+}
+
+fn put_answers(obj: &mut InMemDicomObject, answers: &[Answered]) {
     for a in answers {
         let element = match a.vr {
-            VR::SQ => DataElement::new(a.tag, VR::SQ, DataSetSequence::<InMemDicomObject>::empty()),
+            VR::SQ => {
+                let items: Vec<InMemDicomObject> = a
+                    .items
+                    .iter()
+                    .map(|item| {
+                        let mut o = InMemDicomObject::new_empty();
+                        put_answers(&mut o, item);
+                        o
+                    })
+                    .collect();
+                DataElement::new(a.tag, VR::SQ, DataSetSequence::from(items))
+            }
             _ if a.values.is_empty() => DataElement::new(a.tag, a.vr, PrimitiveValue::Empty),
             vr => DataElement::new(
                 a.tag,
@@ -196,10 +233,6 @@ pub fn write_answer(
         };
         obj.put(element);
     }
-    let mut out = Vec::with_capacity(512);
-    obj.write_dataset_with_ts(&mut out, ts)
-        .map_err(|e| IdentifierError::Encode(e.to_string()))?;
-    Ok(out)
 }
 
 /// The identifier of a final C-MOVE/C-GET response naming the instances that failed.
@@ -263,11 +296,11 @@ mod tests {
         let (q, cs) = parse_find(&bytes, EXPLICIT_LE, Model::StudyRoot).unwrap();
         assert_eq!(q.level, Level::Study);
         assert_eq!(q.keys[0].value, "ŽUK*");
-        let answers = vec![Answered {
-            tag: tags::PATIENT_NAME,
-            vr: VR::PN,
-            values: vec!["Žukauskas^Rūta".into()],
-        }];
+        let answers = vec![Answered::new(
+            tags::PATIENT_NAME,
+            VR::PN,
+            vec!["Žukauskas^Rūta".into()],
+        )];
         let out = write_answer(Level::Study, &answers, cs.as_deref(), EXPLICIT_LE).unwrap();
         assert!(out.windows(10).any(|w| w == b"ISO_IR 110"));
         assert!(out.windows(3).any(|w| w == b"\xAEuk"));
@@ -277,11 +310,11 @@ mod tests {
     fn latin1_query_is_answered_in_utf8_rather_than_dropping_letters() {
         let bytes = identifier(Some("ISO_IR 100"), "*");
         let (_, cs) = parse_find(&bytes, EXPLICIT_LE, Model::StudyRoot).unwrap();
-        let answers = vec![Answered {
-            tag: tags::PATIENT_NAME,
-            vr: VR::PN,
-            values: vec!["Žukauskas^Rūta".into()],
-        }];
+        let answers = vec![Answered::new(
+            tags::PATIENT_NAME,
+            VR::PN,
+            vec!["Žukauskas^Rūta".into()],
+        )];
         let out = write_answer(Level::Study, &answers, cs.as_deref(), EXPLICIT_LE).unwrap();
         assert!(out.windows(10).any(|w| w == b"ISO_IR 192"));
         assert!(out

@@ -141,7 +141,34 @@ async fn upsert_patient(
     .execute(&mut **tx)
     .await
     .map_err(IndexError::query("upsert patient"))?;
+    // The items follow the latest object, like the rest of the patient row.
+    sqlx::query("DELETE FROM patient_other_ids WHERE patient_id = $1 AND issuer = $2")
+        .bind(&rec.patient_id)
+        .bind(&rec.patient_issuer)
+        .execute(&mut **tx)
+        .await
+        .map_err(IndexError::query("replace other patient ids"))?;
+    for (other_id, other_issuer) in other_ids(&rec.other_patient_ids) {
+        sqlx::query(
+            "INSERT INTO patient_other_ids (patient_id, issuer, other_id, other_issuer)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(&rec.patient_id)
+        .bind(&rec.patient_issuer)
+        .bind(other_id)
+        .bind(other_issuer)
+        .execute(&mut **tx)
+        .await
+        .map_err(IndexError::query("insert other patient id"))?;
+    }
     Ok(())
+}
+
+/// The items of `patients.other_ids` (`id^^^issuer` joined by `\`) as (id, issuer) pairs.
+pub fn other_ids(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.split('\\')
+        .filter(|item| !item.is_empty())
+        .map(|item| item.split_once("^^^").unwrap_or((item, "")))
 }
 
 async fn upsert_study(

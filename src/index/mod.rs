@@ -18,7 +18,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEvent;
-pub use instances::{InstanceRecord, Recorded};
+pub use instances::{other_ids, InstanceRecord, Recorded};
 pub use search::{Condition, Field, Filter, Hit, Level, Scope, Search};
 pub use studies::{InstanceRow, SeriesRow, StudyDetail, StudyRow};
 pub use users::{Created, TokenRow, UserRow};

@@ -54,15 +54,23 @@ pub enum Field {
     SopInstanceUid,
     SopClassUid,
     InstanceNumber,
+    /// Issuer of Accession Number Sequence > Local Namespace Entity ID.
+    AccessionIssuer,
+    /// Other Patient IDs Sequence: takes [`Condition::Item`] on the two item fields below,
+    /// which must hold in one item.
+    OtherPatientIds,
+    OtherPatientId,
+    OtherPatientIssuer,
 }
 
 impl Field {
     pub fn level(self) -> Level {
         use Field::*;
         match self {
-            PatientName | PatientId | PatientIssuer | BirthDate | Sex => Level::Patient,
+            PatientName | PatientId | PatientIssuer | BirthDate | Sex | OtherPatientIds
+            | OtherPatientId | OtherPatientIssuer => Level::Patient,
             StudyUid | StudyDate | StudyTime | AccessionNumber | StudyId | StudyDescription
-            | ReferringPhysician | ModalitiesInStudy => Level::Study,
+            | ReferringPhysician | ModalitiesInStudy | AccessionIssuer => Level::Study,
             SeriesUid | Modality | SeriesNumber | SeriesDescription => Level::Series,
             SopInstanceUid | SopClassUid | InstanceNumber => Level::Instance,
         }
@@ -91,6 +99,10 @@ impl Field {
             SopInstanceUid => "i.sop_instance_uid",
             SopClassUid => "i.sop_class_uid",
             InstanceNumber => "i.instance_number",
+            AccessionIssuer => "s.accession_issuer",
+            OtherPatientIds => "",
+            OtherPatientId => "o.other_id",
+            OtherPatientIssuer => "o.other_issuer",
         }
     }
 
@@ -112,6 +124,8 @@ pub enum Condition {
         from: Option<String>,
         to: Option<String>,
     },
+    /// Sequence matching: one item must satisfy every filter (PS3.4 C.2.2.2.6).
+    Item(Vec<Filter>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +178,9 @@ pub struct Hit {
     pub transfer_syntax: String,
     pub object_key: String,
     pub size_bytes: i64,
+    /// `id^^^issuer` items joined by `\\` (see [`super::other_ids`]).
+    pub other_patient_ids: String,
+    pub accession_issuer: String,
 }
 
 const PATIENT_COLUMNS: &str = "p.name, p.patient_id, p.issuer, p.birth_date, p.sex";
@@ -172,6 +189,9 @@ const STUDY_COLUMNS: &str = "s.study_uid, s.study_date, s.study_time, s.accessio
     s.num_instances, s.clinic_id";
 const SERIES_COLUMNS: &str =
     "r.series_uid, r.modality, r.series_number, r.description, r.num_instances";
+const SEQUENCE_COLUMNS_PATIENT: &str = "p.other_ids AS seq_other_ids";
+const SEQUENCE_COLUMNS: &str =
+    "p.other_ids AS seq_other_ids, s.accession_issuer AS seq_accession_issuer";
 const INSTANCE_COLUMNS: &str = "i.sop_instance_uid, i.sop_class_uid, i.instance_number,
     i.number_of_frames, i.transfer_syntax, i.object_key, i.size_bytes";
 
@@ -217,28 +237,31 @@ impl Search {
             format!(" WHERE {}", conditions.join(" AND "))
         };
         let patient_join = "JOIN patients p ON p.patient_id = s.patient_id AND p.issuer = s.issuer";
+        // Sequence values come last and are read by name, so positions above stay put.
         let head = match self.level {
             Level::Patient => format!(
                 "SELECT {PATIENT_COLUMNS}, COUNT(s.study_uid), CAST(SUM(s.num_series) AS BIGINT),
-                   CAST(SUM(s.num_instances) AS BIGINT)
+                   CAST(SUM(s.num_instances) AS BIGINT), {SEQUENCE_COLUMNS_PATIENT}
                  FROM studies s {patient_join}"
             ),
-            Level::Study => {
-                format!("SELECT {PATIENT_COLUMNS}, {STUDY_COLUMNS} FROM studies s {patient_join}")
-            }
+            Level::Study => format!(
+                "SELECT {PATIENT_COLUMNS}, {STUDY_COLUMNS}, {SEQUENCE_COLUMNS}
+                 FROM studies s {patient_join}"
+            ),
             Level::Series => format!(
-                "SELECT {PATIENT_COLUMNS}, {STUDY_COLUMNS}, {SERIES_COLUMNS}
+                "SELECT {PATIENT_COLUMNS}, {STUDY_COLUMNS}, {SERIES_COLUMNS}, {SEQUENCE_COLUMNS}
                  FROM series r JOIN studies s ON s.study_uid = r.study_uid {patient_join}"
             ),
             Level::Instance => format!(
-                "SELECT {PATIENT_COLUMNS}, {STUDY_COLUMNS}, {SERIES_COLUMNS}, {INSTANCE_COLUMNS}
+                "SELECT {PATIENT_COLUMNS}, {STUDY_COLUMNS}, {SERIES_COLUMNS}, {INSTANCE_COLUMNS},
+                   {SEQUENCE_COLUMNS}
                  FROM instances i JOIN series r ON r.series_uid = i.series_uid
                  JOIN studies s ON s.study_uid = i.study_uid {patient_join}"
             ),
         };
         let tail = match self.level {
             Level::Patient => {
-                " GROUP BY p.patient_id, p.issuer, p.name, p.birth_date, p.sex
+                " GROUP BY p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.other_ids
                   ORDER BY p.patient_id, p.issuer"
             }
             Level::Study => " ORDER BY s.study_date DESC, s.study_time DESC, s.study_uid",
@@ -278,6 +301,20 @@ fn scope_sql(sql: &mut Sql, scope: &Scope) -> Option<String> {
 }
 
 fn condition_sql(sql: &mut Sql, filter: &Filter) -> Option<String> {
+    if let Condition::Item(inner) = &filter.condition {
+        let tests: Vec<String> = inner.iter().filter_map(|f| condition_sql(sql, f)).collect();
+        let table = match filter.field {
+            Field::OtherPatientIds => "patient_other_ids o",
+            // Only Other Patient IDs is kept item by item.
+            _ => return Some("1 = 0".into()),
+        };
+        let mut test = "o.patient_id = p.patient_id AND o.issuer = p.issuer".to_owned();
+        for t in tests {
+            test.push_str(" AND ");
+            test.push_str(&t);
+        }
+        return Some(format!("EXISTS (SELECT 1 FROM {table} WHERE {test})"));
+    }
     let column = filter.field.column();
     let value = |sql: &mut Sql, v: &str| -> Option<String> {
         if filter.field.is_integer() {
@@ -326,6 +363,7 @@ fn condition_sql(sql: &mut Sql, filter: &Filter) -> Option<String> {
             parts.push(format!("{column} <> ''"));
             parts.join(" AND ")
         }
+        Condition::Item(_) => return Some("1 = 0".into()),
     };
     if filter.field == Field::ModalitiesInStudy {
         return Some(format!(
@@ -361,6 +399,7 @@ fn hit(level: Level, row: &AnyRow) -> Result<Hit, sqlx::Error> {
         sex: row.try_get(4)?,
         ..Hit::default()
     };
+    h.other_patient_ids = row.try_get("seq_other_ids")?;
     if level == Level::Patient {
         h.patient_studies = row.try_get(5)?;
         h.patient_series = row.try_get::<Option<i64>, _>(6)?.unwrap_or(0);
@@ -378,6 +417,7 @@ fn hit(level: Level, row: &AnyRow) -> Result<Hit, sqlx::Error> {
     h.study_series = row.try_get(13)?;
     h.study_instances = row.try_get(14)?;
     h.clinic_id = row.try_get(15)?;
+    h.accession_issuer = row.try_get("seq_accession_issuer")?;
     if level == Level::Study {
         return Ok(h);
     }

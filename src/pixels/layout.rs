@@ -82,7 +82,9 @@ pub async fn read(
             break None;
         }
         let chunk = archive.read_range(key, at..size.min(at + CHUNK)).await?;
-        scanner.feed(&chunk).map_err(|e| PixelError::Damaged(e.to_string()))?;
+        scanner
+            .feed(&chunk)
+            .map_err(|e| PixelError::Damaged(e.to_string()))?;
         if let Some(pixels) = scanner.pixel_data() {
             let keep = (pixels.header_at + dataset_at - at) as usize;
             header.extend_from_slice(&chunk[..keep]);

@@ -16,7 +16,7 @@ use dicom_pixeldata::image::codecs::jpeg::JpegEncoder;
 use dicom_pixeldata::image::{DynamicImage, ImageFormat};
 use dicom_pixeldata::{ConvertOptions, PixelDecoder, VoiLutOption};
 
-use super::{PixelError, PixelData};
+use super::{PixelData, PixelError};
 
 /// The image formats `/rendered` produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,11 @@ pub fn render(
         VR::IS,
         PrimitiveValue::from("1"),
     ));
-    let vr = if pixels.vr() == *b"OW" { VR::OW } else { VR::OB };
+    let vr = if pixels.vr() == *b"OW" {
+        VR::OW
+    } else {
+        VR::OB
+    };
     let value = match frame {
         FrameBytes::Native(bytes) => Value::Primitive(PrimitiveValue::U8(bytes.into())),
         FrameBytes::Fragments(fragments) => {

@@ -23,6 +23,8 @@ pub enum Matching {
     Integer,
     /// Return key only: a matching value is ignored (PS3.4 lets the SCP not match on it).
     ReturnOnly,
+    /// Sequence matching: the keys of the query's one item must all match in one stored item.
+    Sequence,
 }
 
 pub struct Attribute {
@@ -57,6 +59,22 @@ use Level::{Instance, Patient, Series, Study};
 use Matching::*;
 
 pub const ATTRIBUTES: &[Attribute] = &[
+    attr(
+        tags::OTHER_PATIENT_I_DS_SEQUENCE,
+        VR::SQ,
+        Patient,
+        Some(Field::OtherPatientIds),
+        Sequence,
+        false,
+    ),
+    attr(
+        tags::ISSUER_OF_ACCESSION_NUMBER_SEQUENCE,
+        VR::SQ,
+        Study,
+        None,
+        Sequence,
+        false,
+    ),
     attr(
         tags::PATIENT_NAME,
         VR::PN,
@@ -327,6 +345,54 @@ pub fn value(tag: Tag, hit: &Hit) -> Vec<String> {
         tags::NUMBER_OF_FRAMES => number(hit.number_of_frames),
         tags::AVAILABLE_TRANSFER_SYNTAX_UID => text(&hit.transfer_syntax),
         tags::INSTANCE_AVAILABILITY => vec!["ONLINE".to_owned()],
+        _ => vec![],
+    }
+}
+
+/// The item attributes of a sequence we keep: their VR and the field each matches on.
+pub fn item_attributes(sequence: Tag) -> &'static [(Tag, VR, Field)] {
+    match sequence {
+        tags::OTHER_PATIENT_I_DS_SEQUENCE => &[
+            (tags::PATIENT_ID, VR::LO, Field::OtherPatientId),
+            (
+                tags::ISSUER_OF_PATIENT_ID,
+                VR::LO,
+                Field::OtherPatientIssuer,
+            ),
+        ],
+        tags::ISSUER_OF_ACCESSION_NUMBER_SEQUENCE => &[(
+            tags::LOCAL_NAMESPACE_ENTITY_ID,
+            VR::UT,
+            Field::AccessionIssuer,
+        )],
+        _ => &[],
+    }
+}
+
+/// The stored items of a sequence for `hit`, each as (tag, values) of its item attributes.
+pub fn items(sequence: Tag, hit: &Hit) -> Vec<Vec<(Tag, Vec<String>)>> {
+    let some = |s: &str| {
+        if s.is_empty() {
+            vec![]
+        } else {
+            vec![s.to_owned()]
+        }
+    };
+    match sequence {
+        tags::OTHER_PATIENT_I_DS_SEQUENCE => crate::index::other_ids(&hit.other_patient_ids)
+            .map(|(id, issuer)| {
+                vec![
+                    (tags::PATIENT_ID, some(id)),
+                    (tags::ISSUER_OF_PATIENT_ID, some(issuer)),
+                ]
+            })
+            .collect(),
+        tags::ISSUER_OF_ACCESSION_NUMBER_SEQUENCE if !hit.accession_issuer.is_empty() => {
+            vec![vec![(
+                tags::LOCAL_NAMESPACE_ENTITY_ID,
+                some(&hit.accession_issuer),
+            )]]
+        }
         _ => vec![],
     }
 }

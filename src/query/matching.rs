@@ -52,7 +52,8 @@ pub fn condition(
             text_condition(folded)
         }
         Matching::Text => text_condition(value.split('\\').map(str::to_owned).collect()),
-        Matching::ReturnOnly => return Ok(None),
+        // Sequence keys are matched through their items' keys (`item_filters`).
+        Matching::ReturnOnly | Matching::Sequence => return Ok(None),
     }))
 }
 

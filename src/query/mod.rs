@@ -16,7 +16,7 @@ use dicom_core::{Tag, VR};
 use dicom_dictionary_std::{tags, StandardDataDictionary};
 
 use crate::fault::Fault;
-use crate::index::{Filter, Hit, Level, Scope, Search};
+use crate::index::{Condition, Field, Filter, Hit, Level, Scope, Search};
 use attributes::{attribute, Matching};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +69,19 @@ pub struct Key {
     pub tag: Tag,
     pub vr: VR,
     pub value: String,
+    /// For a sequence key: the keys of its one item (empty: universal, every item returned).
+    pub items: Vec<Key>,
+}
+
+impl Key {
+    pub fn new(tag: Tag, vr: VR, value: impl Into<String>) -> Key {
+        Key {
+            tag,
+            vr,
+            value: value.into(),
+            items: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,10 +170,14 @@ impl Query {
             let Some(attr) = attribute(key.tag) else {
                 continue;
             };
-            let Some(field) = attr.field else { continue };
             if !self.matches_at(attr.level) || attr.matching == Matching::ReturnOnly {
                 continue;
             }
+            if attr.matching == Matching::Sequence {
+                filters.extend(item_filters(key, attr.field)?);
+                continue;
+            }
+            let Some(field) = attr.field else { continue };
             if let Some(condition) =
                 matching::condition(&keyword(key.tag), attr.matching, &key.value)?
             {
@@ -176,6 +193,24 @@ impl Query {
         })
     }
 
+    /// The item keys asked for under sequence `tag` (empty: all we keep).
+    fn item_keys(&self, tag: Tag) -> Vec<(Tag, VR)> {
+        let asked: Vec<(Tag, VR)> = self
+            .keys
+            .iter()
+            .find(|k| k.tag == tag)
+            .map(|k| k.items.iter().map(|i| (i.tag, i.vr)).collect())
+            .unwrap_or_default();
+        if asked.is_empty() {
+            attributes::item_attributes(tag)
+                .iter()
+                .map(|(t, vr, _)| (*t, *vr))
+                .collect()
+        } else {
+            asked
+        }
+    }
+
     /// The value of a single-valued key, if the query names exactly one (for the audit trail).
     pub fn single_value(&self, tag: Tag) -> String {
         self.keys
@@ -188,24 +223,35 @@ impl Query {
 
     /// What was asked, for the audit trail: level and the keys that carried a value.
     pub fn summary(&self) -> String {
-        let mut out = level_name(self.level).to_owned();
-        for key in self.keys.iter().filter(|k| !k.value.trim().is_empty()) {
-            let _ = write!(out, " {}={}", keyword(key.tag), key.value.trim());
-        }
-        out
+        self.describe(false)
     }
 
     /// [`Query::summary`] for the service log, which never carries names: person-name values
     /// are masked.
     pub fn log_summary(&self) -> String {
+        self.describe(true)
+    }
+
+    fn describe(&self, mask_names: bool) -> String {
         let mut out = level_name(self.level).to_owned();
-        for key in self.keys.iter().filter(|k| !k.value.trim().is_empty()) {
-            let value = if key.vr == VR::PN {
+        let nested = self.keys.iter().flat_map(|k| {
+            k.items
+                .iter()
+                .map(move |i| (format!("{}.{}", keyword(k.tag), keyword(i.tag)), i))
+        });
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| (keyword(k.tag), k))
+            .chain(nested)
+            .filter(|(_, k)| !k.value.trim().is_empty());
+        for (name, key) in keys {
+            let value = if mask_names && key.vr == VR::PN {
                 "…"
             } else {
                 key.value.trim()
             };
-            let _ = write!(out, " {}={}", keyword(key.tag), value);
+            let _ = write!(out, " {name}={value}");
         }
         out
     }
@@ -245,12 +291,56 @@ impl Query {
     }
 }
 
-/// One answer attribute: string values in DICOM form (empty: present with no value).
+/// The filters of a sequence key (PS3.4 C.2.2.2.6): its item's keys must hold in one stored
+/// item. Item attributes we do not keep are returned but not matched.
+fn item_filters(key: &Key, field: Option<Field>) -> Result<Vec<Filter>, QueryError> {
+    let mut inner = Vec::new();
+    for item_key in &key.items {
+        let Some((_, _, item_field)) = attributes::item_attributes(key.tag)
+            .iter()
+            .find(|(t, _, _)| *t == item_key.tag)
+        else {
+            continue;
+        };
+        let name = format!("{}.{}", keyword(key.tag), keyword(item_key.tag));
+        if let Some(condition) = matching::condition(&name, Matching::Text, &item_key.value)? {
+            inner.push(Filter {
+                field: *item_field,
+                condition,
+            });
+        }
+    }
+    Ok(match field {
+        // Kept item by item: one EXISTS over the items.
+        Some(field) if !inner.is_empty() => vec![Filter {
+            field,
+            condition: Condition::Item(inner),
+        }],
+        Some(_) => vec![],
+        // A sequence of at most one item, kept as plain columns.
+        None => inner,
+    })
+}
+
+/// One answer attribute: string values in DICOM form (empty: present with no value); for a
+/// sequence, its items instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answered {
     pub tag: Tag,
     pub vr: VR,
     pub values: Vec<String>,
+    pub items: Vec<Vec<Answered>>,
+}
+
+impl Answered {
+    pub fn new(tag: Tag, vr: VR, values: Vec<String>) -> Answered {
+        Answered {
+            tag,
+            vr,
+            values,
+            items: Vec::new(),
+        }
+    }
 }
 
 /// The answer to `query` for one hit. `retrieve_ae` fills Retrieve AE Title.
@@ -260,6 +350,35 @@ pub fn answer(query: &Query, hit: &Hit, retrieve_ae: &str) -> Vec<Answered> {
         .into_iter()
         .map(|(tag, vr)| {
             let below_level = attribute(tag).is_some_and(|a| a.level > query.level);
+            if vr == VR::SQ {
+                let wanted = query.item_keys(tag);
+                let items = if below_level {
+                    vec![]
+                } else {
+                    attributes::items(tag, hit)
+                        .into_iter()
+                        .map(|stored| {
+                            wanted
+                                .iter()
+                                .map(|(t, vr)| {
+                                    let values = stored
+                                        .iter()
+                                        .find(|(st, _)| st == t)
+                                        .map(|(_, v)| v.clone())
+                                        .unwrap_or_default();
+                                    Answered::new(*t, *vr, values)
+                                })
+                                .collect()
+                        })
+                        .collect()
+                };
+                return Answered {
+                    tag,
+                    vr,
+                    values: vec![],
+                    items,
+                };
+            }
             let values = if below_level {
                 vec![]
             } else if tag == tags::RETRIEVE_AE_TITLE {
@@ -267,7 +386,7 @@ pub fn answer(query: &Query, hit: &Hit, retrieve_ae: &str) -> Vec<Answered> {
             } else {
                 attributes::value(tag, hit)
             };
-            Answered { tag, vr, values }
+            Answered::new(tag, vr, values)
         })
         .collect()
 }
@@ -275,14 +394,9 @@ pub fn answer(query: &Query, hit: &Hit, retrieve_ae: &str) -> Vec<Answered> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{Condition, Field};
 
     fn key(tag: Tag, vr: VR, value: &str) -> Key {
-        Key {
-            tag,
-            vr,
-            value: value.into(),
-        }
+        Key::new(tag, vr, value)
     }
 
     #[test]
@@ -326,6 +440,67 @@ mod tests {
                 tags::STUDY_INSTANCE_UID
             ]
         );
+    }
+
+    #[test]
+    fn sequence_keys_match_within_one_item() {
+        let mut other_ids = key(tags::OTHER_PATIENT_I_DS_SEQUENCE, VR::SQ, "");
+        other_ids.items = vec![
+            key(tags::PATIENT_ID, VR::LO, "LT-38*"),
+            key(tags::ISSUER_OF_PATIENT_ID, VR::LO, "VLK"),
+            key(tags::TYPE_OF_PATIENT_ID, VR::CS, "TEXT"),
+        ];
+        let mut accession_issuer = key(tags::ISSUER_OF_ACCESSION_NUMBER_SEQUENCE, VR::SQ, "");
+        accession_issuer.items = vec![key(tags::LOCAL_NAMESPACE_ENTITY_ID, VR::UT, "VULSK")];
+        let q = Query::new(
+            Model::StudyRoot,
+            Level::Study,
+            vec![other_ids, accession_issuer],
+        )
+        .unwrap();
+        let s = q.search(Scope::Everything, None, 0).unwrap();
+        assert_eq!(
+            s.filters,
+            vec![
+                Filter {
+                    field: Field::OtherPatientIds,
+                    condition: Condition::Item(vec![
+                        Filter {
+                            field: Field::OtherPatientId,
+                            condition: Condition::Wildcard("LT-38*".into())
+                        },
+                        Filter {
+                            field: Field::OtherPatientIssuer,
+                            condition: Condition::Equals("VLK".into())
+                        },
+                    ])
+                },
+                Filter {
+                    field: Field::AccessionIssuer,
+                    condition: Condition::Equals("VULSK".into())
+                },
+            ]
+        );
+        assert_eq!(
+            q.summary(),
+            "STUDY OtherPatientIDsSequence.PatientID=LT-38* \
+             OtherPatientIDsSequence.IssuerOfPatientID=VLK \
+             OtherPatientIDsSequence.TypeOfPatientID=TEXT \
+             IssuerOfAccessionNumberSequence.LocalNamespaceEntityID=VULSK"
+        );
+        // Answers carry every stored item, with the item attributes asked for.
+        let hit = Hit {
+            other_patient_ids: "LT-380101^^^VLK\\PSDF-77^^^SODRA".into(),
+            ..Hit::default()
+        };
+        let answers = answer(&q, &hit, "TELECARDIO");
+        let sequence = answers
+            .iter()
+            .find(|a| a.tag == tags::OTHER_PATIENT_I_DS_SEQUENCE)
+            .unwrap();
+        assert_eq!(sequence.items.len(), 2);
+        assert_eq!(sequence.items[1][0].values, vec!["PSDF-77".to_owned()]);
+        assert_eq!(sequence.items[1][2].values, Vec::<String>::new());
     }
 
     #[test]
