@@ -128,7 +128,9 @@ async fn upsert_patient(
          ON CONFLICT (patient_id, issuer) DO UPDATE SET
            name = excluded.name, name_search = excluded.name_search,
            birth_date = excluded.birth_date, sex = excluded.sex,
-           other_ids = excluded.other_ids, updated_at = excluded.updated_at",
+           other_ids = CASE WHEN excluded.other_ids = '' THEN patients.other_ids
+                            ELSE excluded.other_ids END,
+           updated_at = excluded.updated_at",
     )
     .bind(&rec.patient_id)
     .bind(&rec.patient_issuer)
@@ -141,7 +143,11 @@ async fn upsert_patient(
     .execute(&mut **tx)
     .await
     .map_err(IndexError::query("upsert patient"))?;
-    // The items follow the latest object, like the rest of the patient row.
+    // An object without Other Patient IDs says nothing about them: the known ones stay (and
+    // the common case costs no statement). An object that lists them replaces them.
+    if rec.other_patient_ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query("DELETE FROM patient_other_ids WHERE patient_id = $1 AND issuer = $2")
         .bind(&rec.patient_id)
         .bind(&rec.patient_issuer)
