@@ -360,23 +360,6 @@ fn dicomweb_http_details() {
     assert_eq!(server.instances().len(), 5);
 }
 
-/// SHA-256 of a file, read in chunks.
-fn file_sha256(path: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).unwrap();
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        hash.update(&buf[..n]);
-    }
-    hex::encode(hash.finalize())
-}
-
 /// A 2 GiB study goes out over WADO-RS as a stream: the object arrives byte-exact while the
 /// server's peak memory stays far below the study's size; frames and rendering of that object
 /// read only the frame.
@@ -404,7 +387,7 @@ fn two_gigabyte_study_streams_in_bounded_memory() {
         .join("objects")
         .join(row["object_key"].as_str().unwrap());
     let stored_size = std::fs::metadata(&stored).unwrap().len();
-    let expected = file_sha256(&stored);
+    let expected = sha256_of(std::fs::File::open(&stored).unwrap());
     let study = server.studies()[0]["study_uid"]
         .as_str()
         .unwrap()

@@ -52,23 +52,13 @@ fn acknowledged(output: &str) -> HashSet<PathBuf> {
 
 /// SHA-256 of a Part 10 file's data set, streamed.
 fn dataset_sha256(path: &Path) -> String {
-    use sha2::Digest;
     let mut file = std::fs::File::open(path).unwrap();
     let mut head = vec![0u8; 144];
     file.read_exact(&mut head).unwrap();
     let group_length = u32::from_le_bytes(head[140..144].try_into().unwrap()) as usize;
     let mut skip = vec![0u8; group_length];
     file.read_exact(&mut skip).unwrap();
-    let mut hash = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        hash.update(&buf[..n]);
-    }
-    hex::encode(hash.finalize())
+    sha256_of(file)
 }
 
 fn sigkill_mid_ingest_loses_nothing_acknowledged(db: Db) {

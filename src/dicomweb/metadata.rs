@@ -6,7 +6,7 @@
 //! data set of memory at a time.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -16,7 +16,7 @@ use dicom_object::InMemDicomObject;
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
-use super::{accept_json, base_url, problem_of, DicomWebState};
+use super::{accept_json, base_url, problem_of, DicomWebState, Target};
 use crate::access::{Action, Principal};
 use crate::catalog::{CatalogError, Selection};
 use crate::index::Hit;
@@ -139,7 +139,7 @@ pub fn bulk_prefix(base: &str, hit: &Hit) -> String {
     )
 }
 
-async fn metadata(
+async fn answer(
     state: DicomWebState,
     who: Principal,
     headers: HeaderMap,
@@ -197,36 +197,14 @@ async fn describe(state: &DicomWebState, hit: &Hit, base: &str) -> Result<Value,
         .map_err(CatalogError::from)
 }
 
-pub async fn study(
+/// Metadata of a study, series or instance, as named by the path.
+pub async fn metadata(
     State(s): State<DicomWebState>,
     Extension(who): Extension<Principal>,
-    Path(study): Path<String>,
+    Target(selection): Target,
     headers: HeaderMap,
 ) -> Response {
-    metadata(s, who, headers, Selection::study(&study)).await
-}
-
-pub async fn series(
-    State(s): State<DicomWebState>,
-    Extension(who): Extension<Principal>,
-    Path((study, series)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let mut selection = Selection::study(&study);
-    selection.series_uids = vec![series];
-    metadata(s, who, headers, selection).await
-}
-
-pub async fn instance(
-    State(s): State<DicomWebState>,
-    Extension(who): Extension<Principal>,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let mut selection = Selection::study(&study);
-    selection.series_uids = vec![series];
-    selection.sop_instance_uids = vec![instance];
-    metadata(s, who, headers, selection).await
+    answer(s, who, headers, selection).await
 }
 
 #[cfg(test)]

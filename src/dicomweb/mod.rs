@@ -14,11 +14,16 @@ mod qido;
 mod stow;
 mod wado;
 
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::catalog::CatalogError;
+use crate::catalog::{CatalogError, Selection};
 use crate::web::{Problem, WebState};
 
 pub type DicomWebState = WebState;
@@ -31,7 +36,7 @@ pub fn routes() -> Router<WebState> {
         .route("/dicom-web/instances", get(qido::all_instances))
         .route(
             "/dicom-web/studies/{study}",
-            get(wado::study).post(stow::study),
+            get(wado::retrieve).post(stow::study),
         )
         .route("/dicom-web/studies/{study}/series", get(qido::study_series))
         .route(
@@ -40,7 +45,7 @@ pub fn routes() -> Router<WebState> {
         )
         .route(
             "/dicom-web/studies/{study}/series/{series}",
-            get(wado::series),
+            get(wado::retrieve),
         )
         .route(
             "/dicom-web/studies/{study}/series/{series}/instances",
@@ -48,19 +53,19 @@ pub fn routes() -> Router<WebState> {
         )
         .route(
             "/dicom-web/studies/{study}/series/{series}/instances/{instance}",
-            get(wado::instance),
+            get(wado::retrieve),
         )
         .route(
             "/dicom-web/studies/{study}/metadata",
-            get(metadata::study),
+            get(metadata::metadata),
         )
         .route(
             "/dicom-web/studies/{study}/series/{series}/metadata",
-            get(metadata::series),
+            get(metadata::metadata),
         )
         .route(
             "/dicom-web/studies/{study}/series/{series}/instances/{instance}/metadata",
-            get(metadata::instance),
+            get(metadata::metadata),
         )
         .route(
             "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
@@ -133,6 +138,25 @@ fn accept_json(headers: &HeaderMap) -> Result<(), Problem> {
             StatusCode::NOT_ACCEPTABLE,
             "search results are served as application/dicom+json",
         ))
+    }
+}
+
+/// The study, series and instance a resource path names, as a catalog selection.
+pub struct Target(pub Selection);
+
+impl<S: Send + Sync> FromRequestParts<S> for Target {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let one = |name: &str| params.get(name).cloned().into_iter().collect();
+        Ok(Target(Selection {
+            study_uids: one("study"),
+            series_uids: one("series"),
+            sop_instance_uids: one("instance"),
+        }))
     }
 }
 

@@ -6,14 +6,14 @@
 //! caller that will accept only another transfer syntax gets 406 (PS3.18 8.7.3.5).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
-use super::{problem_of, DicomWebState};
+use super::{problem_of, DicomWebState, Target};
 use crate::access::{Action, Principal};
 use crate::catalog::Selection;
 use crate::index::Hit;
@@ -76,7 +76,7 @@ fn wanted(headers: &HeaderMap) -> Result<Wanted, Problem> {
     Ok(Wanted::Only(syntaxes))
 }
 
-async fn retrieve(
+async fn send(
     state: DicomWebState,
     who: Principal,
     headers: HeaderMap,
@@ -155,34 +155,12 @@ fn multipart(
         .chain(stream::once(async move { Ok(closing) }))
 }
 
-pub async fn study(
+/// A study, series or instance, as named by the path.
+pub async fn retrieve(
     State(s): State<DicomWebState>,
     Extension(who): Extension<Principal>,
-    Path(study): Path<String>,
+    Target(selection): Target,
     headers: HeaderMap,
 ) -> Response {
-    retrieve(s, who, headers, Selection::study(&study)).await
-}
-
-pub async fn series(
-    State(s): State<DicomWebState>,
-    Extension(who): Extension<Principal>,
-    Path((study, series)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let mut selection = Selection::study(&study);
-    selection.series_uids = vec![series];
-    retrieve(s, who, headers, selection).await
-}
-
-pub async fn instance(
-    State(s): State<DicomWebState>,
-    Extension(who): Extension<Principal>,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let mut selection = Selection::study(&study);
-    selection.series_uids = vec![series];
-    selection.sop_instance_uids = vec![instance];
-    retrieve(s, who, headers, selection).await
+    send(s, who, headers, selection).await
 }

@@ -790,3 +790,18 @@ pub fn pki() -> Pki {
         client_key: client_key.serialize_pem(),
     }
 }
+
+/// SHA-256 (hex) of everything `reader` yields, read in chunks (for files of gigabytes).
+pub fn sha256_of(mut reader: impl Read) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+    }
+    hex::encode(hash.finalize())
+}
