@@ -46,9 +46,30 @@ pub struct Config {
     pub store: StoreConfig,
     pub ingest: IngestConfig,
     pub auth: AuthConfig,
+    pub referral: ReferralConfig,
     pub log: LogConfig,
     pub clinics: Vec<Clinic>,
     pub centres: Vec<Centre>,
+}
+
+/// Form 027 intake.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralConfig {
+    /// Largest referral document accepted, in bytes.
+    pub max_document_bytes: usize,
+    pub oids: ReferralOids,
+}
+
+/// The OID roots that give identifiers their meaning; the national registry publishes them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralOids {
+    pub personal_code: String,
+    pub insured_code: String,
+    pub statistical_card: String,
+    pub institution: String,
+    pub order: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

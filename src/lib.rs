@@ -34,6 +34,8 @@ pub mod metrics;
 pub mod pixels;
 /// The DICOM query model shared by C-FIND and QIDO-RS.
 pub mod query;
+/// Referrals (form 027, HL7 CDA): reading, validating, keeping and journaling them.
+pub mod referral;
 /// Service wiring and graceful shutdown.
 pub mod server;
 /// Deterministic generator of realistic test objects and benchmark corpora.

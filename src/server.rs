@@ -16,6 +16,7 @@ use crate::dimse::{self, DimseContext, DimseError};
 use crate::index::{Index, IndexError};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::referral::Referrals;
 use crate::web::{self, WebState};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     )
     .with_extra_sop_classes(config.dicom.extra_sop_classes.clone());
     let policy = Policy::new(config.clone());
+    let referrals = Referrals::new(
+        index.clone(),
+        archive.clone(),
+        config.clone(),
+        policy.clone(),
+        audit.clone(),
+    );
     let catalog = Catalog::new(index.clone(), archive.clone(), policy, audit.clone());
     let accounts = Accounts::new(index.clone(), config.clone())?;
     let dimse_ctx = DimseContext::new(
@@ -119,6 +127,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         catalog,
         ingest,
         audit,
+        referrals,
     });
     let http_task = tokio::spawn(web::serve(http, app, https, stopped.clone()));
 

@@ -30,19 +30,6 @@ fn start(db: Db) -> Server {
     )
 }
 
-/// A token-only account and its bearer token.
-fn token(server: &Server, name: &str, role: &str, institution: &str) -> String {
-    let mut args = vec!["user", "add", name, "--role", role];
-    if !institution.is_empty() {
-        args.extend(["--institution", institution]);
-    }
-    let out = server.cli_with_input(&args, "");
-    assert!(out.status.success(), "{out:?}");
-    let out = server.cli(&["token", "create", name]);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 /// Two objects of a new study, to be sent with STOW-RS.
 fn stow_files(dir: &Path) -> Vec<PathBuf> {
     ["us-single.dcm", "ecg-12lead.dcm"]
@@ -120,10 +107,10 @@ fn roundtrip(db: Db) {
     let server = start(db);
     let (ok, log) = storescu(server.dicom_port, &test_images());
     assert!(ok, "{log}");
-    let reader = token(&server, "dr.jonaitis", "cardiologist", "demo-centre");
-    let clinic = token(&server, "demo-pacs", "clinic", "demo");
-    let other = token(&server, "other-pacs", "clinic", "other");
-    let auditor = token(&server, "auditorius", "auditor", "");
+    let reader = server.token("dr.jonaitis", "cardiologist", "demo-centre");
+    let clinic = server.token("demo-pacs", "clinic", "demo");
+    let other = server.token("other-pacs", "clinic", "other");
+    let auditor = server.token("auditorius", "auditor", "");
     let dir = tempfile::tempdir().unwrap();
     let files = stow_files(dir.path());
     let (encapsulated, entries) = encapsulated_files(dir.path());
@@ -185,7 +172,7 @@ fn dicomweb_http_details() {
     let server = start(Db::Sqlite);
     let (ok, log) = storescu(server.dicom_port, &test_images());
     assert!(ok, "{log}");
-    let reader = token(&server, "dr.jonaitis", "cardiologist", "demo-centre");
+    let reader = server.token("dr.jonaitis", "cardiologist", "demo-centre");
     let auth = format!("Bearer {reader}");
     let get = |path: &str, accept: &str| {
         request(
@@ -312,7 +299,7 @@ fn dicomweb_http_details() {
     assert_eq!(get(&format!("{base}/bulk/nonsense"), "*/*").status, 400);
     assert_eq!(get(&format!("{base}/bulk/00191234"), "*/*").status, 404);
     // STOW-RS without multipart is 415; an empty multipart is 400.
-    let clinic = token(&server, "demo-pacs", "clinic", "demo");
+    let clinic = server.token("demo-pacs", "clinic", "demo");
     let clinic_auth = format!("Bearer {clinic}");
     let reply = request(
         server.http_port,
@@ -392,7 +379,7 @@ fn two_gigabyte_study_streams_in_bounded_memory() {
         .as_str()
         .unwrap()
         .to_owned();
-    let reader = token(&server, "dr.jonaitis", "cardiologist", "demo-centre");
+    let reader = server.token("dr.jonaitis", "cardiologist", "demo-centre");
 
     // The whole study through curl, hashed as it arrives.
     let mut curl = Command::new("curl")

@@ -3,6 +3,7 @@
 //! ```text
 //! dicom/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}_{sha256 of the data set}.dcm
 //! staging/{random id}
+//! cda/{sha256 of the document}.xml
 //! ```
 //! A `dicom/` object is a complete DICOM Part 10 file (preamble, file meta naming the sending
 //! AE, then the data set exactly as received), so the index can be rebuilt from the store alone.
@@ -17,6 +18,7 @@ use object_store::path::Path;
 
 pub const DICOM_PREFIX: &str = "dicom";
 pub const STAGING_PREFIX: &str = "staging";
+pub const CDA_PREFIX: &str = "cda";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{value}` is not a valid {what}")]
@@ -46,6 +48,11 @@ fn uid_part(what: &'static str, uid: &str) -> Result<String, InvalidKeyPart> {
             value: uid.chars().take(80).collect(),
         })
     }
+}
+
+/// Key of a received referral document: its content hash, so a resend lands on the same key.
+pub fn cda_document(sha256_hex: &str) -> Path {
+    Path::from(format!("{CDA_PREFIX}/{sha256_hex}.xml"))
 }
 
 /// Key of a received DICOM object.

@@ -7,6 +7,7 @@
 
 mod audit;
 mod instances;
+mod referrals;
 mod search;
 mod studies;
 mod users;
@@ -19,6 +20,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEvent;
 pub use instances::{other_ids, InstanceRecord, Recorded};
+pub use referrals::{Inserted, JournalEntry, ReferralRow};
 pub use search::{Condition, Field, Filter, Hit, Level, Scope, Search};
 pub use studies::{InstanceRow, SeriesRow, StudyDetail, StudyRow};
 pub use users::{Created, TokenRow, UserRow};

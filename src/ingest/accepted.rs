@@ -1,5 +1,5 @@
 //! What the archive accepts, whatever the edge: the storage SOP classes of telecardiology and
-//! the transfer syntaxes cardiac modalities really send (`../shared/domain.md` lists them).
+//! the transfer syntaxes cardiac modalities really send.
 
 /// Storage SOP classes accepted without configuration.
 const CARDIOLOGY_STORAGE: &[&str] = &[

@@ -9,6 +9,7 @@
 mod auth;
 mod openapi;
 mod problem;
+mod referrals;
 mod serve;
 mod session;
 
@@ -30,6 +31,7 @@ use crate::config::Config;
 use crate::index::Index;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::referral::Referrals;
 pub use problem::Problem;
 pub use serve::{serve, WebError};
 
@@ -43,6 +45,7 @@ pub struct WebState {
     pub catalog: Catalog,
     pub ingest: Ingest,
     pub audit: AuditTrail,
+    pub referrals: Referrals,
 }
 
 pub fn router(state: WebState) -> Router {
@@ -50,6 +53,9 @@ pub fn router(state: WebState) -> Router {
         .route("/api/logout", post(session::logout))
         .route("/api/me", get(session::me))
         .route("/api/openapi.json", get(openapi::document))
+        .route("/api/referrals", post(referrals::create))
+        .route("/api/referrals/{id}", get(referrals::show))
+        .route("/api/referrals/{id}/journal", get(referrals::journal))
         .merge(crate::dicomweb::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require));

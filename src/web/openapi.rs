@@ -43,6 +43,31 @@ pub fn spec() -> Value {
                         "field": {"type": "string", "description": "The input at fault"}
                     }
                 },
+                "Referral": {
+                    "type": "object",
+                    "required": ["id", "status", "patient", "order_number", "examination", "urgency"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "status": {"enum": ["awaiting_examination", "linked"]},
+                        "document_id": {"type": "string", "description": "ClinicalDocument/id as root^extension"},
+                        "patient": {"type": "object", "properties": {
+                            "personal_code": {"type": "string"},
+                            "insured_code": {"type": "string"},
+                            "statistical_card": {"type": "string"},
+                            "family_name": {"type": "string"},
+                            "given_names": {"type": "string"},
+                            "sex": {"type": "string"},
+                            "birth_date": {"type": "string"}
+                        }},
+                        "clinic_id": {"type": "string"},
+                        "order_number": {"type": "string"},
+                        "examination": {"enum": ["echo", "holter", "both", "other"]},
+                        "urgency": {"enum": ["routine", "urgent", "emergency"]},
+                        "reason": {"type": "string"},
+                        "warnings": {"type": "array", "items": {"type": "string"}},
+                        "study_uid": {"type": "string"}
+                    }
+                },
                 "Principal": {
                     "type": "object",
                     "required": ["name", "role", "institution", "via"],
@@ -90,6 +115,38 @@ pub fn spec() -> Value {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3.1"}, "401": problem()}
             }},
+            "/api/referrals": {"post": {
+                "summary": "Send a form 027 referral (HL7 CDA R2 in our profile); clinics only",
+                "requestBody": {"required": true, "content": {
+                    "application/hl7-cda+xml": {"schema": {"type": "string"}},
+                    "application/xml": {"schema": {"type": "string"}}
+                }},
+                "responses": {
+                    "201": {"description": "Received", "headers": {"Location": {"schema": {"type": "string"}}},
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Referral"}}}},
+                    "200": {"description": "This document was already received: its referral",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Referral"}}}},
+                    "400": problem(),
+                    "403": problem(),
+                    "413": problem(),
+                    "415": problem(),
+                    "422": {"description": "Not an acceptable referral; `field` names what to fix",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+                }
+            }},
+            "/api/referrals/{id}": {"get": {
+                "summary": "A referral the caller may see",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "The referral", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Referral"}}}},
+                    "404": problem()
+                }
+            }},
+            "/api/referrals/{id}/journal": {"get": {
+                "summary": "The registration journal entries of a referral's case, oldest first",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "Journal entries"}, "404": problem()}
+            }},
             "/healthz": {"get": {
                 "summary": "Whether the index and the object store answer",
                 "security": [],
@@ -114,6 +171,9 @@ mod tests {
         ("post", "/api/logout"),
         ("get", "/api/me"),
         ("get", "/api/openapi.json"),
+        ("post", "/api/referrals"),
+        ("get", "/api/referrals/{id}"),
+        ("get", "/api/referrals/{id}/journal"),
         ("get", "/healthz"),
         ("get", "/metrics"),
     ];

@@ -444,6 +444,19 @@ impl Server {
         serde_json::from_slice(&out.stdout).expect("show JSON")
     }
 
+    /// A token-only account and its bearer token.
+    pub fn token(&self, name: &str, role: &str, institution: &str) -> String {
+        let mut args = vec!["user", "add", name, "--role", role];
+        if !institution.is_empty() {
+            args.extend(["--institution", institution]);
+        }
+        let out = self.cli_with_input(&args, "");
+        assert!(out.status.success(), "{out:?}");
+        let out = self.cli(&["token", "create", name]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
     /// All instances of the index, as `show` reports them.
     pub fn instances(&self) -> Vec<Value> {
         self.studies()

@@ -1,0 +1,287 @@
+//! Referral rows and the patient registration journal: rows only. Reading CDA, validating and
+//! deciding links live in `referral`.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{now_micros, Index, IndexError};
+
+/// One referral as kept in the index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReferralRow {
+    pub id: String,
+    pub document_id: String,
+    pub set_id: String,
+    pub version: i64,
+    pub effective_time: String,
+    pub personal_code: String,
+    pub insured_code: String,
+    pub statistical_card: String,
+    pub family_name: String,
+    pub given_names: String,
+    pub sex: String,
+    pub birth_date: String,
+    pub author_id: String,
+    pub author_name: String,
+    pub author_organisation: String,
+    pub custodian: String,
+    pub clinic_id: String,
+    pub order_number: String,
+    pub examination: String,
+    /// JSON list of the codes the examination was read from.
+    pub examination_codes: String,
+    pub urgency: String,
+    pub reason: String,
+    /// JSON list of warnings.
+    pub warnings: String,
+    pub source: String,
+    pub document_key: String,
+    pub document_sha256: String,
+    pub status: String,
+    pub study_uid: String,
+    pub received_by: String,
+    pub received_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, document_id, set_id, version, effective_time, personal_code,
+    insured_code, statistical_card, family_name, given_names, sex, birth_date, author_id,
+    author_name, author_organisation, custodian, clinic_id, order_number, examination,
+    examination_codes, urgency, reason, warnings, source, document_key, document_sha256, status,
+    study_uid, received_by, received_at, updated_at";
+
+fn row(r: &AnyRow) -> Result<ReferralRow, sqlx::Error> {
+    Ok(ReferralRow {
+        id: r.try_get(0)?,
+        document_id: r.try_get(1)?,
+        set_id: r.try_get(2)?,
+        version: r.try_get(3)?,
+        effective_time: r.try_get(4)?,
+        personal_code: r.try_get(5)?,
+        insured_code: r.try_get(6)?,
+        statistical_card: r.try_get(7)?,
+        family_name: r.try_get(8)?,
+        given_names: r.try_get(9)?,
+        sex: r.try_get(10)?,
+        birth_date: r.try_get(11)?,
+        author_id: r.try_get(12)?,
+        author_name: r.try_get(13)?,
+        author_organisation: r.try_get(14)?,
+        custodian: r.try_get(15)?,
+        clinic_id: r.try_get(16)?,
+        order_number: r.try_get(17)?,
+        examination: r.try_get(18)?,
+        examination_codes: r.try_get(19)?,
+        urgency: r.try_get(20)?,
+        reason: r.try_get(21)?,
+        warnings: r.try_get(22)?,
+        source: r.try_get(23)?,
+        document_key: r.try_get(24)?,
+        document_sha256: r.try_get(25)?,
+        status: r.try_get(26)?,
+        study_uid: r.try_get(27)?,
+        received_by: r.try_get(28)?,
+        received_at: r.try_get(29)?,
+        updated_at: r.try_get(30)?,
+    })
+}
+
+/// One entry of the patient registration journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct JournalEntry {
+    pub id: String,
+    pub at: i64,
+    /// referral_received, data_received, linked, routed, report_signed, report_delivered.
+    pub kind: String,
+    pub clinic_id: String,
+    pub institution: String,
+    pub actor: String,
+    pub patient_id: String,
+    pub referral_id: String,
+    pub study_uid: String,
+    pub report_id: String,
+    pub detail: String,
+}
+
+/// What a referral insert found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    New(ReferralRow),
+    /// The same document (by document id) was already received: the existing row.
+    Existing(ReferralRow),
+}
+
+impl Index {
+    /// Inserts a referral and its journal entry in one transaction; a document already
+    /// received is answered with the row it made.
+    pub async fn insert_referral(
+        &self,
+        referral: &ReferralRow,
+        journal: &JournalEntry,
+    ) -> Result<Inserted, IndexError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin referral"))?;
+        let inserted = sqlx::query(
+            "INSERT INTO referrals (id, document_id, set_id, version, effective_time,
+               personal_code, insured_code, statistical_card, family_name, given_names, sex,
+               birth_date, author_id, author_name, author_organisation, custodian, clinic_id,
+               order_number, examination, examination_codes, urgency, reason, warnings, source,
+               document_key, document_sha256, status, study_uid, received_by, received_at,
+               updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+               $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
+             ON CONFLICT (document_id) DO NOTHING",
+        )
+        .bind(&referral.id)
+        .bind(&referral.document_id)
+        .bind(&referral.set_id)
+        .bind(referral.version)
+        .bind(&referral.effective_time)
+        .bind(&referral.personal_code)
+        .bind(&referral.insured_code)
+        .bind(&referral.statistical_card)
+        .bind(&referral.family_name)
+        .bind(&referral.given_names)
+        .bind(&referral.sex)
+        .bind(&referral.birth_date)
+        .bind(&referral.author_id)
+        .bind(&referral.author_name)
+        .bind(&referral.author_organisation)
+        .bind(&referral.custodian)
+        .bind(&referral.clinic_id)
+        .bind(&referral.order_number)
+        .bind(&referral.examination)
+        .bind(&referral.examination_codes)
+        .bind(&referral.urgency)
+        .bind(&referral.reason)
+        .bind(&referral.warnings)
+        .bind(&referral.source)
+        .bind(&referral.document_key)
+        .bind(&referral.document_sha256)
+        .bind(&referral.status)
+        .bind(&referral.study_uid)
+        .bind(&referral.received_by)
+        .bind(referral.received_at)
+        .bind(referral.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("insert referral"))?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            tx.rollback()
+                .await
+                .map_err(IndexError::query("rollback referral"))?;
+            let existing = self
+                .referral_by_document(&referral.document_id)
+                .await?
+                .ok_or(IndexError::Query {
+                    query: "referral by document after conflict",
+                    source: sqlx::Error::RowNotFound,
+                })?;
+            return Ok(Inserted::Existing(existing));
+        }
+        insert_journal(&mut tx, journal).await?;
+        tx.commit()
+            .await
+            .map_err(IndexError::query("commit referral"))?;
+        Ok(Inserted::New(referral.clone()))
+    }
+
+    pub async fn referral(&self, id: &str) -> Result<Option<ReferralRow>, IndexError> {
+        // Only constant column names are formatted in; values are bound.
+        let sql = format!("SELECT {COLUMNS} FROM referrals WHERE id = $1");
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(IndexError::query("select referral"))?;
+        found
+            .map(|r| row(&r))
+            .transpose()
+            .map_err(IndexError::query("read referral"))
+    }
+
+    pub async fn referral_by_document(
+        &self,
+        document_id: &str,
+    ) -> Result<Option<ReferralRow>, IndexError> {
+        let sql = format!("SELECT {COLUMNS} FROM referrals WHERE document_id = $1");
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(document_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(IndexError::query("select referral by document"))?;
+        found
+            .map(|r| row(&r))
+            .transpose()
+            .map_err(IndexError::query("read referral"))
+    }
+
+    /// Journal entries of a referral, oldest first.
+    pub async fn journal_of_referral(
+        &self,
+        referral_id: &str,
+    ) -> Result<Vec<JournalEntry>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, clinic_id, institution, actor, patient_id, referral_id,
+               study_uid, report_id, detail
+             FROM journal WHERE referral_id = $1 ORDER BY at, id",
+        )
+        .bind(referral_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(IndexError::query("select journal"))?;
+        rows.iter()
+            .map(journal_row)
+            .collect::<Result<_, _>>()
+            .map_err(IndexError::query("read journal"))
+    }
+}
+
+fn journal_row(r: &AnyRow) -> Result<JournalEntry, sqlx::Error> {
+    Ok(JournalEntry {
+        id: r.try_get(0)?,
+        at: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        clinic_id: r.try_get(3)?,
+        institution: r.try_get(4)?,
+        actor: r.try_get(5)?,
+        patient_id: r.try_get(6)?,
+        referral_id: r.try_get(7)?,
+        study_uid: r.try_get(8)?,
+        report_id: r.try_get(9)?,
+        detail: r.try_get(10)?,
+    })
+}
+
+async fn insert_journal(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    e: &JournalEntry,
+) -> Result<(), IndexError> {
+    let at = if e.at == 0 { now_micros() } else { e.at };
+    sqlx::query(
+        "INSERT INTO journal (id, at, kind, clinic_id, institution, actor, patient_id,
+           referral_id, study_uid, report_id, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&e.id)
+    .bind(at)
+    .bind(&e.kind)
+    .bind(&e.clinic_id)
+    .bind(&e.institution)
+    .bind(&e.actor)
+    .bind(&e.patient_id)
+    .bind(&e.referral_id)
+    .bind(&e.study_uid)
+    .bind(&e.report_id)
+    .bind(&e.detail)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("insert journal entry"))?;
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! Referrals: form 027 (HL7 CDA) in, kept as received, read into the index and journaled.
+//!
+//! Every way a referral arrives (HTTP now; Encapsulated CDA and HL7 v2 orders later) goes
+//! through [`Referrals::receive`]: size limit, parse (no DTD, no entities), validation against
+//! our profile (point 12.3), the original bytes made durable in the object store, then the
+//! row and its journal entry committed together. Only then is the sender answered. A resend of
+//! the same document is answered with the referral it already made.
+
+pub mod cda;
+pub mod personal_code;
+pub mod validate;
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::access::{Action, Denied, Policy, Principal, Role};
+use crate::archive::{keys, Archive, ArchiveError};
+use crate::audit::AuditTrail;
+use crate::catalog;
+use crate::config::Config;
+use crate::fault::Fault;
+use crate::index::{Index, IndexError, Inserted, JournalEntry, ReferralRow};
+pub use validate::{Examination, Invalid, Urgency};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReferralError {
+    #[error("the document is {size} bytes, over the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error(transparent)]
+    Cda(#[from] cda::CdaError),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error("no referral {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+impl ReferralError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            ReferralError::TooLarge { .. } | ReferralError::Cda(_) | ReferralError::Invalid(_) => {
+                Fault::BadInput
+            }
+            ReferralError::Denied(_) => Fault::Forbidden,
+            ReferralError::NotFound(_) => Fault::NotFound,
+            ReferralError::Archive(_) | ReferralError::Index(_) => Fault::Unavailable,
+        }
+    }
+}
+
+/// How a referral reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Http,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Http => "http",
+        }
+    }
+}
+
+/// A received referral, and whether this call created it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub referral: ReferralRow,
+    pub created: bool,
+}
+
+#[derive(Clone)]
+pub struct Referrals {
+    index: Index,
+    archive: Archive,
+    config: Arc<Config>,
+    policy: Policy,
+    audit: AuditTrail,
+}
+
+impl Referrals {
+    pub fn new(
+        index: Index,
+        archive: Archive,
+        config: Arc<Config>,
+        policy: Policy,
+        audit: AuditTrail,
+    ) -> Referrals {
+        Referrals {
+            index,
+            archive,
+            config,
+            policy,
+            audit,
+        }
+    }
+
+    /// Takes in one form 027 document sent by `who`.
+    pub async fn receive(
+        &self,
+        who: &Principal,
+        document: &[u8],
+        source: Source,
+    ) -> Result<Received, ReferralError> {
+        let mut event = catalog::event(who, "referral_received");
+        event.detail = format!("via {}", source.as_str());
+        let outcome = self.take(who, document, source).await;
+        event.outcome = match &outcome {
+            Ok(r) if r.created => "accepted".to_owned(),
+            Ok(_) => "already received".to_owned(),
+            Err(e) => format!("refused: {e}"),
+        };
+        if let Ok(r) = &outcome {
+            event.patient_id = r.referral.personal_code.clone();
+            event.detail = format!("{}; referral {}", event.detail, r.referral.id);
+        }
+        self.audit.record(event).await;
+        outcome
+    }
+
+    async fn take(
+        &self,
+        who: &Principal,
+        document: &[u8],
+        source: Source,
+    ) -> Result<Received, ReferralError> {
+        self.policy.permit(who, Action::Store)?;
+        let limit = self.config.referral.max_document_bytes;
+        if document.len() > limit {
+            return Err(ReferralError::TooLarge {
+                size: document.len(),
+                limit,
+            });
+        }
+        let read = cda::read(document)?;
+        let valid = validate::validate(&read, &self.config.referral.oids)?;
+        // A clinic sends its own referrals: the performing clinic named in the document, when
+        // it names one, must be the sender.
+        let clinic_id = who.institution.clone();
+        if who.role == Role::Clinic && !valid.custodian.is_empty() && valid.custodian != clinic_id {
+            return Err(Invalid {
+                field: "custodian".into(),
+                message: format!(
+                    "the document names performing clinic `{}`, but was sent by `{clinic_id}`",
+                    valid.custodian
+                ),
+            }
+            .into());
+        }
+        let sha256 = hex::encode(Sha256::digest(document));
+        let key = keys::cda_document(&sha256);
+        let mut writer = self.archive.writer();
+        writer.write(document).await?;
+        writer.commit(&key).await?;
+        let now = crate::index::now_micros();
+        let id = uuid::Uuid::now_v7().to_string();
+        let referral = ReferralRow {
+            id: id.clone(),
+            document_id: valid.document_id.clone(),
+            set_id: valid.set_id.clone(),
+            version: valid.version,
+            effective_time: valid.effective_time.clone(),
+            personal_code: valid.personal_code.clone(),
+            insured_code: valid.insured_code.clone(),
+            statistical_card: valid.statistical_card.clone(),
+            family_name: valid.family_name.clone(),
+            given_names: valid.given_names.clone(),
+            sex: valid.sex.clone(),
+            birth_date: valid.birth_date.clone(),
+            author_id: valid.author_id.clone(),
+            author_name: valid.author_name.clone(),
+            author_organisation: valid.author_organisation.clone(),
+            custodian: valid.custodian.clone(),
+            clinic_id: clinic_id.clone(),
+            order_number: valid.order_number.clone(),
+            examination: valid.examination.as_str().to_owned(),
+            examination_codes: serde_json::to_string(&valid.examination_codes)
+                .unwrap_or_else(|_| "[]".into()),
+            urgency: valid.urgency.as_str().to_owned(),
+            reason: valid.reason.clone(),
+            warnings: serde_json::to_string(&valid.warnings).unwrap_or_else(|_| "[]".into()),
+            source: source.as_str().to_owned(),
+            document_key: key.to_string(),
+            document_sha256: sha256,
+            status: "awaiting_examination".into(),
+            study_uid: String::new(),
+            received_by: who.name.clone(),
+            received_at: now,
+            updated_at: now,
+        };
+        let journal = JournalEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: now,
+            kind: "referral_received".into(),
+            clinic_id,
+            institution: who.institution.clone(),
+            actor: who.name.clone(),
+            patient_id: patient_key(&valid.personal_code, &valid.insured_code),
+            referral_id: id,
+            study_uid: String::new(),
+            report_id: String::new(),
+            detail: format!(
+                "order {}, {} ({})",
+                valid.order_number,
+                valid.examination.as_str(),
+                valid.urgency.as_str()
+            ),
+        };
+        Ok(
+            match self.index.insert_referral(&referral, &journal).await? {
+                Inserted::New(referral) => Received {
+                    referral,
+                    created: true,
+                },
+                Inserted::Existing(referral) => Received {
+                    referral,
+                    created: false,
+                },
+            },
+        )
+    }
+
+    /// A referral, if `who` may see its clinic's cases; otherwise "not found" (audited).
+    pub async fn get(&self, who: &Principal, id: &str) -> Result<ReferralRow, ReferralError> {
+        let mut event = catalog::event(who, "referral_read");
+        event.detail = format!("referral {id}");
+        if let Err(denied) = self.policy.permit(who, Action::Query) {
+            event.outcome = format!("denied: {denied}");
+            self.audit.record(event).await;
+            return Err(denied.into());
+        }
+        let found = self.index.referral(id).await?;
+        let visible = found
+            .filter(|r| self.policy.sees_clinic(who, &r.clinic_id))
+            .ok_or_else(|| ReferralError::NotFound(id.to_owned()));
+        event.outcome = match &visible {
+            Ok(r) => {
+                event.patient_id = r.personal_code.clone();
+                "answered".into()
+            }
+            Err(_) => "not found or outside the caller's scope".into(),
+        };
+        self.audit
+            .record_required(event)
+            .await
+            .map_err(ReferralError::Index)?;
+        visible
+    }
+
+    /// The journal of a referral `who` may see.
+    pub async fn journal(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<Vec<JournalEntry>, ReferralError> {
+        self.get(who, id).await?;
+        Ok(self.index.journal_of_referral(id).await?)
+    }
+}
+
+/// The patient identifier journal entries are filed under: the personal code, else the
+/// insured person's code.
+fn patient_key(personal_code: &str, insured_code: &str) -> String {
+    if personal_code.is_empty() {
+        insured_code.to_owned()
+    } else {
+        personal_code.to_owned()
+    }
+}

@@ -1,0 +1,331 @@
+//! Form 027 referrals over HTTP against the real server: a valid document is kept byte for byte
+//! and read into the index (SQLite and PostgreSQL), a resend answers the same referral, scoping
+//! and the journal hold; each way a document can be unacceptable gets its own test, its own
+//! 4xx with a message (and the field, for what point 12.3 requires), and nothing stored.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+
+const VALID: &str = include_str!("fixtures/form027-valid.xml");
+
+fn start(db: Db, extra: &[(&str, &str)]) -> Server {
+    let clinics = format!(
+        r#"[{{id="demo", name="Demo", ae_titles=["{CLINIC_AE}"], networks=[]}},
+            {{id="other", name="Other", ae_titles=["OTHER_CLINIC"], networks=[]}}]"#
+    );
+    let mut env = vec![("TELECARDIO_CLINICS", clinics.as_str())];
+    env.extend_from_slice(extra);
+    Server::start_with(db, Store::Local, &env)
+}
+
+fn post(server: &Server, token: &str, content_type: &str, body: &[u8]) -> Reply {
+    request(
+        server.http_port,
+        "POST",
+        "/api/referrals",
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("Content-Type", content_type),
+        ],
+        body,
+    )
+}
+
+fn get(server: &Server, token: &str, path: &str) -> Reply {
+    request(
+        server.http_port,
+        "GET",
+        path,
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+}
+
+/// Referral documents in the store.
+fn stored_documents(server: &Server) -> Vec<PathBuf> {
+    let dir = server.data_dir().join("objects").join("cda");
+    if dir.exists() {
+        files_under(&dir)
+    } else {
+        vec![]
+    }
+}
+
+fn received(db: Db) {
+    let server = start(db, &[]);
+    let clinic = server.token("demo-his", "clinic", "demo");
+    let reply = post(
+        &server,
+        &clinic,
+        "application/hl7-cda+xml",
+        VALID.as_bytes(),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let referral = reply.json();
+    let id = referral["id"].as_str().unwrap().to_owned();
+    assert_eq!(referral["status"], "awaiting_examination");
+    assert_eq!(
+        reply.header("Location").as_deref(),
+        Some(format!("/api/referrals/{id}").as_str())
+    );
+    assert_eq!(referral["patient"]["personal_code"], "48507120013");
+    assert_eq!(referral["patient"]["statistical_card"], "AK-2026-0077");
+    assert_eq!(referral["patient"]["family_name"], "Žukauskienė");
+    assert_eq!(referral["patient"]["birth_date"], "19850712");
+    assert_eq!(referral["order_number"], "E027-2026-0001");
+    assert_eq!(referral["examination"], "echo");
+    assert_eq!(referral["urgency"], "urgent");
+    assert_eq!(referral["author"]["name"], "Vytautas Kairys");
+    assert_eq!(referral["clinic_id"], "demo");
+    assert!(referral["reason"]
+        .as_str()
+        .unwrap()
+        .contains("aortos vožtuvo"));
+    // The document itself is kept byte for byte.
+    let documents = stored_documents(&server);
+    assert_eq!(documents.len(), 1);
+    assert_same_bytes(
+        &std::fs::read(&documents[0]).unwrap(),
+        VALID.as_bytes(),
+        "stored referral document",
+    );
+    // A resend is the same referral, not a second one.
+    let again = post(&server, &clinic, "application/xml", VALID.as_bytes());
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["id"], id.as_str());
+    assert_eq!(stored_documents(&server).len(), 1);
+
+    // Read back by the sender, the contracted centre and an auditor; not by another clinic.
+    let path = format!("/api/referrals/{id}");
+    assert_eq!(get(&server, &clinic, &path).json()["id"], id.as_str());
+    let reader = server.token("dr.jonaitis", "cardiologist", "demo-centre");
+    assert_eq!(get(&server, &reader, &path).status, 200);
+    let auditor = server.token("auditorius", "auditor", "");
+    assert_eq!(get(&server, &auditor, &path).status, 200);
+    let other = server.token("other-his", "clinic", "other");
+    assert_eq!(get(&server, &other, &path).status, 404);
+    assert_eq!(
+        get(&server, &clinic, "/api/referrals/no-such-id").status,
+        404
+    );
+    // Only a clinic sends referrals.
+    assert_eq!(
+        post(&server, &reader, "application/xml", VALID.as_bytes()).status,
+        403
+    );
+    assert_eq!(
+        post(&server, &auditor, "application/xml", VALID.as_bytes()).status,
+        403
+    );
+    // The journal has the case's first entry.
+    let journal = get(&server, &clinic, &format!("{path}/journal"));
+    assert_eq!(journal.status, 200, "{}", journal.body);
+    let entries = journal.json()["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["kind"], "referral_received");
+    assert_eq!(entries[0]["patient_id"], "48507120013");
+    assert_eq!(entries[0]["actor"], "demo-his");
+    assert_eq!(get(&server, &other, &format!("{path}/journal")).status, 404);
+    // Every receipt and reading is audited.
+    let receipts = server.audit_events("referral_received");
+    assert!(receipts
+        .iter()
+        .any(|(a, _, o)| a == "demo-his" && o == "accepted"));
+    assert!(receipts
+        .iter()
+        .any(|(a, _, o)| a == "demo-his" && o == "already received"));
+    let reads = server.audit_events("referral_read");
+    assert!(reads
+        .iter()
+        .any(|(a, _, o)| a == "other-his" && o.contains("not found")));
+}
+
+#[test]
+fn referral_received_sqlite() {
+    received(Db::Sqlite);
+}
+
+#[test]
+fn referral_received_postgres() {
+    received(Db::Postgres);
+}
+
+/// Sends `body` and expects `status` with a message (and `field`, when given); then checks
+/// that nothing was kept.
+fn refused(body: &[u8], content_type: &str, status: u16, field: Option<&str>) -> String {
+    refused_with(&[], body, content_type, status, field)
+}
+
+fn refused_with(
+    env: &[(&str, &str)],
+    body: &[u8],
+    content_type: &str,
+    status: u16,
+    field: Option<&str>,
+) -> String {
+    let server = start(Db::Sqlite, env);
+    let clinic = server.token("demo-his", "clinic", "demo");
+    let reply = post(&server, &clinic, content_type, body);
+    assert_eq!(reply.status, status, "{}", reply.body);
+    let problem = reply.json();
+    let message = problem["error"].as_str().unwrap_or_default().to_owned();
+    assert!(!message.is_empty(), "{}", reply.body);
+    if let Some(field) = field {
+        assert_eq!(problem["field"], field, "{}", reply.body);
+    }
+    assert!(
+        stored_documents(&server).is_empty(),
+        "a refused document was stored"
+    );
+    let receipts = server.audit_events("referral_received");
+    if status != 415 && status != 413 {
+        assert!(
+            receipts.iter().any(|(_, _, o)| o.starts_with("refused")),
+            "{receipts:?}"
+        );
+    }
+    message
+}
+
+/// `VALID` with `from` replaced by `to` (which must occur).
+fn changed(from: &str, to: &str) -> String {
+    assert!(VALID.contains(from), "{from}");
+    VALID.replace(from, to)
+}
+
+#[test]
+fn without_personal_or_insured_code_is_422() {
+    let doc = changed(r#"<id root="2.999.370.1" extension="48507120013"/>"#, "");
+    let message = refused(
+        doc.as_bytes(),
+        "application/xml",
+        422,
+        Some("personal_code"),
+    );
+    assert!(message.contains("personal code"), "{message}");
+}
+
+#[test]
+fn insured_code_alone_is_enough() {
+    let server = start(Db::Sqlite, &[]);
+    let clinic = server.token("demo-his", "clinic", "demo");
+    let doc = changed(
+        r#"<id root="2.999.370.1" extension="48507120013"/>"#,
+        r#"<id root="2.999.370.2" extension="DIK-99887766"/>"#,
+    );
+    let reply = post(&server, &clinic, "application/xml", doc.as_bytes());
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.json()["patient"]["insured_code"], "DIK-99887766");
+}
+
+#[test]
+fn without_statistical_card_is_422() {
+    let doc = changed(r#"<id root="2.999.370.3" extension="AK-2026-0077"/>"#, "");
+    let message = refused(
+        doc.as_bytes(),
+        "application/xml",
+        422,
+        Some("statistical_card"),
+    );
+    assert!(message.contains("statistical card"), "{message}");
+}
+
+#[test]
+fn wrong_personal_code_checksum_is_422() {
+    let doc = changed("48507120013", "48507120014");
+    let message = refused(
+        doc.as_bytes(),
+        "application/xml",
+        422,
+        Some("personal_code"),
+    );
+    assert!(message.contains("check digit"), "{message}");
+}
+
+#[test]
+fn personal_code_disagreeing_with_birth_date_is_422() {
+    let doc = changed(
+        r#"<birthTime value="19850712"/>"#,
+        r#"<birthTime value="19850713"/>"#,
+    );
+    refused(doc.as_bytes(), "application/xml", 422, Some("birth_date"));
+}
+
+#[test]
+fn another_clinics_referral_is_422() {
+    let doc = changed(
+        r#"<id root="2.999.370.4" extension="demo"/>
+        <name>Demo poliklinika</name>
+      </representedCustodianOrganization>"#,
+        r#"<id root="2.999.370.4" extension="other"/>
+        <name>Other</name>
+      </representedCustodianOrganization>"#,
+    );
+    refused(doc.as_bytes(), "application/xml", 422, Some("custodian"));
+}
+
+#[test]
+fn malformed_xml_is_400() {
+    let doc = changed("</ClinicalDocument>", "</ClinicalDoc>");
+    let message = refused(doc.as_bytes(), "application/xml", 400, None);
+    assert!(message.contains("well-formed"), "{message}");
+}
+
+#[test]
+fn wrong_namespace_is_400() {
+    let doc = changed(
+        r#"xmlns="urn:hl7-org:v3""#,
+        r#"xmlns="urn:example:not-cda""#,
+    );
+    let message = refused(doc.as_bytes(), "application/xml", 400, None);
+    assert!(message.contains("urn:hl7-org:v3"), "{message}");
+}
+
+#[test]
+fn dtd_and_external_entities_are_400_and_never_resolved() {
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "TOP-SECRET-MARKER").unwrap();
+    let doc = changed(
+        "<ClinicalDocument xmlns",
+        &format!(
+            "<!DOCTYPE ClinicalDocument [<!ENTITY leak SYSTEM \"file://{}\">]>\n<ClinicalDocument xmlns",
+            secret.path().display()
+        ),
+    )
+    .replace("<title>", "<title>&leak;");
+    let message = refused(doc.as_bytes(), "application/xml", 400, None);
+    assert!(message.contains("DTD"), "{message}");
+    assert!(!message.contains("TOP-SECRET"), "{message}");
+}
+
+#[test]
+fn oversize_document_is_413() {
+    let padding = format!("<!-- {} -->", "x".repeat(8192));
+    let doc = changed("<realmCode", &format!("{padding}<realmCode"));
+    let message = refused_with(
+        &[("TELECARDIO_REFERRAL__MAX_DOCUMENT_BYTES", "8192")],
+        doc.as_bytes(),
+        "application/xml",
+        413,
+        None,
+    );
+    assert!(message.contains("8192"), "{message}");
+}
+
+#[test]
+fn non_utf8_text_is_400() {
+    // "Žukauskienė" in ISO 8859-4 bytes inside a document that says nothing of its encoding.
+    let mut doc = changed("Žukauskienė", "ZZZ").into_bytes();
+    let at = doc.windows(3).position(|w| w == b"ZZZ").unwrap();
+    doc.splice(at..at + 3, [0xAE, 0x75, 0x6B, 0xEC].iter().copied());
+    let message = refused(&doc, "application/xml", 400, None);
+    assert!(message.contains("UTF-8"), "{message}");
+}
+
+#[test]
+fn a_body_that_is_not_xml_is_415() {
+    refused(b"{\"referral\": 1}", "application/json", 415, None);
+}
