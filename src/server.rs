@@ -60,13 +60,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     let metrics = Metrics::new();
     let audit = AuditTrail::new(index.clone());
-    let ingest = Ingest::new(
-        archive.clone(),
-        index.clone(),
-        metrics.clone(),
-        config.ingest.max_object_bytes,
-    )
-    .with_extra_sop_classes(config.dicom.extra_sop_classes.clone());
     let policy = Policy::new(config.clone());
     let referrals = Referrals::new(
         index.clone(),
@@ -75,6 +68,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         policy.clone(),
         audit.clone(),
     );
+    let ingest = Ingest::new(
+        archive.clone(),
+        index.clone(),
+        metrics.clone(),
+        config.ingest.max_object_bytes,
+    )
+    .with_extra_sop_classes(config.dicom.extra_sop_classes.clone())
+    .with_referrals(referrals.clone());
     let catalog = Catalog::new(index.clone(), archive.clone(), policy, audit.clone());
     let accounts = Accounts::new(index.clone(), config.clone())?;
     let dimse_ctx = DimseContext::new(

@@ -329,3 +329,98 @@ fn non_utf8_text_is_400() {
 fn a_body_that_is_not_xml_is_415() {
     refused(b"{\"referral\": 1}", "application/json", 415, None);
 }
+
+/// An Encapsulated CDA object made by DCMTK `cda2dcm` from `document`, in a new study.
+fn encapsulated(dir: &std::path::Path, document: &str) -> PathBuf {
+    let xml = dir.join("referral.xml");
+    std::fs::write(&xml, document).unwrap();
+    let out = dir.join("referral.dcm");
+    let mut cmd = dcmtk("cda2dcm");
+    cmd.arg("+sg").arg(&xml).arg(&out);
+    let (ok, log) = run(cmd);
+    assert!(ok, "cda2dcm: {log}");
+    out
+}
+
+/// The referral inside an Encapsulated CDA object sent by C-STORE goes through the same
+/// pipeline; the object itself is stored as an instance like any other, whatever the referral's
+/// fate.
+fn encapsulated_cda_over_c_store(db: Db) {
+    let server = start(db, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let object = encapsulated(dir.path(), VALID);
+    let (ok, log) = dcmsend(server.dicom_port, &[object]);
+    assert!(ok && log.contains("SUCCESS"), "{log}");
+    let clinic = server.token("demo-his", "clinic", "demo");
+    let list = get(
+        &server,
+        &clinic,
+        "/api/referrals?order_number=E027-2026-0001",
+    );
+    assert_eq!(list.status, 200, "{}", list.body);
+    let referrals = list.json()["referrals"].as_array().unwrap().clone();
+    assert_eq!(referrals.len(), 1, "{}", list.body);
+    assert_eq!(referrals[0]["source"], "dicom");
+    assert_eq!(referrals[0]["received_by"], CLINIC_AE);
+    assert_eq!(referrals[0]["patient"]["personal_code"], "48507120013");
+    assert_eq!(referrals[0]["status"], "awaiting_examination");
+    // The document came out of the object byte for byte.
+    let documents = stored_documents(&server);
+    assert_eq!(documents.len(), 1);
+    assert_same_bytes(
+        &std::fs::read(&documents[0]).unwrap(),
+        VALID.as_bytes(),
+        "referral taken from the object",
+    );
+    let instances = server.instances();
+    assert_eq!(instances.len(), 1);
+    assert_eq!(
+        instances[0]["sop_class_uid"],
+        "1.2.840.10008.5.1.4.1.1.104.2"
+    );
+    // The same document over HTTP is the same referral.
+    let again = post(&server, &clinic, "application/xml", VALID.as_bytes());
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["id"], referrals[0]["id"]);
+    // Lists are scoped.
+    let other = server.token("other-his", "clinic", "other");
+    let theirs = get(&server, &other, "/api/referrals");
+    assert_eq!(theirs.json()["referrals"].as_array().unwrap().len(), 0);
+    let waiting = get(
+        &server,
+        &clinic,
+        "/api/referrals?status=awaiting_examination",
+    );
+    assert_eq!(waiting.json()["referrals"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        get(&server, &clinic, "/api/referrals?colour=red").status,
+        400
+    );
+
+    // A refused referral: the object is still stored, the refusal audited.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = changed(r#"<id root="2.999.370.3" extension="AK-2026-0077"/>"#, "")
+        .replace("E027-DOC-0001", "E027-DOC-0002");
+    let object = encapsulated(dir.path(), &bad);
+    let (ok, log) = dcmsend(server.dicom_port, &[object]);
+    assert!(ok && log.contains("SUCCESS"), "{log}");
+    assert_eq!(server.instances().len(), 2);
+    assert_eq!(stored_documents(&server).len(), 1);
+    let receipts = server.audit_events("referral_received");
+    assert!(
+        receipts
+            .iter()
+            .any(|(a, _, o)| a == CLINIC_AE && o.contains("statistical card")),
+        "{receipts:?}"
+    );
+}
+
+#[test]
+fn encapsulated_cda_over_c_store_sqlite() {
+    encapsulated_cda_over_c_store(Db::Sqlite);
+}
+
+#[test]
+fn encapsulated_cda_over_c_store_postgres() {
+    encapsulated_cda_over_c_store(Db::Postgres);
+}

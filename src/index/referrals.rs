@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{now_micros, Index, IndexError};
+use super::{now_micros, Index, IndexError, Scope};
 
 /// One referral as kept in the index.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -190,6 +190,58 @@ impl Index {
             .await
             .map_err(IndexError::query("commit referral"))?;
         Ok(Inserted::New(referral.clone()))
+    }
+
+    /// Referrals within `scope`, newest first.
+    pub async fn referrals(
+        &self,
+        scope: &Scope,
+        status: Option<&str>,
+        order_number: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ReferralRow>, IndexError> {
+        let mut conditions = Vec::new();
+        let mut args: Vec<String> = Vec::new();
+        let arg = |value: &str, args: &mut Vec<String>| {
+            args.push(value.to_owned());
+            format!("${}", args.len())
+        };
+        match scope {
+            Scope::Everything => {}
+            Scope::Clinics(clinics) if clinics.is_empty() => conditions.push("1 = 0".to_owned()),
+            Scope::Clinics(clinics) => {
+                let list: Vec<String> = clinics.iter().map(|c| arg(c, &mut args)).collect();
+                conditions.push(format!("clinic_id IN ({})", list.join(", ")));
+            }
+        }
+        if let Some(status) = status {
+            conditions.push(format!("status = {}", arg(status, &mut args)));
+        }
+        if let Some(order) = order_number {
+            conditions.push(format!("order_number = {}", arg(order, &mut args)));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        // Only constant text and numbered placeholders are formatted in; values are bound.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM referrals{filter} ORDER BY received_at DESC, id LIMIT {}",
+            limit.clamp(1, 10_000)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in args {
+            query = query.bind(a);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(IndexError::query("select referrals"))?;
+        rows.iter()
+            .map(row)
+            .collect::<Result<_, _>>()
+            .map_err(IndexError::query("read referral"))
     }
 
     pub async fn referral(&self, id: &str) -> Result<Option<ReferralRow>, IndexError> {

@@ -14,10 +14,12 @@ pub mod scanner;
 
 pub use part10::Part10Receiving;
 
+use crate::access::{Principal, Role, Via};
 use crate::archive::{keys, Archive, ArchiveError, ObjectWriter, Written};
 use crate::fault::Fault;
 use crate::index::{Index, IndexError, InstanceRecord, Recorded};
 use crate::metrics::Metrics;
+use crate::referral::{self, Referrals};
 use digest::Digests;
 use meta::InstanceMeta;
 use scanner::{ScanError, Scanner};
@@ -126,6 +128,8 @@ pub struct Ingest {
     max_object_bytes: u64,
     /// Storage classes accepted besides the built-in set (`dicom.extra_sop_classes`).
     extra_sop_classes: Vec<String>,
+    /// Where the referral inside an Encapsulated CDA object goes once the object is stored.
+    referrals: Option<Referrals>,
 }
 
 impl Ingest {
@@ -136,7 +140,13 @@ impl Ingest {
             metrics,
             max_object_bytes,
             extra_sop_classes: Vec::new(),
+            referrals: None,
         }
+    }
+
+    pub fn with_referrals(mut self, referrals: Referrals) -> Ingest {
+        self.referrals = Some(referrals);
+        self
     }
 
     pub fn with_extra_sop_classes(mut self, extra: Vec<String>) -> Ingest {
@@ -248,6 +258,11 @@ impl Receiving {
         match &result {
             Ok(stored) => metrics.object_stored(stored.size_bytes),
             Err(e) => metrics.ingest_failed(e.cause()),
+        }
+        if let (Ok(stored), Some(referrals)) = (&result, self.ingest.referrals.clone()) {
+            if stored.meta.sop_class_uid == referral::ENCAPSULATED_CDA {
+                take_referral(&referrals, self.origin.clone(), stored).await;
+            }
         }
         result
     }
@@ -442,4 +457,33 @@ fn part10_header(declared: &Declared, calling_ae: &str) -> Vec<u8> {
         .expect("all required file meta attributes are set");
     table.write(&mut out).expect("writing to a Vec cannot fail");
     out
+}
+
+/// The referral an Encapsulated CDA object carries. The object is stored whatever the
+/// referral's fate; a refused referral is audited and logged for the clinic to resend.
+async fn take_referral(referrals: &Referrals, origin: Origin, stored: &Stored) {
+    let sender = Principal {
+        name: origin.calling_ae,
+        role: Role::Clinic,
+        institution: origin.clinic_id,
+        via: Via::Dicom,
+        address: String::new(),
+        pixel_access: false,
+    };
+    match referrals
+        .receive_encapsulated(&sender, &stored.object_key)
+        .await
+    {
+        Ok(received) => tracing::info!(
+            referral = %received.referral.id,
+            new = received.created,
+            object = %stored.object_key,
+            "referral taken from an Encapsulated CDA object"
+        ),
+        Err(e) => tracing::warn!(
+            object = %stored.object_key,
+            error = %e,
+            "Encapsulated CDA object stored, but its referral was refused"
+        ),
+    }
 }

@@ -58,15 +58,21 @@ impl ReferralError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Http,
+    /// An Encapsulated CDA object received over C-STORE or STOW-RS.
+    Dicom,
 }
 
 impl Source {
     fn as_str(self) -> &'static str {
         match self {
             Source::Http => "http",
+            Source::Dicom => "dicom",
         }
     }
 }
+
+/// Encapsulated CDA Storage: the SOP class whose objects carry a referral.
+pub const ENCAPSULATED_CDA: &str = "1.2.840.10008.5.1.4.1.1.104.2";
 
 /// A received referral, and whether this call created it.
 #[derive(Debug, Clone)]
@@ -226,6 +232,65 @@ impl Referrals {
         )
     }
 
+    /// Takes the referral carried by a stored Encapsulated CDA object (its Encapsulated
+    /// Document attribute). The object itself is already archived and indexed like any other
+    /// instance, whatever becomes of the referral.
+    pub async fn receive_encapsulated(
+        &self,
+        who: &Principal,
+        object_key: &str,
+    ) -> Result<Received, ReferralError> {
+        let limit = self.config.referral.max_document_bytes;
+        let bytes = self
+            .archive
+            .read(&crate::archive::ObjectKey::from(object_key))
+            .await?;
+        // The object is the document plus a few kilobytes of attributes.
+        if bytes.len() > limit + 64 * 1024 {
+            let refused = ReferralError::TooLarge {
+                size: bytes.len(),
+                limit,
+            };
+            let mut event = catalog::event(who, "referral_received");
+            event.detail = format!("via dicom, object {object_key}");
+            event.outcome = format!("refused: {refused}");
+            self.audit.record(event).await;
+            return Err(refused);
+        }
+        let document = encapsulated_document(&bytes).map_err(|why| {
+            ReferralError::Cda(cda::CdaError::Malformed(format!(
+                "Encapsulated CDA object {object_key}: {why}"
+            )))
+        })?;
+        self.receive(who, &document, Source::Dicom).await
+    }
+
+    /// Referrals `who` may see, newest first, optionally of one status or order number.
+    pub async fn list(
+        &self,
+        who: &Principal,
+        status: Option<&str>,
+        order_number: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ReferralRow>, ReferralError> {
+        self.policy.permit(who, Action::Query)?;
+        let mut event = catalog::event(who, "referral_list");
+        event.detail = format!(
+            "status={} order={}",
+            status.unwrap_or("*"),
+            order_number.unwrap_or("*")
+        );
+        event.outcome = "answered".into();
+        self.audit
+            .record_required(event)
+            .await
+            .map_err(ReferralError::Index)?;
+        Ok(self
+            .index
+            .referrals(&self.policy.scope(who), status, order_number, limit)
+            .await?)
+    }
+
     /// A referral, if `who` may see its clinic's cases; otherwise "not found" (audited).
     pub async fn get(&self, who: &Principal, id: &str) -> Result<ReferralRow, ReferralError> {
         let mut event = catalog::event(who, "referral_read");
@@ -272,4 +337,21 @@ fn patient_key(personal_code: &str, insured_code: &str) -> String {
     } else {
         personal_code.to_owned()
     }
+}
+
+/// The document inside an Encapsulated CDA object: Encapsulated Document (0042,0011), without
+/// the padding byte an odd-length document gets.
+fn encapsulated_document(part10: &[u8]) -> Result<Vec<u8>, String> {
+    let object = dicom_object::OpenFileOptions::new()
+        .read_preamble(dicom_object::file::ReadPreamble::Always)
+        .from_reader(part10)
+        .map_err(|e| e.to_string())?;
+    let element = object
+        .element(dicom_dictionary_std::tags::ENCAPSULATED_DOCUMENT)
+        .map_err(|_| "no Encapsulated Document".to_owned())?;
+    let mut bytes = element.to_bytes().map_err(|e| e.to_string())?.into_owned();
+    while bytes.last().is_some_and(|b| *b == 0 || *b == b' ') {
+        bytes.pop();
+    }
+    Ok(bytes)
 }

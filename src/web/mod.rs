@@ -53,7 +53,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/logout", post(session::logout))
         .route("/api/me", get(session::me))
         .route("/api/openapi.json", get(openapi::document))
-        .route("/api/referrals", post(referrals::create))
+        .route(
+            "/api/referrals",
+            post(referrals::create).get(referrals::list),
+        )
         .route("/api/referrals/{id}", get(referrals::show))
         .route("/api/referrals/{id}/journal", get(referrals::journal))
         .merge(crate::dicomweb::routes())

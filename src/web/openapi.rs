@@ -115,7 +115,15 @@ pub fn spec() -> Value {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3.1"}, "401": problem()}
             }},
-            "/api/referrals": {"post": {
+            "/api/referrals": {"get": {
+                "summary": "Referrals the caller may see, newest first",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"enum": ["awaiting_examination", "linked"]}},
+                    {"name": "order_number", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100, "maximum": 10000}}
+                ],
+                "responses": {"200": {"description": "{\"referrals\": [Referral…]}"}, "400": problem()}
+            }, "post": {
                 "summary": "Send a form 027 referral (HL7 CDA R2 in our profile); clinics only",
                 "requestBody": {"required": true, "content": {
                     "application/hl7-cda+xml": {"schema": {"type": "string"}},
@@ -172,6 +180,7 @@ mod tests {
         ("get", "/api/me"),
         ("get", "/api/openapi.json"),
         ("post", "/api/referrals"),
+        ("get", "/api/referrals"),
         ("get", "/api/referrals/{id}"),
         ("get", "/api/referrals/{id}/journal"),
         ("get", "/healthz"),

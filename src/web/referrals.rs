@@ -5,7 +5,8 @@
 //! point 12.3 requires.
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -110,6 +111,41 @@ pub async fn create(
                 Json(view(&received.referral)),
             )
                 .into_response()
+        }
+        Err(e) => problem(e).into_response(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    status: Option<String>,
+    order_number: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Referrals the caller may see, newest first: `?status=awaiting_examination`, `?order_number=`.
+pub async fn list(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(p) => p,
+        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    match state
+        .referrals
+        .list(
+            &who,
+            params.status.as_deref(),
+            params.order_number.as_deref(),
+            params.limit.unwrap_or(100),
+        )
+        .await
+    {
+        Ok(rows) => {
+            Json(json!({ "referrals": rows.iter().map(view).collect::<Vec<_>>() })).into_response()
         }
         Err(e) => problem(e).into_response(),
     }
