@@ -471,7 +471,7 @@ async fn take_referral(referrals: &Referrals, origin: Origin, stored: &Stored) {
         pixel_access: false,
     };
     match referrals
-        .receive_encapsulated(&sender, &stored.object_key)
+        .receive_encapsulated(&sender, &stored.object_key, stored.size_bytes)
         .await
     {
         Ok(received) => tracing::info!(

@@ -239,16 +239,14 @@ impl Referrals {
         &self,
         who: &Principal,
         object_key: &str,
+        object_size: u64,
     ) -> Result<Received, ReferralError> {
         let limit = self.config.referral.max_document_bytes;
-        let bytes = self
-            .archive
-            .read(&crate::archive::ObjectKey::from(object_key))
-            .await?;
-        // The object is the document plus a few kilobytes of attributes.
-        if bytes.len() > limit + 64 * 1024 {
+        // The object is the document plus a few kilobytes of attributes; a larger one is
+        // refused before it is read into memory.
+        if object_size > (limit + 64 * 1024) as u64 {
             let refused = ReferralError::TooLarge {
-                size: bytes.len(),
+                size: usize::try_from(object_size).unwrap_or(usize::MAX),
                 limit,
             };
             let mut event = catalog::event(who, "referral_received");
@@ -257,6 +255,10 @@ impl Referrals {
             self.audit.record(event).await;
             return Err(refused);
         }
+        let bytes = self
+            .archive
+            .read(&crate::archive::ObjectKey::from(object_key))
+            .await?;
         let document = encapsulated_document(&bytes).map_err(|why| {
             ReferralError::Cda(cda::CdaError::Malformed(format!(
                 "Encapsulated CDA object {object_key}: {why}"
