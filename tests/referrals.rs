@@ -424,3 +424,194 @@ fn encapsulated_cda_over_c_store_sqlite() {
 fn encapsulated_cda_over_c_store_postgres() {
     encapsulated_cda_over_c_store(Db::Postgres);
 }
+
+/// A copy of a committed test image as a study of the referral's patient (or another one),
+/// carrying `accession` as its accession number.
+fn study_of(
+    dir: &std::path::Path,
+    name: &str,
+    patient_id: &str,
+    accession: &str,
+    uid: &str,
+) -> PathBuf {
+    let out = dir.join(name);
+    std::fs::copy(test_image("us-single.dcm"), &out).unwrap();
+    let mut cmd = dcmtk("dcmodify");
+    cmd.arg("-nb");
+    for change in [
+        format!("(0010,0020)={patient_id}"),
+        format!("(0008,0050)={accession}"),
+        format!("(0020,000D)={uid}"),
+        format!("(0020,000E)={uid}.1"),
+        format!("(0008,0018)={uid}.1.1"),
+    ] {
+        cmd.arg("-m").arg(change);
+    }
+    cmd.arg(&out);
+    let (ok, log) = run(cmd);
+    assert!(ok, "{log}");
+    out
+}
+
+fn kinds(journal: &Reply) -> Vec<String> {
+    journal.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Whichever arrives first, referral and study end linked, and the case's journal shows the
+/// sequence in order; disagreements become exceptions, never links.
+fn linking(db: Db) {
+    let server = start(db, &[]);
+    let clinic = server.token("demo-his", "clinic", "demo");
+    let dir = tempfile::tempdir().unwrap();
+
+    // Referral first, then the study.
+    let referral = post(&server, &clinic, "application/xml", VALID.as_bytes()).json();
+    assert_eq!(referral["status"], "awaiting_examination");
+    let id = referral["id"].as_str().unwrap().to_owned();
+    let study = study_of(
+        dir.path(),
+        "a.dcm",
+        "48507120013",
+        "E027-2026-0001",
+        "2.25.5001",
+    );
+    let (ok, log) = storescu(server.dicom_port, &[study]);
+    assert!(ok, "{log}");
+    let after = get(&server, &clinic, &format!("/api/referrals/{id}")).json();
+    assert_eq!(after["status"], "linked", "{after}");
+    assert_eq!(after["study_uid"], "2.25.5001");
+    let journal = get(&server, &clinic, &format!("/api/referrals/{id}/journal"));
+    assert_eq!(
+        kinds(&journal),
+        ["referral_received", "data_received", "linked"],
+        "{}",
+        journal.body
+    );
+
+    // Study first, then its referral (another document, another order).
+    let study = study_of(
+        dir.path(),
+        "b.dcm",
+        "48507120013",
+        "E027-2026-0002",
+        "2.25.5002",
+    );
+    let (ok, log) = storescu(server.dicom_port, &[study]);
+    assert!(ok, "{log}");
+    let unlinked = get(&server, &clinic, "/api/studies/unlinked");
+    assert!(unlinked.body.contains("2.25.5002"), "{}", unlinked.body);
+    let second = VALID
+        .replace("E027-DOC-0001", "E027-DOC-0002")
+        .replace("E027-2026-0001", "E027-2026-0002");
+    let reply = post(&server, &clinic, "application/xml", second.as_bytes());
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.json()["status"], "linked", "{}", reply.body);
+    assert_eq!(reply.json()["study_uid"], "2.25.5002");
+    let id2 = reply.json()["id"].as_str().unwrap().to_owned();
+    let journal = get(&server, &clinic, &format!("/api/referrals/{id2}/journal"));
+    assert_eq!(
+        kinds(&journal),
+        ["data_received", "referral_received", "linked"],
+        "{}",
+        journal.body
+    );
+    assert!(!get(&server, &clinic, "/api/studies/unlinked")
+        .body
+        .contains("2.25.5002"));
+
+    // Same accession, another patient (whose ID is no personal code): an exception.
+    let third = VALID
+        .replace("E027-DOC-0001", "E027-DOC-0003")
+        .replace("E027-2026-0001", "E027-2026-0003");
+    post(&server, &clinic, "application/xml", third.as_bytes());
+    let study = study_of(
+        dir.path(),
+        "c.dcm",
+        "MRN-7731",
+        "E027-2026-0003",
+        "2.25.5003",
+    );
+    let (ok, log) = storescu(server.dicom_port, &[study]);
+    assert!(ok, "{log}");
+    // Same accession, a patient with another valid personal code: an exception of its own kind.
+    let fourth = VALID
+        .replace("E027-DOC-0001", "E027-DOC-0004")
+        .replace("E027-2026-0001", "E027-2026-0004");
+    post(&server, &clinic, "application/xml", fourth.as_bytes());
+    let study = study_of(
+        dir.path(),
+        "d.dcm",
+        "38507120056",
+        "E027-2026-0004",
+        "2.25.5004",
+    );
+    let (ok, log) = storescu(server.dicom_port, &[study]);
+    assert!(ok, "{log}");
+    // Two referrals (two documents) claiming the one study of order 0001.
+    let rival = VALID.replace("E027-DOC-0001", "E027-DOC-0005");
+    let reply = post(&server, &clinic, "application/xml", rival.as_bytes());
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.json()["status"], "awaiting_examination");
+
+    let exceptions = get(&server, &clinic, "/api/link-exceptions");
+    assert_eq!(exceptions.status, 200, "{}", exceptions.body);
+    let list = exceptions.json()["exceptions"].as_array().unwrap().clone();
+    let by_study = |uid: &str| -> Vec<String> {
+        list.iter()
+            .filter(|e| e["study_uid"] == uid)
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        by_study("2.25.5003"),
+        ["patient_mismatch"],
+        "{}",
+        exceptions.body
+    );
+    assert_eq!(
+        by_study("2.25.5004"),
+        ["personal_code_mismatch"],
+        "{}",
+        exceptions.body
+    );
+    assert_eq!(
+        by_study("2.25.5001"),
+        ["duplicate_claim"],
+        "{}",
+        exceptions.body
+    );
+    assert!(list
+        .iter()
+        .all(|e| e["status"] == "open" && !e["reason"].as_str().unwrap().is_empty()));
+    // Neither doubtful study was linked; the first link stands.
+    for uid in ["2.25.5003", "2.25.5004"] {
+        assert!(get(&server, &clinic, "/api/studies/unlinked")
+            .body
+            .contains(uid));
+    }
+    assert_eq!(
+        get(&server, &clinic, &format!("/api/referrals/{id}")).json()["study_uid"],
+        "2.25.5001"
+    );
+    // Another clinic sees none of it.
+    let other = server.token("other-his", "clinic", "other");
+    let theirs = get(&server, &other, "/api/link-exceptions").json();
+    assert_eq!(theirs["exceptions"].as_array().unwrap().len(), 0);
+    let theirs = get(&server, &other, "/api/studies/unlinked").json();
+    assert_eq!(theirs["studies"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn linking_sqlite() {
+    linking(Db::Sqlite);
+}
+
+#[test]
+fn linking_postgres() {
+    linking(Db::Postgres);
+}

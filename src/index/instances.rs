@@ -48,8 +48,8 @@ pub struct InstanceRecord {
 /// What recording found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
-    /// A new instance row.
-    New,
+    /// A new instance row; `new_series` when it is the first of its series.
+    New { new_series: bool },
     /// The same object was already indexed (an identical resend).
     Duplicate,
     /// New row, but other content was already stored under this SOP Instance UID.
@@ -80,7 +80,7 @@ impl Index {
                 insert_conflict(&mut tx, rec, &existing_key, now).await?;
                 Recorded::Conflict { existing_key }
             }
-            None => Recorded::New,
+            None => Recorded::New { new_series },
         };
         tx.commit().await.map_err(IndexError::query("commit"))?;
         Ok(outcome)

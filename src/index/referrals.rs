@@ -244,6 +244,28 @@ impl Index {
             .map_err(IndexError::query("read referral"))
     }
 
+    /// Referrals matching a fixed condition on numbered placeholders bound to `args`.
+    pub(super) async fn referrals_where(
+        &self,
+        condition: &'static str,
+        args: &[&str],
+    ) -> Result<Vec<ReferralRow>, IndexError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM referrals WHERE {condition} ORDER BY received_at, id");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in args {
+            query = query.bind(*a);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(IndexError::query("select referrals where"))?;
+        rows.iter()
+            .map(row)
+            .collect::<Result<_, _>>()
+            .map_err(IndexError::query("read referral"))
+    }
+
     pub async fn referral(&self, id: &str) -> Result<Option<ReferralRow>, IndexError> {
         // Only constant column names are formatted in; values are bound.
         let sql = format!("SELECT {COLUMNS} FROM referrals WHERE id = $1");
@@ -274,7 +296,20 @@ impl Index {
             .map_err(IndexError::query("read referral"))
     }
 
-    /// Journal entries of a referral, oldest first.
+    /// Appends one journal entry.
+    pub async fn append_journal(&self, entry: &JournalEntry) -> Result<(), IndexError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin journal"))?;
+        insert_journal(&mut tx, entry).await?;
+        tx.commit()
+            .await
+            .map_err(IndexError::query("commit journal"))
+    }
+
+    /// Journal entries of a referral's case, oldest first: its own and those of its study.
     pub async fn journal_of_referral(
         &self,
         referral_id: &str,
@@ -282,7 +317,11 @@ impl Index {
         let rows = sqlx::query(
             "SELECT id, at, kind, clinic_id, institution, actor, patient_id, referral_id,
                study_uid, report_id, detail
-             FROM journal WHERE referral_id = $1 ORDER BY at, id",
+             FROM journal
+             WHERE referral_id = $1
+                OR study_uid IN (SELECT r.study_uid FROM referrals r
+                                 WHERE r.id = $1 AND r.study_uid <> '')
+             ORDER BY at, id",
         )
         .bind(referral_id)
         .fetch_all(&self.pool)
@@ -311,7 +350,7 @@ fn journal_row(r: &AnyRow) -> Result<JournalEntry, sqlx::Error> {
     })
 }
 
-async fn insert_journal(
+pub(super) async fn insert_journal(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     e: &JournalEntry,
 ) -> Result<(), IndexError> {

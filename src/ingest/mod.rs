@@ -260,8 +260,16 @@ impl Receiving {
             Err(e) => metrics.ingest_failed(e.cause()),
         }
         if let (Ok(stored), Some(referrals)) = (&result, self.ingest.referrals.clone()) {
+            let sender = sender_of(self.origin.clone());
+            if matches!(stored.recorded, Recorded::New { new_series: true }) {
+                // The object is acknowledged whatever happens here; the journal and the link
+                // follow it, and a failure is logged (the next series tries the link again).
+                if let Err(e) = referrals.on_new_series(&sender, &stored.meta).await {
+                    tracing::warn!(study = %stored.meta.study_uid, error = %e, "journal or link of a new series failed");
+                }
+            }
             if stored.meta.sop_class_uid == referral::ENCAPSULATED_CDA {
-                take_referral(&referrals, self.origin.clone(), stored).await;
+                take_referral(&referrals, &sender, stored).await;
             }
         }
         result
@@ -461,17 +469,9 @@ fn part10_header(declared: &Declared, calling_ae: &str) -> Vec<u8> {
 
 /// The referral an Encapsulated CDA object carries. The object is stored whatever the
 /// referral's fate; a refused referral is audited and logged for the clinic to resend.
-async fn take_referral(referrals: &Referrals, origin: Origin, stored: &Stored) {
-    let sender = Principal {
-        name: origin.calling_ae,
-        role: Role::Clinic,
-        institution: origin.clinic_id,
-        via: Via::Dicom,
-        address: String::new(),
-        pixel_access: false,
-    };
+async fn take_referral(referrals: &Referrals, sender: &Principal, stored: &Stored) {
     match referrals
-        .receive_encapsulated(&sender, &stored.object_key, stored.size_bytes)
+        .receive_encapsulated(sender, &stored.object_key, stored.size_bytes)
         .await
     {
         Ok(received) => tracing::info!(
@@ -485,5 +485,17 @@ async fn take_referral(referrals: &Referrals, origin: Origin, stored: &Stored) {
             error = %e,
             "Encapsulated CDA object stored, but its referral was refused"
         ),
+    }
+}
+
+/// The sending clinic as a principal, for the referral pipeline.
+fn sender_of(origin: Origin) -> Principal {
+    Principal {
+        name: origin.calling_ae,
+        role: Role::Clinic,
+        institution: origin.clinic_id,
+        via: Via::Dicom,
+        address: String::new(),
+        pixel_access: false,
     }
 }

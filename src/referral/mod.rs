@@ -7,6 +7,7 @@
 //! the same document is answered with the referral it already made.
 
 pub mod cda;
+pub mod links;
 pub mod personal_code;
 pub mod validate;
 
@@ -218,18 +219,24 @@ impl Referrals {
                 valid.urgency.as_str()
             ),
         };
-        Ok(
-            match self.index.insert_referral(&referral, &journal).await? {
-                Inserted::New(referral) => Received {
+        match self.index.insert_referral(&referral, &journal).await? {
+            Inserted::New(referral) => {
+                // The referral is committed; a link attempt that fails leaves it waiting (the
+                // study's next series tries again), it does not undo the receipt.
+                if let Err(e) = self.link_referral(&referral, &who.name).await {
+                    tracing::warn!(referral = %referral.id, error = %e, "linking deferred");
+                }
+                let referral = self.index.referral(&referral.id).await?.unwrap_or(referral);
+                Ok(Received {
                     referral,
                     created: true,
-                },
-                Inserted::Existing(referral) => Received {
-                    referral,
-                    created: false,
-                },
-            },
-        )
+                })
+            }
+            Inserted::Existing(referral) => Ok(Received {
+                referral,
+                created: false,
+            }),
+        }
     }
 
     /// Takes the referral carried by a stored Encapsulated CDA object (its Encapsulated
@@ -320,6 +327,32 @@ impl Referrals {
         visible
     }
 
+    /// Open (or resolved) link exceptions of the clinics `who` may see.
+    pub async fn exceptions(
+        &self,
+        who: &Principal,
+        status: &str,
+    ) -> Result<Vec<crate::index::LinkException>, ReferralError> {
+        self.policy.permit(who, Action::Query)?;
+        Ok(self
+            .index
+            .link_exceptions(&self.policy.scope(who), status)
+            .await?)
+    }
+
+    /// Studies without a referral, of the clinics `who` may see.
+    pub async fn unlinked(
+        &self,
+        who: &Principal,
+        limit: i64,
+    ) -> Result<Vec<crate::index::StudyForLink>, ReferralError> {
+        self.policy.permit(who, Action::Query)?;
+        Ok(self
+            .index
+            .unlinked_studies(&self.policy.scope(who), limit)
+            .await?)
+    }
+
     /// The journal of a referral `who` may see.
     pub async fn journal(
         &self,
@@ -333,7 +366,7 @@ impl Referrals {
 
 /// The patient identifier journal entries are filed under: the personal code, else the
 /// insured person's code.
-fn patient_key(personal_code: &str, insured_code: &str) -> String {
+pub(crate) fn patient_key(personal_code: &str, insured_code: &str) -> String {
     if personal_code.is_empty() {
         insured_code.to_owned()
     } else {

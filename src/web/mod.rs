@@ -58,6 +58,8 @@ pub fn router(state: WebState) -> Router {
             post(referrals::create).get(referrals::list),
         )
         .route("/api/referrals/{id}", get(referrals::show))
+        .route("/api/link-exceptions", get(referrals::exceptions))
+        .route("/api/studies/unlinked", get(referrals::unlinked))
         .route("/api/referrals/{id}/journal", get(referrals::journal))
         .merge(crate::dicomweb::routes())
         .fallback(not_found)

@@ -155,6 +155,15 @@ pub fn spec() -> Value {
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "Journal entries"}, "404": problem()}
             }},
+            "/api/link-exceptions": {"get": {
+                "summary": "Referral–study links left for an administrator, with the reason (patient_mismatch, personal_code_mismatch, duplicate_claim)",
+                "parameters": [{"name": "status", "in": "query", "schema": {"enum": ["open", "resolved"], "default": "open"}}],
+                "responses": {"200": {"description": "{\"exceptions\": [...]}"}, "400": problem()}
+            }},
+            "/api/studies/unlinked": {"get": {
+                "summary": "Studies no referral is linked to yet",
+                "responses": {"200": {"description": "{\"studies\": [...]}"}}
+            }},
             "/healthz": {"get": {
                 "summary": "Whether the index and the object store answer",
                 "security": [],
@@ -183,6 +192,8 @@ mod tests {
         ("get", "/api/referrals"),
         ("get", "/api/referrals/{id}"),
         ("get", "/api/referrals/{id}/journal"),
+        ("get", "/api/link-exceptions"),
+        ("get", "/api/studies/unlinked"),
         ("get", "/healthz"),
         ("get", "/metrics"),
     ];

@@ -172,3 +172,42 @@ pub async fn journal(
         Err(e) => problem(e).into_response(),
     }
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionParams {
+    status: Option<String>,
+}
+
+/// Links left for an administrator (`?status=open`, the default, or `resolved`).
+pub async fn exceptions(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    params: Result<Query<ExceptionParams>, QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(p) => p,
+        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    let status = params.status.unwrap_or_else(|| "open".into());
+    if status != "open" && status != "resolved" {
+        return Problem::new(StatusCode::BAD_REQUEST, "status is open or resolved")
+            .with_field("status")
+            .into_response();
+    }
+    match state.referrals.exceptions(&who, &status).await {
+        Ok(rows) => Json(json!({ "exceptions": rows })).into_response(),
+        Err(e) => problem(e).into_response(),
+    }
+}
+
+/// Studies with no referral linked yet.
+pub async fn unlinked(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+) -> Response {
+    match state.referrals.unlinked(&who, 1000).await {
+        Ok(rows) => Json(json!({ "studies": rows })).into_response(),
+        Err(e) => problem(e).into_response(),
+    }
+}

@@ -1,0 +1,216 @@
+//! Linking referrals and studies (point 13.2): a study belongs to the referral whose order
+//! number is its accession number, within the same clinic, when the patient agrees.
+//!
+//! Links are made whichever side arrives first: a referral received looks for its study, the
+//! first object of a series looks for its referral. Nothing doubtful is decided here: a
+//! patient who does not agree, or two referrals claiming one study, becomes an exception for
+//! an administrator, with the reason. Every link and every series received is journaled.
+
+use super::personal_code;
+use super::{patient_key, Referrals};
+use crate::access::Principal;
+use crate::index::{other_ids, IndexError, JournalEntry, LinkException, ReferralRow, StudyForLink};
+use crate::ingest::meta::InstanceMeta;
+
+/// Why a referral and a study cannot be linked without a person's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doubt {
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+/// Whether the study's patient is the referral's: the study's Patient ID or one of its Other
+/// Patient IDs is the referral's personal code or insured person's code.
+pub fn agree(referral: &ReferralRow, study: &StudyForLink) -> Result<(), Doubt> {
+    let theirs: Vec<&str> = std::iter::once(study.patient_id.as_str())
+        .chain(other_ids(&study.other_ids).map(|(id, _)| id))
+        .filter(|id| !id.is_empty())
+        .collect();
+    let ours: Vec<&str> = [
+        referral.personal_code.as_str(),
+        referral.insured_code.as_str(),
+    ]
+    .into_iter()
+    .filter(|id| !id.is_empty())
+    .collect();
+    if theirs.iter().any(|id| ours.contains(id)) {
+        return Ok(());
+    }
+    let study_code = theirs
+        .iter()
+        .find(|id| personal_code::parse(id).is_ok())
+        .copied();
+    match study_code {
+        Some(code) if !referral.personal_code.is_empty() => Err(Doubt {
+            kind: "personal_code_mismatch",
+            reason: format!(
+                "study {} carries personal code {code}, referral {} carries {}",
+                study.study_uid, referral.id, referral.personal_code
+            ),
+        }),
+        _ => Err(Doubt {
+            kind: "patient_mismatch",
+            reason: format!(
+                "study {} is of patient {} ({}), not of the referral's patient ({})",
+                study.study_uid,
+                study.patient_id,
+                study.patient_name,
+                ours.join(" / ")
+            ),
+        }),
+    }
+}
+
+impl Referrals {
+    /// After a referral is received: link it to the study its order number names, if that
+    /// study is already here.
+    pub(super) async fn link_referral(
+        &self,
+        referral: &ReferralRow,
+        actor: &str,
+    ) -> Result<(), IndexError> {
+        let studies = self
+            .index
+            .studies_with_accession(&referral.clinic_id, &referral.order_number)
+            .await?;
+        for study in studies {
+            self.try_link(referral, &study, actor).await?;
+        }
+        Ok(())
+    }
+
+    /// After the first object of a series is stored: journal it, and link its study to the
+    /// referral its accession number names if the study has none yet.
+    pub async fn on_new_series(
+        &self,
+        sender: &Principal,
+        meta: &InstanceMeta,
+    ) -> Result<(), IndexError> {
+        let linked = self.index.referral_of_study(&meta.study_uid).await?;
+        let entry = JournalEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: 0,
+            kind: "data_received".into(),
+            clinic_id: sender.institution.clone(),
+            institution: sender.institution.clone(),
+            actor: sender.name.clone(),
+            patient_id: linked
+                .as_ref()
+                .map(|r| patient_key(&r.personal_code, &r.insured_code))
+                .unwrap_or_else(|| meta.patient_id.clone()),
+            referral_id: linked.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+            study_uid: meta.study_uid.clone(),
+            report_id: String::new(),
+            detail: format!("series {} ({})", meta.series_uid, meta.modality),
+        };
+        self.index.append_journal(&entry).await?;
+        if linked.is_some() || meta.accession_number.is_empty() {
+            return Ok(());
+        }
+        let Some(study) = self.index.study_for_link(&meta.study_uid).await? else {
+            return Ok(());
+        };
+        let referrals = self
+            .index
+            .referrals_with_order(&study.clinic_id, &study.accession_number)
+            .await?;
+        for referral in referrals {
+            self.try_link(&referral, &study, &sender.name).await?;
+        }
+        Ok(())
+    }
+
+    /// Links one referral and one study, or records why not.
+    async fn try_link(
+        &self,
+        referral: &ReferralRow,
+        study: &StudyForLink,
+        actor: &str,
+    ) -> Result<(), IndexError> {
+        if referral.study_uid == study.study_uid {
+            return Ok(());
+        }
+        let rivals: Vec<ReferralRow> = self
+            .index
+            .referrals_with_order(&referral.clinic_id, &referral.order_number)
+            .await?
+            .into_iter()
+            .filter(|r| r.id != referral.id)
+            .collect();
+        let holder = self.index.referral_of_study(&study.study_uid).await?;
+        let doubt = if let Some(holder) = holder.filter(|h| h.id != referral.id) {
+            Some(Doubt {
+                kind: "duplicate_claim",
+                reason: format!(
+                    "study {} is already linked to referral {}; referral {} claims it too \
+                     (order {})",
+                    study.study_uid, holder.id, referral.id, referral.order_number
+                ),
+            })
+        } else if !rivals.is_empty() {
+            Some(Doubt {
+                kind: "duplicate_claim",
+                reason: format!(
+                    "referrals {} and {} both carry order {} of study {}",
+                    referral.id,
+                    rivals
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    referral.order_number,
+                    study.study_uid
+                ),
+            })
+        } else if !referral.study_uid.is_empty() {
+            Some(Doubt {
+                kind: "duplicate_claim",
+                reason: format!(
+                    "referral {} is already linked to study {}; study {} carries its order {} too",
+                    referral.id, referral.study_uid, study.study_uid, referral.order_number
+                ),
+            })
+        } else {
+            agree(referral, study).err()
+        };
+        if let Some(doubt) = doubt {
+            let exception = LinkException {
+                id: uuid::Uuid::now_v7().to_string(),
+                kind: doubt.kind.to_owned(),
+                clinic_id: referral.clinic_id.clone(),
+                referral_id: referral.id.clone(),
+                study_uid: study.study_uid.clone(),
+                reason: doubt.reason.clone(),
+                ..LinkException::default()
+            };
+            if self.index.add_link_exception(&exception).await? {
+                tracing::warn!(kind = doubt.kind, reason = %doubt.reason, "link left to an administrator");
+            }
+            return Ok(());
+        }
+        let entry = JournalEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: 0,
+            kind: "linked".into(),
+            clinic_id: referral.clinic_id.clone(),
+            institution: referral.clinic_id.clone(),
+            actor: actor.to_owned(),
+            patient_id: patient_key(&referral.personal_code, &referral.insured_code),
+            referral_id: referral.id.clone(),
+            study_uid: study.study_uid.clone(),
+            report_id: String::new(),
+            detail: format!(
+                "order {} = accession of study {}",
+                referral.order_number, study.study_uid
+            ),
+        };
+        if self
+            .index
+            .link(&referral.id, &study.study_uid, &entry)
+            .await?
+        {
+            tracing::info!(referral = %referral.id, study = %study.study_uid, "referral linked");
+        }
+        Ok(())
+    }
+}
