@@ -82,6 +82,9 @@ impl Index {
             }
             None => Recorded::New { new_series },
         };
+        if new_series {
+            journal_series(&mut tx, rec, now).await?;
+        }
         tx.commit().await.map_err(IndexError::query("commit"))?;
         Ok(outcome)
     }
@@ -115,6 +118,34 @@ impl Index {
             .map_err(IndexError::query("select instance by key"))?;
         Ok(row.is_some())
     }
+}
+
+/// The registration journal's `data_received` entry for a new series, in the instance's own
+/// transaction (no extra commit on the receive path), filed under the study's referral if it
+/// has one already.
+async fn journal_series(
+    tx: &mut Transaction<'_, Any>,
+    rec: &InstanceRecord,
+    now: i64,
+) -> Result<(), IndexError> {
+    sqlx::query(
+        "INSERT INTO journal (id, at, kind, clinic_id, institution, actor, patient_id,
+           referral_id, study_uid, report_id, detail)
+         VALUES ($1, $2, 'data_received', $3, $3, $4, $5,
+           COALESCE((SELECT r.id FROM referrals r WHERE r.study_uid = $6 LIMIT 1), ''),
+           $6, '', $7)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(now)
+    .bind(&rec.clinic_id)
+    .bind(&rec.calling_ae)
+    .bind(&rec.patient_id)
+    .bind(&rec.study_uid)
+    .bind(format!("series {} ({})", rec.series_uid, rec.modality))
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("journal new series"))?;
+    Ok(())
 }
 
 async fn upsert_patient(

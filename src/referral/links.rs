@@ -79,41 +79,27 @@ impl Referrals {
         Ok(())
     }
 
-    /// After the first object of a series is stored: journal it, and link its study to the
-    /// referral its accession number names if the study has none yet.
+    /// After the first object of a series is stored (its journal entry is already written
+    /// with it): link its study to the referral its accession number names, if the study has
+    /// none yet. Costs one indexed read when no referral carries that order.
     pub async fn on_new_series(
         &self,
         sender: &Principal,
         meta: &InstanceMeta,
     ) -> Result<(), IndexError> {
-        let linked = self.index.referral_of_study(&meta.study_uid).await?;
-        let entry = JournalEntry {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: 0,
-            kind: "data_received".into(),
-            clinic_id: sender.institution.clone(),
-            institution: sender.institution.clone(),
-            actor: sender.name.clone(),
-            patient_id: linked
-                .as_ref()
-                .map(|r| patient_key(&r.personal_code, &r.insured_code))
-                .unwrap_or_else(|| meta.patient_id.clone()),
-            referral_id: linked.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
-            study_uid: meta.study_uid.clone(),
-            report_id: String::new(),
-            detail: format!("series {} ({})", meta.series_uid, meta.modality),
-        };
-        self.index.append_journal(&entry).await?;
-        if linked.is_some() || meta.accession_number.is_empty() {
+        if meta.accession_number.is_empty() {
+            return Ok(());
+        }
+        let referrals = self
+            .index
+            .referrals_with_order(&sender.institution, &meta.accession_number)
+            .await?;
+        if referrals.is_empty() || referrals.iter().any(|r| r.study_uid == meta.study_uid) {
             return Ok(());
         }
         let Some(study) = self.index.study_for_link(&meta.study_uid).await? else {
             return Ok(());
         };
-        let referrals = self
-            .index
-            .referrals_with_order(&study.clinic_id, &study.accession_number)
-            .await?;
         for referral in referrals {
             self.try_link(&referral, &study, &sender.name).await?;
         }
