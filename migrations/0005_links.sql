@@ -14,6 +14,7 @@ CREATE TABLE link_exceptions (
     resolved_at     BIGINT
 );
 -- One open exception per referral, study and kind: a resend does not repeat it.
-CREATE UNIQUE INDEX link_exceptions_open ON link_exceptions (referral_id, study_uid, kind, status);
+CREATE UNIQUE INDEX link_exceptions_open ON link_exceptions (referral_id, study_uid, kind)
+    WHERE status = 'open';
 CREATE INDEX link_exceptions_clinic ON link_exceptions (clinic_id, status);
 CREATE INDEX referrals_study ON referrals (study_uid);

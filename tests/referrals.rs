@@ -598,6 +598,108 @@ fn linking(db: Db) {
         get(&server, &clinic, &format!("/api/referrals/{id}")).json()["study_uid"],
         "2.25.5001"
     );
+    // An administrator decides, each decision audited and journaled; nobody else may.
+    let exception_of = |uid: &str| {
+        list.iter().find(|e| e["study_uid"] == uid).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let admin = server.token("admin1", "admin", "");
+    let decide = |token: &str, id: &str, body: &str| {
+        request(
+            server.http_port,
+            "POST",
+            &format!("/api/link-exceptions/{id}/resolve"),
+            &[
+                ("Authorization", &format!("Bearer {token}")),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let mismatch = exception_of("2.25.5003");
+    let link = r#"{"decision": "link", "note": "same person, hospital MRN checked"}"#;
+    assert_eq!(decide(&clinic, &mismatch, link).status, 403);
+    let reply = decide(&admin, &mismatch, link);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["status"], "resolved");
+    assert_eq!(decide(&admin, &mismatch, link).status, 409);
+    assert_eq!(
+        decide(&admin, &mismatch, r#"{"decision": "maybe"}"#).status,
+        400
+    );
+    let third_id = list.iter().find(|e| e["study_uid"] == "2.25.5003").unwrap()["referral_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let third_now = get(&server, &clinic, &format!("/api/referrals/{third_id}")).json();
+    assert_eq!(third_now["status"], "linked");
+    assert_eq!(third_now["study_uid"], "2.25.5003");
+    let reply = decide(
+        &admin,
+        &exception_of("2.25.5004"),
+        r#"{"decision": "reject", "note": "another patient"}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.json()["resolution"]
+        .as_str()
+        .unwrap()
+        .starts_with("rejected"));
+    // The rival referral gets the study only once the first link is undone.
+    let duplicate = exception_of("2.25.5001");
+    assert_eq!(decide(&admin, &duplicate, link).status, 409);
+    let unlink = |token: &str, body: &str| {
+        request(
+            server.http_port,
+            "POST",
+            &format!("/api/referrals/{id}/unlink"),
+            &[
+                ("Authorization", &format!("Bearer {token}")),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    assert_eq!(unlink(&clinic, r#"{"reason": "wrong order"}"#).status, 403);
+    assert_eq!(unlink(&admin, r#"{"reason": " "}"#).status, 400);
+    let reply = unlink(&admin, r#"{"reason": "the clinic sent the order twice"}"#);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["status"], "awaiting_examination");
+    assert_eq!(decide(&admin, &duplicate, link).status, 200);
+    let open = get(&server, &admin, "/api/link-exceptions").json();
+    assert_eq!(open["exceptions"].as_array().unwrap().len(), 0, "{open}");
+    let resolved = get(&server, &admin, "/api/link-exceptions?status=resolved").json();
+    assert_eq!(resolved["exceptions"].as_array().unwrap().len(), 3);
+    let journal = get(&server, &clinic, &format!("/api/referrals/{id}/journal"));
+    assert_eq!(
+        kinds(&journal),
+        // Unlinked, the study's own entries are no longer this case's.
+        ["referral_received", "linked", "unlinked"],
+        "{}",
+        journal.body
+    );
+    let decisions = server.audit_events("link_exception_resolved");
+    assert_eq!(
+        decisions
+            .iter()
+            .filter(|(a, _, o)| a == "admin1" && o == "done")
+            .count(),
+        3,
+        "{decisions:?}"
+    );
+    assert!(decisions
+        .iter()
+        .any(|(a, _, o)| a == "demo-his" && o.starts_with("refused")));
+    let unlinks = server.audit_events("referral_unlinked");
+    assert!(
+        unlinks.iter().any(|(a, _, o)| a == "admin1" && o == "done"),
+        "{unlinks:?}"
+    );
+    assert!(unlinks
+        .iter()
+        .any(|(a, _, o)| a == "demo-his" && o.starts_with("refused")));
+
     // Another clinic sees none of it.
     let other = server.token("other-his", "clinic", "other");
     let theirs = get(&server, &other, "/api/link-exceptions").json();

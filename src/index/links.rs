@@ -153,6 +153,118 @@ impl Index {
         Ok(true)
     }
 
+    pub async fn link_exception(&self, id: &str) -> Result<Option<LinkException>, IndexError> {
+        let row = sqlx::query(
+            "SELECT id, kind, clinic_id, referral_id, study_uid, reason, status, resolution,
+               resolved_by, created_at, resolved_at
+             FROM link_exceptions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(IndexError::query("select link exception"))?;
+        row.map(|r| exception(&r))
+            .transpose()
+            .map_err(IndexError::query("read link exception"))
+    }
+
+    /// Closes an open exception as `resolution` by `by`; with `link`, links its referral and
+    /// study in the same transaction (journaled). The outcome says what stood in the way.
+    pub async fn resolve_exception(
+        &self,
+        id: &str,
+        resolution: &str,
+        by: &str,
+        link: Option<&JournalEntry>,
+    ) -> Result<Resolved, IndexError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin resolve"))?;
+        if let Some(journal) = link {
+            let linked = sqlx::query(
+                "UPDATE referrals SET status = 'linked', study_uid = $1, updated_at = $2
+                 WHERE id = $3 AND status = 'awaiting_examination'
+                   AND NOT EXISTS (SELECT 1 FROM referrals o WHERE o.study_uid = $1)",
+            )
+            .bind(&journal.study_uid)
+            .bind(now_micros())
+            .bind(&journal.referral_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(IndexError::query("link on resolve"))?
+            .rows_affected()
+                == 1;
+            if !linked {
+                tx.rollback()
+                    .await
+                    .map_err(IndexError::query("rollback resolve"))?;
+                return Ok(Resolved::Taken);
+            }
+            insert_journal(&mut tx, journal).await?;
+        }
+        let closed = sqlx::query(
+            "UPDATE link_exceptions SET status = 'resolved', resolution = $1, resolved_by = $2,
+               resolved_at = $3
+             WHERE id = $4 AND status = 'open'",
+        )
+        .bind(resolution)
+        .bind(by)
+        .bind(now_micros())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("resolve link exception"))?
+        .rows_affected()
+            == 1;
+        if !closed {
+            tx.rollback()
+                .await
+                .map_err(IndexError::query("rollback resolve"))?;
+            return Ok(Resolved::NotOpen);
+        }
+        tx.commit()
+            .await
+            .map_err(IndexError::query("commit resolve"))?;
+        Ok(Resolved::Done)
+    }
+
+    /// Undoes a referral's link (journaled); `false` when it was not linked.
+    pub async fn unlink(
+        &self,
+        referral_id: &str,
+        journal: &JournalEntry,
+    ) -> Result<bool, IndexError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin unlink"))?;
+        let changed = sqlx::query(
+            "UPDATE referrals SET status = 'awaiting_examination', study_uid = '', updated_at = $1
+             WHERE id = $2 AND status = 'linked'",
+        )
+        .bind(now_micros())
+        .bind(referral_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("unlink referral"))?
+        .rows_affected()
+            == 1;
+        if !changed {
+            tx.rollback()
+                .await
+                .map_err(IndexError::query("rollback unlink"))?;
+            return Ok(false);
+        }
+        insert_journal(&mut tx, journal).await?;
+        tx.commit()
+            .await
+            .map_err(IndexError::query("commit unlink"))?;
+        Ok(true)
+    }
+
     /// Records an exception unless the same one is already open.
     pub async fn add_link_exception(&self, e: &LinkException) -> Result<bool, IndexError> {
         let inserted = sqlx::query(
@@ -197,21 +309,7 @@ impl Index {
             .await
             .map_err(IndexError::query("select link exceptions"))?;
         rows.iter()
-            .map(|r| {
-                Ok(LinkException {
-                    id: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    clinic_id: r.try_get(2)?,
-                    referral_id: r.try_get(3)?,
-                    study_uid: r.try_get(4)?,
-                    reason: r.try_get(5)?,
-                    status: r.try_get(6)?,
-                    resolution: r.try_get(7)?,
-                    resolved_by: r.try_get(8)?,
-                    created_at: r.try_get(9)?,
-                    resolved_at: r.try_get(10)?,
-                })
-            })
+            .map(exception)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(IndexError::query("read link exceptions"))
     }
@@ -244,6 +342,32 @@ impl Index {
             .collect::<Result<_, _>>()
             .map_err(IndexError::query("read unlinked studies"))
     }
+}
+
+/// What resolving an exception found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    Done,
+    /// The exception was not open (already resolved, or no such exception).
+    NotOpen,
+    /// The referral is no longer waiting, or the study is held by another referral.
+    Taken,
+}
+
+fn exception(r: &sqlx::any::AnyRow) -> Result<LinkException, sqlx::Error> {
+    Ok(LinkException {
+        id: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        clinic_id: r.try_get(2)?,
+        referral_id: r.try_get(3)?,
+        study_uid: r.try_get(4)?,
+        reason: r.try_get(5)?,
+        status: r.try_get(6)?,
+        resolution: r.try_get(7)?,
+        resolved_by: r.try_get(8)?,
+        created_at: r.try_get(9)?,
+        resolved_at: r.try_get(10)?,
+    })
 }
 
 /// ` AND {column} IN (...)` for a scope of clinics (nothing for everything), its values

@@ -21,7 +21,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEvent;
 pub use instances::{other_ids, InstanceRecord, Recorded};
-pub use links::{LinkException, StudyForLink};
+pub use links::{LinkException, Resolved, StudyForLink};
 pub use referrals::{Inserted, JournalEntry, ReferralRow};
 pub use search::{Condition, Field, Filter, Hit, Level, Scope, Search};
 pub use studies::{InstanceRow, SeriesRow, StudyDetail, StudyRow};

@@ -7,9 +7,11 @@
 //! an administrator, with the reason. Every link and every series received is journaled.
 
 use super::personal_code;
-use super::{patient_key, Referrals};
-use crate::access::Principal;
-use crate::index::{other_ids, IndexError, JournalEntry, LinkException, ReferralRow, StudyForLink};
+use super::{patient_key, ReferralError, Referrals};
+use crate::access::{Action, Principal};
+use crate::index::{
+    other_ids, IndexError, JournalEntry, LinkException, ReferralRow, Resolved, StudyForLink,
+};
 use crate::ingest::meta::InstanceMeta;
 
 /// Why a referral and a study cannot be linked without a person's decision.
@@ -198,5 +200,156 @@ impl Referrals {
             tracing::info!(referral = %referral.id, study = %study.study_uid, "referral linked");
         }
         Ok(())
+    }
+}
+
+/// What an administrator does with an exception.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Link the referral and the study despite the doubt (the administrator checked them).
+    Link,
+    /// Leave them apart.
+    Reject,
+}
+
+impl Referrals {
+    /// An administrator's decision on an exception, with their note; audited and journaled.
+    pub async fn resolve(
+        &self,
+        who: &Principal,
+        exception_id: &str,
+        decision: Decision,
+        note: &str,
+    ) -> Result<LinkException, ReferralError> {
+        let mut event = crate::catalog::event(who, "link_exception_resolved");
+        event.detail = format!("exception {exception_id}: {decision:?}; {note}");
+        let outcome = self.decide(who, exception_id, decision, note).await;
+        event.outcome = match &outcome {
+            Ok(e) => {
+                event.study_uid = e.study_uid.clone();
+                "done".to_owned()
+            }
+            Err(e) => format!("refused: {e}"),
+        };
+        self.audit.record(event).await;
+        outcome
+    }
+
+    async fn decide(
+        &self,
+        who: &Principal,
+        exception_id: &str,
+        decision: Decision,
+        note: &str,
+    ) -> Result<LinkException, ReferralError> {
+        self.policy.permit(who, Action::Administer)?;
+        let not_found = || ReferralError::NotFound(format!("exception {exception_id}"));
+        let exception = self
+            .index
+            .link_exception(exception_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let referral = self
+            .index
+            .referral(&exception.referral_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let journal = JournalEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: 0,
+            kind: "linked".into(),
+            clinic_id: referral.clinic_id.clone(),
+            institution: who.institution.clone(),
+            actor: who.name.clone(),
+            patient_id: patient_key(&referral.personal_code, &referral.insured_code),
+            referral_id: referral.id.clone(),
+            study_uid: exception.study_uid.clone(),
+            report_id: String::new(),
+            detail: format!("by an administrator despite {}: {note}", exception.kind),
+        };
+        let (resolution, link) = match decision {
+            Decision::Link => ("linked", Some(&journal)),
+            Decision::Reject => ("rejected", None),
+        };
+        let resolution = if note.is_empty() {
+            resolution.to_owned()
+        } else {
+            format!("{resolution}: {note}")
+        };
+        match self
+            .index
+            .resolve_exception(exception_id, &resolution, &who.name, link)
+            .await?
+        {
+            Resolved::Done => {}
+            Resolved::NotOpen => {
+                return Err(ReferralError::Conflict(format!(
+                    "exception {exception_id} is not open"
+                )))
+            }
+            Resolved::Taken => {
+                return Err(ReferralError::Conflict(format!(
+                    "referral {} is no longer waiting, or study {} is linked to another \
+                     referral; unlink first",
+                    referral.id, exception.study_uid
+                )))
+            }
+        }
+        self.index
+            .link_exception(exception_id)
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// Undoes a referral's link (an administrator's correction); audited and journaled.
+    pub async fn unlink(
+        &self,
+        who: &Principal,
+        referral_id: &str,
+        reason: &str,
+    ) -> Result<ReferralRow, ReferralError> {
+        let mut event = crate::catalog::event(who, "referral_unlinked");
+        event.detail = format!("referral {referral_id}: {reason}");
+        let outcome = async {
+            self.policy.permit(who, Action::Administer)?;
+            let referral = self
+                .index
+                .referral(referral_id)
+                .await?
+                .ok_or_else(|| ReferralError::NotFound(referral_id.to_owned()))?;
+            let journal = JournalEntry {
+                id: uuid::Uuid::now_v7().to_string(),
+                at: 0,
+                kind: "unlinked".into(),
+                clinic_id: referral.clinic_id.clone(),
+                institution: who.institution.clone(),
+                actor: who.name.clone(),
+                patient_id: patient_key(&referral.personal_code, &referral.insured_code),
+                referral_id: referral.id.clone(),
+                study_uid: referral.study_uid.clone(),
+                report_id: String::new(),
+                detail: reason.to_owned(),
+            };
+            if !self.index.unlink(referral_id, &journal).await? {
+                return Err(ReferralError::Conflict(format!(
+                    "referral {referral_id} is not linked"
+                )));
+            }
+            self.index
+                .referral(referral_id)
+                .await?
+                .ok_or_else(|| ReferralError::NotFound(referral_id.to_owned()))
+        }
+        .await;
+        event.outcome = match &outcome {
+            Ok(r) => {
+                event.patient_id = r.personal_code.clone();
+                "done".to_owned()
+            }
+            Err(e) => format!("refused: {e}"),
+        };
+        self.audit.record(event).await;
+        outcome
     }
 }

@@ -36,6 +36,8 @@ pub enum ReferralError {
     Denied(#[from] Denied),
     #[error("no referral {0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error(transparent)]
@@ -50,6 +52,7 @@ impl ReferralError {
             }
             ReferralError::Denied(_) => Fault::Forbidden,
             ReferralError::NotFound(_) => Fault::NotFound,
+            ReferralError::Conflict(_) => Fault::BadInput,
             ReferralError::Archive(_) | ReferralError::Index(_) => Fault::Unavailable,
         }
     }

@@ -59,6 +59,11 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/api/referrals/{id}", get(referrals::show))
         .route("/api/link-exceptions", get(referrals::exceptions))
+        .route(
+            "/api/link-exceptions/{id}/resolve",
+            post(referrals::resolve),
+        )
+        .route("/api/referrals/{id}/unlink", post(referrals::unlink))
         .route("/api/studies/unlinked", get(referrals::unlinked))
         .route("/api/referrals/{id}/journal", get(referrals::journal))
         .merge(crate::dicomweb::routes())

@@ -160,6 +160,23 @@ pub fn spec() -> Value {
                 "parameters": [{"name": "status", "in": "query", "schema": {"enum": ["open", "resolved"], "default": "open"}}],
                 "responses": {"200": {"description": "{\"exceptions\": [...]}"}, "400": problem()}
             }},
+            "/api/link-exceptions/{id}/resolve": {"post": {
+                "summary": "Administrators: link the pair despite the doubt, or reject it (audited, journaled)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["decision"],
+                    "properties": {"decision": {"enum": ["link", "reject"]}, "note": {"type": "string"}}
+                }}}},
+                "responses": {"200": {"description": "The resolved exception"}, "400": problem(), "403": problem(), "404": problem(), "409": problem()}
+            }},
+            "/api/referrals/{id}/unlink": {"post": {
+                "summary": "Administrators: undo a referral's link (audited, journaled)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}
+                }}}},
+                "responses": {"200": {"description": "The referral, waiting again"}, "400": problem(), "403": problem(), "404": problem(), "409": problem()}
+            }},
             "/api/studies/unlinked": {"get": {
                 "summary": "Studies no referral is linked to yet",
                 "responses": {"200": {"description": "{\"studies\": [...]}"}}
@@ -193,6 +210,8 @@ mod tests {
         ("get", "/api/referrals/{id}"),
         ("get", "/api/referrals/{id}/journal"),
         ("get", "/api/link-exceptions"),
+        ("post", "/api/link-exceptions/{id}/resolve"),
+        ("post", "/api/referrals/{id}/unlink"),
         ("get", "/api/studies/unlinked"),
         ("get", "/healthz"),
         ("get", "/metrics"),

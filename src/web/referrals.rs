@@ -5,7 +5,7 @@
 //! point 12.3 requires.
 
 use axum::body::{to_bytes, Body};
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::{Problem, WebState};
 use crate::access::Principal;
 use crate::index::ReferralRow;
+use crate::referral::links::Decision;
 use crate::referral::{ReferralError, Source};
 
 const XML_TYPES: &[&str] = &["application/xml", "text/xml", "application/hl7-cda+xml"];
@@ -24,6 +25,7 @@ fn problem(e: ReferralError) -> Problem {
         ReferralError::TooLarge { .. } => {
             Problem::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
         }
+        ReferralError::Conflict(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
         ReferralError::Invalid(invalid) => {
             let field = invalid.field.clone();
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, invalid.message).with_field(field)
@@ -208,6 +210,64 @@ pub async fn unlinked(
 ) -> Response {
     match state.referrals.unlinked(&who, 1000).await {
         Ok(rows) => Json(json!({ "studies": rows })).into_response(),
+        Err(e) => problem(e).into_response(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolution {
+    decision: Decision,
+    #[serde(default)]
+    note: String,
+}
+
+/// An administrator links the pair despite the doubt, or rejects it: `{"decision": "link" |
+/// "reject", "note": "..."}`.
+pub async fn resolve(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Result<Json<Resolution>, JsonRejection>,
+) -> Response {
+    let Json(resolution) = match body {
+        Ok(b) => b,
+        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    match state
+        .referrals
+        .resolve(&who, &id, resolution.decision, &resolution.note)
+        .await
+    {
+        Ok(exception) => Json(json!(exception)).into_response(),
+        Err(e) => problem(e).into_response(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unlink {
+    reason: String,
+}
+
+/// An administrator undoes a link: `{"reason": "..."}`.
+pub async fn unlink(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Result<Json<Unlink>, JsonRejection>,
+) -> Response {
+    let Json(unlink) = match body {
+        Ok(b) => b,
+        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    if unlink.reason.trim().is_empty() {
+        return Problem::new(StatusCode::BAD_REQUEST, "say why the link is undone")
+            .with_field("reason")
+            .into_response();
+    }
+    match state.referrals.unlink(&who, &id, &unlink.reason).await {
+        Ok(r) => Json(view(&r)).into_response(),
         Err(e) => problem(e).into_response(),
     }
 }
