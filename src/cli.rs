@@ -1,9 +1,10 @@
-//! What `telecardio studies`, `show`, `user list` and `token list` print: aligned tables for
+//! What `telecardio studies`, `show`, `unlinked`, `exceptions`, `user list` and `token list`
+//! print: aligned tables for
 //! people (JSON is printed by the caller for scripts). Formats index rows only.
 
 use std::fmt::Write;
 
-use crate::index::{StudyDetail, StudyRow, TokenRow, UserRow};
+use crate::index::{LinkException, StudyDetail, StudyForLink, StudyRow, TokenRow, UserRow};
 
 /// `YYYY-MM-DD HH:MM:SS` UTC from index microseconds.
 pub fn format_time(micros: i64) -> String {
@@ -241,4 +242,41 @@ pub fn study_text(d: &StudyDetail) -> String {
         );
     }
     out
+}
+
+/// `telecardio unlinked`: studies no referral is linked to.
+pub fn unlinked_table(rows: &[StudyForLink]) -> String {
+    let header = ["PATIENT", "ACCESSION", "CLINIC", "STUDY UID"];
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            let name = r.patient_name.replace('^', " ").trim().to_owned();
+            [
+                format!("{name} ({})", r.patient_id),
+                r.accession_number.clone(),
+                r.clinic_id.clone(),
+                r.study_uid.clone(),
+            ]
+        })
+        .collect();
+    table(&header, &cells, "(every study has its referral)")
+}
+
+/// `telecardio exceptions`: links left for an administrator.
+pub fn exceptions_table(rows: &[LinkException]) -> String {
+    let header = ["ID", "KIND", "CLINIC", "STUDY UID", "SINCE", "REASON"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|e| {
+            [
+                e.id.clone(),
+                e.kind.clone(),
+                e.clinic_id.clone(),
+                e.study_uid.clone(),
+                format_time(e.created_at),
+                e.reason.clone(),
+            ]
+        })
+        .collect();
+    table(&header, &cells, "(no open exceptions)")
 }

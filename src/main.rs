@@ -55,6 +55,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List studies no referral is linked to yet, most recent first.
+    Unlinked {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// List referral–study links left for an administrator, with the reason.
+    Exceptions {
+        #[arg(long)]
+        json: bool,
+        /// Show resolved exceptions instead of open ones.
+        #[arg(long)]
+        resolved: bool,
+    },
     /// Write deterministic test objects (the committed set, or a larger benchmark corpus).
     Generate(telecardio::synth::GenerateArgs),
     /// Benchmarks only: fill the configured index with rows for `--count` synthetic instances
@@ -203,6 +218,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print!("{}", telecardio::cli::studies_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unlinked { json, limit } => {
+            let config = load_config(&cli, None, None)?;
+            let rows = runtime()?.block_on(async {
+                let index = open_index(&config).await?;
+                Ok::<_, anyhow::Error>(
+                    index
+                        .unlinked_studies(&telecardio::index::Scope::Everything, *limit)
+                        .await?,
+                )
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", telecardio::cli::unlinked_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Exceptions { json, resolved } => {
+            let config = load_config(&cli, None, None)?;
+            let status = if *resolved { "resolved" } else { "open" };
+            let rows = runtime()?.block_on(async {
+                let index = open_index(&config).await?;
+                Ok::<_, anyhow::Error>(
+                    index
+                        .link_exceptions(&telecardio::index::Scope::Everything, status)
+                        .await?,
+                )
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", telecardio::cli::exceptions_table(&rows));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -598,6 +598,29 @@ fn linking(db: Db) {
         get(&server, &clinic, &format!("/api/referrals/{id}")).json()["study_uid"],
         "2.25.5001"
     );
+    // The same lists on the command line.
+    let out = server.cli(&["exceptions"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    for expected in [
+        "patient_mismatch",
+        "personal_code_mismatch",
+        "duplicate_claim",
+        "2.25.5003",
+    ] {
+        assert!(text.contains(expected), "{text}");
+    }
+    let out = server.cli(&["exceptions", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+    let out = server.cli(&["unlinked"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("2.25.5003") && text.contains("E027-2026-0004"),
+        "{text}"
+    );
+    assert!(!text.contains("2.25.5001"), "{text}");
+
     // An administrator decides, each decision audited and journaled; nobody else may.
     let exception_of = |uid: &str| {
         list.iter().find(|e| e["study_uid"] == uid).unwrap()["id"]
