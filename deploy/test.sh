@@ -71,10 +71,10 @@ export TC_TEST_PG="$PG_URL"
 # --- Python tools: an S3-compatible server for the store tests, and DICOMweb and HL7 clients
 # nobody here wrote, for the interoperability tests ---------------------------------------
 PY_PACKAGES=('moto[server]==5.2.5' 'dicomweb-client==0.61.2' 'pydicom==3.0.2' 'pillow==13.0.0'
-             'numpy==2.4.6')
+             'numpy==2.4.6' 'hl7==0.4.5')
 [ -x .venv/bin/python ] || python3 -m venv .venv
-if ! .venv/bin/python -c 'import moto, dicomweb_client, pydicom, PIL, numpy' >/dev/null 2>&1 \
-   || [ ! -x .venv/bin/moto_server ]; then
+if ! .venv/bin/python -c 'import moto, dicomweb_client, pydicom, PIL, numpy, hl7' >/dev/null 2>&1 \
+   || [ ! -x .venv/bin/moto_server ] || [ ! -x .venv/bin/mllp_send ]; then
   say "installing Python test clients into .venv: ${PY_PACKAGES[*]}"
   .venv/bin/pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi

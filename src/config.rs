@@ -47,6 +47,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub auth: AuthConfig,
     pub referral: ReferralConfig,
+    pub hl7: Hl7Config,
     pub log: LogConfig,
     pub clinics: Vec<Clinic>,
     pub centres: Vec<Centre>,
@@ -59,6 +60,33 @@ pub struct ReferralConfig {
     /// Largest referral document accepted, in bytes.
     pub max_document_bytes: usize,
     pub oids: ReferralOids,
+}
+
+/// The MLLP listener for HL7 v2 orders and patient maintenance from clinics' HIS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hl7Config {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub max_message_bytes: usize,
+    /// Seconds a connection may stay silent before we close it.
+    pub idle_timeout_secs: u64,
+    pub senders: Vec<Hl7Sender>,
+}
+
+/// A HIS allowed to send HL7 v2: its sending facility (MSH-4) speaks for one clinic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hl7Sender {
+    pub facility: String,
+    pub clinic: String,
+    pub networks: Vec<IpNet>,
+}
+
+impl Hl7Sender {
+    pub fn allows_address(&self, addr: IpAddr) -> bool {
+        allows_address(&self.networks, addr)
+    }
 }
 
 /// The OID roots that give identifiers their meaning; the national registry publishes them.
@@ -407,6 +435,7 @@ impl Config {
             return Err(ConfigError::key("store.url", "must not be empty"));
         }
         self.validate_institutions()?;
+        self.validate_hl7()?;
         self.validate_destinations()
     }
 
@@ -495,6 +524,40 @@ impl Config {
             return Err(ConfigError::key("auth.session_hours", "must be at least 1"));
         }
         Ok(())
+    }
+
+    fn validate_hl7(&self) -> Result<(), ConfigError> {
+        if self.hl7.max_message_bytes < 1024 {
+            return Err(ConfigError::key(
+                "hl7.max_message_bytes",
+                "must be at least 1024",
+            ));
+        }
+        let mut facilities = HashSet::new();
+        for (i, sender) in self.hl7.senders.iter().enumerate() {
+            let facility = sender.facility.trim();
+            if facility.is_empty() || !facilities.insert(facility) {
+                return Err(ConfigError::key(
+                    format!("hl7.senders[{i}].facility"),
+                    "must be given, and only once",
+                ));
+            }
+            if !self.clinics.iter().any(|c| c.id == sender.clinic) {
+                return Err(ConfigError::key(
+                    format!("hl7.senders[{i}].clinic"),
+                    format!("`{}` is not a declared clinic", sender.clinic),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The declared HL7 v2 sender with this sending facility (MSH-4).
+    pub fn hl7_sender(&self, facility: &str) -> Option<&Hl7Sender> {
+        self.hl7
+            .senders
+            .iter()
+            .find(|s| s.facility.trim() == facility)
     }
 
     fn validate_destinations(&self) -> Result<(), ConfigError> {

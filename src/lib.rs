@@ -24,12 +24,16 @@ pub mod dicomweb;
 pub mod dimse;
 /// The protocol-neutral classification every error maps to.
 pub mod fault;
+/// HL7 v2 edge: MLLP listener for HIS orders and patient maintenance, with ACKs.
+pub mod hl7;
 /// SQL index of patients, studies, series, instances and audit events (SQLite and PostgreSQL).
 pub mod index;
 /// Receiving one object: scan, hash, store durably, index.
 pub mod ingest;
 /// Prometheus metrics.
 pub mod metrics;
+/// Patient maintenance from clinics' HIS: demographics updates and merges.
+pub mod patients;
 /// Pixel data of stored objects: frames located by headers, bulk data, rendering.
 pub mod pixels;
 /// The DICOM query model shared by C-FIND and QIDO-RS.

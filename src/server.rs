@@ -13,9 +13,11 @@ use crate::audit::AuditTrail;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::dimse::{self, DimseContext, DimseError};
+use crate::hl7::{self, Hl7Context};
 use crate::index::{Index, IndexError};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::patients::Patients;
 use crate::referral::Referrals;
 use crate::web::{self, WebState};
 
@@ -34,6 +36,8 @@ pub enum ServeError {
     },
     #[error("HTTPS configuration: {0}")]
     Tls(#[from] crate::tls::TlsSetupError),
+    #[error(transparent)]
+    Hl7(#[from] crate::hl7::BindError),
     #[error("identity provider configuration: {0}")]
     Jwt(#[from] crate::accounts::jwt::JwtError),
 }
@@ -76,6 +80,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     )
     .with_extra_sop_classes(config.dicom.extra_sop_classes.clone())
     .with_referrals(referrals.clone());
+    let patients = Patients::new(index.clone(), policy.clone(), audit.clone());
     let catalog = Catalog::new(index.clone(), archive.clone(), policy, audit.clone());
     let accounts = Accounts::new(index.clone(), config.clone())?;
     let dimse_ctx = DimseContext::new(
@@ -100,6 +105,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         let listener = dimse::bind(config.dicom.tls.listen).await?;
         tracing::info!(addr = %config.dicom.tls.listen, "DICOM TLS listening");
         tasks.spawn(dimse::serve(listener, dimse_ctx, true, stopped.clone()));
+    }
+
+    if config.hl7.enabled {
+        let listener = hl7::bind(config.hl7.listen).await?;
+        tracing::info!(addr = %listener.local_addr().unwrap_or(config.hl7.listen), "HL7 MLLP listening");
+        let ctx = Hl7Context {
+            config: config.clone(),
+            referrals: referrals.clone(),
+            patients,
+            audit: audit.clone(),
+        };
+        tasks.spawn(hl7::serve(listener, ctx, stopped.clone()));
     }
 
     let http_addr = config.http.listen;

@@ -425,43 +425,6 @@ fn encapsulated_cda_over_c_store_postgres() {
     encapsulated_cda_over_c_store(Db::Postgres);
 }
 
-/// A copy of a committed test image as a study of the referral's patient (or another one),
-/// carrying `accession` as its accession number.
-fn study_of(
-    dir: &std::path::Path,
-    name: &str,
-    patient_id: &str,
-    accession: &str,
-    uid: &str,
-) -> PathBuf {
-    let out = dir.join(name);
-    std::fs::copy(test_image("us-single.dcm"), &out).unwrap();
-    let mut cmd = dcmtk("dcmodify");
-    cmd.arg("-nb");
-    for change in [
-        format!("(0010,0020)={patient_id}"),
-        format!("(0008,0050)={accession}"),
-        format!("(0020,000D)={uid}"),
-        format!("(0020,000E)={uid}.1"),
-        format!("(0008,0018)={uid}.1.1"),
-    ] {
-        cmd.arg("-m").arg(change);
-    }
-    cmd.arg(&out);
-    let (ok, log) = run(cmd);
-    assert!(ok, "{log}");
-    out
-}
-
-fn kinds(journal: &Reply) -> Vec<String> {
-    journal.json()["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Whichever arrives first, referral and study end linked, and the case's journal shows the
 /// sequence in order; disagreements become exceptions, never links.
 fn linking(db: Db) {

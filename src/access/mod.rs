@@ -70,6 +70,8 @@ pub enum Via {
     Token,
     /// A bearer JWT from the hospital's identity provider.
     Jwt,
+    /// An HL7 v2 message over MLLP from a declared sending facility (and address).
+    Hl7,
 }
 
 /// The caller of one request or association.

@@ -4,6 +4,7 @@
 //! dicom/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}_{sha256 of the data set}.dcm
 //! staging/{random id}
 //! cda/{sha256 of the document}.xml
+//! hl7/{sha256 of the message}.hl7
 //! ```
 //! A `dicom/` object is a complete DICOM Part 10 file (preamble, file meta naming the sending
 //! AE, then the data set exactly as received), so the index can be rebuilt from the store alone.
@@ -19,6 +20,7 @@ use object_store::path::Path;
 pub const DICOM_PREFIX: &str = "dicom";
 pub const STAGING_PREFIX: &str = "staging";
 pub const CDA_PREFIX: &str = "cda";
+pub const HL7_PREFIX: &str = "hl7";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{value}` is not a valid {what}")]
@@ -53,6 +55,11 @@ fn uid_part(what: &'static str, uid: &str) -> Result<String, InvalidKeyPart> {
 /// Key of a received referral document: its content hash, so a resend lands on the same key.
 pub fn cda_document(sha256_hex: &str) -> Path {
     Path::from(format!("{CDA_PREFIX}/{sha256_hex}.xml"))
+}
+
+/// Key of a received HL7 v2 message (an order a referral was made from), kept as received.
+pub fn hl7_message(sha256_hex: &str) -> Path {
+    Path::from(format!("{HL7_PREFIX}/{sha256_hex}.hl7"))
 }
 
 /// Key of a received DICOM object.

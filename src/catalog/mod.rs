@@ -147,6 +147,7 @@ impl Catalog {
                 return Err(e.into());
             }
         };
+        let search = self.honour_merges(search).await?;
         event.outcome = "answered".into();
         self.audit
             .record_required(event)
@@ -157,6 +158,30 @@ impl Catalog {
             .search(&search)
             .map_err(CatalogError::from)
             .boxed())
+    }
+
+    /// A patient merged away (ADT^A40) is found under the patient it was merged into: a
+    /// match on the prior identifier also matches the survivor.
+    async fn honour_merges(&self, mut search: Search) -> Result<Search, CatalogError> {
+        let clinics = match &search.scope {
+            Scope::Everything => None,
+            Scope::Clinics(list) => Some(list.clone()),
+        };
+        for filter in &mut search.filters {
+            if filter.field != Field::PatientId {
+                continue;
+            }
+            let Condition::Equals(prior) = &filter.condition else {
+                continue;
+            };
+            let survivors = self.index.merged_into(prior, clinics.as_deref()).await?;
+            if !survivors.is_empty() {
+                let mut any = vec![prior.clone()];
+                any.extend(survivors);
+                filter.condition = Condition::AnyOf(any);
+            }
+        }
+        Ok(search)
     }
 
     /// The instances of `selection` the caller may retrieve, for `purpose` (e.g. "C-MOVE to

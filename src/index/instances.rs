@@ -64,7 +64,27 @@ impl Index {
             .await
             .map_err(IndexError::query("begin"))?;
         let now = now_micros();
-        upsert_patient(&mut tx, rec, now).await?;
+        // A patient the clinic merged into another (ADT^A40) is filed under the survivor,
+        // whose demographics the object does not overwrite.
+        let merged = super::patients::survivor_of(
+            &mut tx,
+            &rec.clinic_id,
+            &rec.patient_id,
+            &rec.patient_issuer,
+        )
+        .await?
+        .map(|(patient_id, patient_issuer)| InstanceRecord {
+            patient_id,
+            patient_issuer,
+            ..rec.clone()
+        });
+        let rec = match &merged {
+            Some(redirected) => redirected,
+            None => {
+                upsert_patient(&mut tx, rec, now).await?;
+                rec
+            }
+        };
         upsert_study(&mut tx, rec, now).await?;
         // Under the study lock: what this SOP Instance UID already has.
         let existing = keys_of_instance(&mut tx, &rec.sop_instance_uid).await?;

@@ -7,7 +7,9 @@
 
 mod audit;
 mod instances;
+mod journal;
 mod links;
+mod patients;
 mod referrals;
 mod search;
 mod studies;
@@ -21,7 +23,9 @@ use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEvent;
 pub use instances::{other_ids, InstanceRecord, Recorded};
+pub use journal::JournalQuery;
 pub use links::{LinkException, Resolved, StudyForLink};
+pub use patients::{Demographics, Merge, Merged};
 pub use referrals::{Inserted, JournalEntry, ReferralRow};
 pub use search::{Condition, Field, Filter, Hit, Level, Scope, Search};
 pub use studies::{InstanceRow, SeriesRow, StudyDetail, StudyRow};

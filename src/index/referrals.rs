@@ -43,13 +43,15 @@ pub struct ReferralRow {
     pub received_by: String,
     pub received_at: i64,
     pub updated_at: i64,
+    /// The HL7 v2 order message the referral was made from; '' for a CDA referral.
+    pub order_message_key: String,
 }
 
 const COLUMNS: &str = "id, document_id, set_id, version, effective_time, personal_code,
     insured_code, statistical_card, family_name, given_names, sex, birth_date, author_id,
     author_name, author_organisation, custodian, clinic_id, order_number, examination,
     examination_codes, urgency, reason, warnings, source, document_key, document_sha256, status,
-    study_uid, received_by, received_at, updated_at";
+    study_uid, received_by, received_at, updated_at, order_message_key";
 
 fn row(r: &AnyRow) -> Result<ReferralRow, sqlx::Error> {
     Ok(ReferralRow {
@@ -84,6 +86,7 @@ fn row(r: &AnyRow) -> Result<ReferralRow, sqlx::Error> {
         received_by: r.try_get(28)?,
         received_at: r.try_get(29)?,
         updated_at: r.try_get(30)?,
+        order_message_key: r.try_get(31)?,
     })
 }
 
@@ -131,9 +134,9 @@ impl Index {
                birth_date, author_id, author_name, author_organisation, custodian, clinic_id,
                order_number, examination, examination_codes, urgency, reason, warnings, source,
                document_key, document_sha256, status, study_uid, received_by, received_at,
-               updated_at)
+               updated_at, order_message_key)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-               $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
+               $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)
              ON CONFLICT (document_id) DO NOTHING",
         )
         .bind(&referral.id)
@@ -167,6 +170,7 @@ impl Index {
         .bind(&referral.received_by)
         .bind(referral.received_at)
         .bind(referral.updated_at)
+        .bind(&referral.order_message_key)
         .execute(&mut *tx)
         .await
         .map_err(IndexError::query("insert referral"))?
@@ -296,6 +300,84 @@ impl Index {
             .map_err(IndexError::query("read referral"))
     }
 
+    /// The referrals of one clinic's order number, oldest first.
+    pub async fn referrals_of_order(
+        &self,
+        clinic_id: &str,
+        order_number: &str,
+    ) -> Result<Vec<ReferralRow>, IndexError> {
+        self.referrals_where(
+            "clinic_id = $1 AND order_number = $2",
+            &[clinic_id, order_number],
+        )
+        .await
+    }
+
+    /// Makes a CDA document the document of a referral that was made from an HL7 v2 order:
+    /// what the document says replaces what the order said; the order number, the patient's
+    /// codes, the link and the order message stay. Only a referral still without a document
+    /// is enriched (`false` when another document got there first).
+    pub async fn enrich_referral(
+        &self,
+        with: &ReferralRow,
+        journal: &JournalEntry,
+    ) -> Result<bool, IndexError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin enrich"))?;
+        let updated = sqlx::query(
+            "UPDATE referrals SET document_id = $2, set_id = $3, version = $4,
+               effective_time = $5, statistical_card = $6, family_name = $7, given_names = $8,
+               sex = $9, birth_date = $10, author_id = $11, author_name = $12,
+               author_organisation = $13, custodian = $14, examination = $15,
+               examination_codes = $16, urgency = $17, reason = $18, warnings = $19,
+               document_key = $20, document_sha256 = $21, updated_at = $22,
+               insured_code = CASE WHEN insured_code = '' THEN $23 ELSE insured_code END
+             WHERE id = $1 AND document_key = order_message_key",
+        )
+        .bind(&with.id)
+        .bind(&with.document_id)
+        .bind(&with.set_id)
+        .bind(with.version)
+        .bind(&with.effective_time)
+        .bind(&with.statistical_card)
+        .bind(&with.family_name)
+        .bind(&with.given_names)
+        .bind(&with.sex)
+        .bind(&with.birth_date)
+        .bind(&with.author_id)
+        .bind(&with.author_name)
+        .bind(&with.author_organisation)
+        .bind(&with.custodian)
+        .bind(&with.examination)
+        .bind(&with.examination_codes)
+        .bind(&with.urgency)
+        .bind(&with.reason)
+        .bind(&with.warnings)
+        .bind(&with.document_key)
+        .bind(&with.document_sha256)
+        .bind(with.updated_at)
+        .bind(&with.insured_code)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("enrich referral"))?
+        .rows_affected()
+            == 1;
+        if !updated {
+            tx.rollback()
+                .await
+                .map_err(IndexError::query("rollback enrich"))?;
+            return Ok(false);
+        }
+        insert_journal(&mut tx, journal).await?;
+        tx.commit()
+            .await
+            .map_err(IndexError::query("commit enrich"))?;
+        Ok(true)
+    }
+
     /// Appends one journal entry.
     pub async fn append_journal(&self, entry: &JournalEntry) -> Result<(), IndexError> {
         let mut tx = self
@@ -334,7 +416,7 @@ impl Index {
     }
 }
 
-fn journal_row(r: &AnyRow) -> Result<JournalEntry, sqlx::Error> {
+pub(super) fn journal_row(r: &AnyRow) -> Result<JournalEntry, sqlx::Error> {
     Ok(JournalEntry {
         id: r.try_get(0)?,
         at: r.try_get(1)?,

@@ -7,7 +7,9 @@
 //! the same document is answered with the referral it already made.
 
 pub mod cda;
+pub mod journal;
 pub mod links;
+pub mod order;
 pub mod personal_code;
 pub mod validate;
 
@@ -64,6 +66,8 @@ pub enum Source {
     Http,
     /// An Encapsulated CDA object received over C-STORE or STOW-RS.
     Dicom,
+    /// An HL7 v2 order (ORM^O01, OMG^O19) over MLLP.
+    Hl7,
 }
 
 impl Source {
@@ -71,6 +75,7 @@ impl Source {
         match self {
             Source::Http => "http",
             Source::Dicom => "dicom",
+            Source::Hl7 => "hl7v2",
         }
     }
 }
@@ -78,11 +83,52 @@ impl Source {
 /// Encapsulated CDA Storage: the SOP class whose objects carry a referral.
 pub const ENCAPSULATED_CDA: &str = "1.2.840.10008.5.1.4.1.1.104.2";
 
-/// A received referral, and whether this call created it.
+/// A received referral, and whether this call created it or gave a waiting HL7 v2 order its
+/// document.
 #[derive(Debug, Clone)]
 pub struct Received {
     pub referral: ReferralRow,
     pub created: bool,
+    pub enriched: bool,
+}
+
+/// A received document or message, durable in the object store.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub key: String,
+    pub sha256: String,
+}
+
+/// The referral row a validated document or order describes; identity, clinic, status and
+/// times are the caller's to set.
+fn row_of(valid: &validate::Valid, stored: &Stored) -> ReferralRow {
+    ReferralRow {
+        document_id: valid.document_id.clone(),
+        set_id: valid.set_id.clone(),
+        version: valid.version,
+        effective_time: valid.effective_time.clone(),
+        personal_code: valid.personal_code.clone(),
+        insured_code: valid.insured_code.clone(),
+        statistical_card: valid.statistical_card.clone(),
+        family_name: valid.family_name.clone(),
+        given_names: valid.given_names.clone(),
+        sex: valid.sex.clone(),
+        birth_date: valid.birth_date.clone(),
+        author_id: valid.author_id.clone(),
+        author_name: valid.author_name.clone(),
+        author_organisation: valid.author_organisation.clone(),
+        custodian: valid.custodian.clone(),
+        order_number: valid.order_number.clone(),
+        examination: valid.examination.as_str().to_owned(),
+        examination_codes: serde_json::to_string(&valid.examination_codes)
+            .unwrap_or_else(|_| "[]".into()),
+        urgency: valid.urgency.as_str().to_owned(),
+        reason: valid.reason.clone(),
+        warnings: serde_json::to_string(&valid.warnings).unwrap_or_else(|_| "[]".into()),
+        document_key: stored.key.clone(),
+        document_sha256: stored.sha256.clone(),
+        ..ReferralRow::default()
+    }
 }
 
 #[derive(Clone)]
@@ -123,6 +169,7 @@ impl Referrals {
         let outcome = self.take(who, document, source).await;
         event.outcome = match &outcome {
             Ok(r) if r.created => "accepted".to_owned(),
+            Ok(r) if r.enriched => "accepted as the document of an HL7 v2 order".to_owned(),
             Ok(_) => "already received".to_owned(),
             Err(e) => format!("refused: {e}"),
         };
@@ -152,8 +199,9 @@ impl Referrals {
         let valid = validate::validate(&read, &self.config.referral.oids)?;
         // A clinic sends its own referrals: the performing clinic named in the document, when
         // it names one, must be the sender.
-        let clinic_id = who.institution.clone();
-        if who.role == Role::Clinic && !valid.custodian.is_empty() && valid.custodian != clinic_id {
+        let clinic_id = &who.institution;
+        if who.role == Role::Clinic && !valid.custodian.is_empty() && valid.custodian != *clinic_id
+        {
             return Err(Invalid {
                 field: "custodian".into(),
                 message: format!(
@@ -163,47 +211,95 @@ impl Referrals {
             }
             .into());
         }
-        let sha256 = hex::encode(Sha256::digest(document));
-        let key = keys::cda_document(&sha256);
+        if let Some(existing) = self.index.referral_by_document(&valid.document_id).await? {
+            return Ok(Received {
+                referral: existing,
+                created: false,
+                enriched: false,
+            });
+        }
+        let order = self.waiting_order(clinic_id, &valid).await?;
+        let stored = self.keep(document, keys::cda_document).await?;
+        match order {
+            Some(order) => self.enrich(who, order, valid, stored).await,
+            None => self.file(who, valid, source, stored, false).await,
+        }
+    }
+
+    /// Makes `bytes` durable under the key `key_of` gives for their SHA-256.
+    async fn keep(
+        &self,
+        bytes: &[u8],
+        key_of: fn(&str) -> object_store::path::Path,
+    ) -> Result<Stored, ReferralError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let key = key_of(&sha256);
         let mut writer = self.archive.writer();
-        writer.write(document).await?;
+        writer.write(bytes).await?;
         writer.commit(&key).await?;
+        Ok(Stored {
+            key: key.to_string(),
+            sha256,
+        })
+    }
+
+    /// The referral an HL7 v2 order made for the same clinic and order number that still waits
+    /// for its document, if any; an error when the document names another patient.
+    async fn waiting_order(
+        &self,
+        clinic_id: &str,
+        valid: &validate::Valid,
+    ) -> Result<Option<ReferralRow>, ReferralError> {
+        let waiting = self
+            .index
+            .referrals_of_order(clinic_id, &valid.order_number)
+            .await?
+            .into_iter()
+            .find(|r| !r.order_message_key.is_empty() && r.document_key == r.order_message_key);
+        let Some(order) = waiting else {
+            return Ok(None);
+        };
+        let same = |a: &str, b: &str| !a.is_empty() && a == b;
+        if same(&order.personal_code, &valid.personal_code)
+            || (order.personal_code.is_empty() && same(&order.insured_code, &valid.insured_code))
+        {
+            Ok(Some(order))
+        } else {
+            Err(Invalid {
+                field: "personal_code".into(),
+                message: format!(
+                    "order {} was placed over HL7 for a patient with other identifiers; a \
+                     document for it must name the same patient",
+                    valid.order_number
+                ),
+            }
+            .into())
+        }
+    }
+
+    /// Files a new referral with its journal entry, then tries to link it.
+    pub(crate) async fn file(
+        &self,
+        who: &Principal,
+        valid: validate::Valid,
+        source: Source,
+        stored: Stored,
+        from_order: bool,
+    ) -> Result<Received, ReferralError> {
+        let clinic_id = who.institution.clone();
         let now = crate::index::now_micros();
         let id = uuid::Uuid::now_v7().to_string();
-        let referral = ReferralRow {
-            id: id.clone(),
-            document_id: valid.document_id.clone(),
-            set_id: valid.set_id.clone(),
-            version: valid.version,
-            effective_time: valid.effective_time.clone(),
-            personal_code: valid.personal_code.clone(),
-            insured_code: valid.insured_code.clone(),
-            statistical_card: valid.statistical_card.clone(),
-            family_name: valid.family_name.clone(),
-            given_names: valid.given_names.clone(),
-            sex: valid.sex.clone(),
-            birth_date: valid.birth_date.clone(),
-            author_id: valid.author_id.clone(),
-            author_name: valid.author_name.clone(),
-            author_organisation: valid.author_organisation.clone(),
-            custodian: valid.custodian.clone(),
-            clinic_id: clinic_id.clone(),
-            order_number: valid.order_number.clone(),
-            examination: valid.examination.as_str().to_owned(),
-            examination_codes: serde_json::to_string(&valid.examination_codes)
-                .unwrap_or_else(|_| "[]".into()),
-            urgency: valid.urgency.as_str().to_owned(),
-            reason: valid.reason.clone(),
-            warnings: serde_json::to_string(&valid.warnings).unwrap_or_else(|_| "[]".into()),
-            source: source.as_str().to_owned(),
-            document_key: key.to_string(),
-            document_sha256: sha256,
-            status: "awaiting_examination".into(),
-            study_uid: String::new(),
-            received_by: who.name.clone(),
-            received_at: now,
-            updated_at: now,
-        };
+        let mut referral = row_of(&valid, &stored);
+        referral.id = id.clone();
+        referral.clinic_id = clinic_id.clone();
+        referral.source = source.as_str().to_owned();
+        referral.status = "awaiting_examination".into();
+        referral.received_by = who.name.clone();
+        referral.received_at = now;
+        referral.updated_at = now;
+        if from_order {
+            referral.order_message_key = stored.key.clone();
+        }
         let journal = JournalEntry {
             id: uuid::Uuid::now_v7().to_string(),
             at: now,
@@ -216,30 +312,88 @@ impl Referrals {
             study_uid: String::new(),
             report_id: String::new(),
             detail: format!(
-                "order {}, {} ({})",
+                "order {}, {} ({}), via {}",
                 valid.order_number,
                 valid.examination.as_str(),
-                valid.urgency.as_str()
+                valid.urgency.as_str(),
+                source.as_str()
             ),
         };
         match self.index.insert_referral(&referral, &journal).await? {
             Inserted::New(referral) => {
-                // The referral is committed; a link attempt that fails leaves it waiting (the
-                // study's next series tries again), it does not undo the receipt.
-                if let Err(e) = self.link_referral(&referral, &who.name).await {
-                    tracing::warn!(referral = %referral.id, error = %e, "linking deferred");
-                }
-                let referral = self.index.referral(&referral.id).await?.unwrap_or(referral);
+                let referral = self.linked(referral, &who.name).await?;
                 Ok(Received {
                     referral,
                     created: true,
+                    enriched: false,
                 })
             }
             Inserted::Existing(referral) => Ok(Received {
                 referral,
                 created: false,
+                enriched: false,
             }),
         }
+    }
+
+    /// The document arrived for a referral an HL7 v2 order made: it becomes its document.
+    async fn enrich(
+        &self,
+        who: &Principal,
+        order: ReferralRow,
+        valid: validate::Valid,
+        stored: Stored,
+    ) -> Result<Received, ReferralError> {
+        let now = crate::index::now_micros();
+        let mut with = row_of(&valid, &stored);
+        with.id = order.id.clone();
+        with.updated_at = now;
+        let journal = JournalEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: now,
+            kind: "referral_enriched".into(),
+            clinic_id: order.clinic_id.clone(),
+            institution: who.institution.clone(),
+            actor: who.name.clone(),
+            patient_id: patient_key(&order.personal_code, &order.insured_code),
+            referral_id: order.id.clone(),
+            study_uid: order.study_uid.clone(),
+            report_id: String::new(),
+            detail: format!(
+                "form 027 document {} for order {}",
+                valid.document_id, valid.order_number
+            ),
+        };
+        let enriched = self.index.enrich_referral(&with, &journal).await?;
+        let current = self
+            .index
+            .referral(&order.id)
+            .await?
+            .ok_or_else(|| ReferralError::NotFound(order.id.clone()))?;
+        let referral = if current.status == "linked" {
+            current
+        } else {
+            self.linked(current, &who.name).await?
+        };
+        Ok(Received {
+            referral,
+            created: false,
+            enriched,
+        })
+    }
+
+    /// Tries to link a committed referral and answers it as it now stands. A link attempt that
+    /// fails leaves it waiting (the study's next series tries again); it does not undo the
+    /// receipt.
+    async fn linked(
+        &self,
+        referral: ReferralRow,
+        actor: &str,
+    ) -> Result<ReferralRow, ReferralError> {
+        if let Err(e) = self.link_referral(&referral, actor).await {
+            tracing::warn!(referral = %referral.id, error = %e, "linking deferred");
+        }
+        Ok(self.index.referral(&referral.id).await?.unwrap_or(referral))
     }
 
     /// Takes the referral carried by a stored Encapsulated CDA object (its Encapsulated
@@ -354,16 +508,6 @@ impl Referrals {
             .index
             .unlinked_studies(&self.policy.scope(who), limit)
             .await?)
-    }
-
-    /// The journal of a referral `who` may see.
-    pub async fn journal(
-        &self,
-        who: &Principal,
-        id: &str,
-    ) -> Result<Vec<JournalEntry>, ReferralError> {
-        self.get(who, id).await?;
-        Ok(self.index.journal_of_referral(id).await?)
     }
 }
 

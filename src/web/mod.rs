@@ -7,6 +7,7 @@
 //! is decided by the catalog's scope, not by handlers.
 
 mod auth;
+mod journal;
 mod openapi;
 mod problem;
 mod referrals;
@@ -65,7 +66,8 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/api/referrals/{id}/unlink", post(referrals::unlink))
         .route("/api/studies/unlinked", get(referrals::unlinked))
-        .route("/api/referrals/{id}/journal", get(referrals::journal))
+        .route("/api/referrals/{id}/journal", get(journal::case))
+        .route("/api/journal", get(journal::search))
         .merge(crate::dicomweb::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require));

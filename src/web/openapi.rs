@@ -151,9 +151,23 @@ pub fn spec() -> Value {
                 }
             }},
             "/api/referrals/{id}/journal": {"get": {
-                "summary": "The registration journal entries of a referral's case, oldest first",
-                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "Journal entries"}, "404": problem()}
+                "summary": "The registration journal entries of a referral's case, oldest first (JSON, or CSV with format=csv or Accept: text/csv)",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}
+                ],
+                "responses": {"200": {"description": "{\"referral\": id, \"entries\": [...]}, or text/csv"}, "400": problem(), "404": problem()}
+            }},
+            "/api/journal": {"get": {
+                "summary": "Patient registration journal entries within the caller's scope, oldest first: one patient's (and of identifiers merged into them) and/or a period",
+                "parameters": [
+                    {"name": "patient", "in": "query", "schema": {"type": "string"}, "description": "Personal code (or other patient identifier)"},
+                    {"name": "from", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 time, or a date YYYY-MM-DD (from its start, UTC)"},
+                    {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 time, or a date YYYY-MM-DD (to its end, UTC)"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 10000, "maximum": 100000}},
+                    {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}
+                ],
+                "responses": {"200": {"description": "{\"entries\": [...]}, or text/csv"}, "400": problem()}
             }},
             "/api/link-exceptions": {"get": {
                 "summary": "Referral–study links left for an administrator, with the reason (patient_mismatch, personal_code_mismatch, duplicate_claim)",
@@ -209,6 +223,7 @@ mod tests {
         ("get", "/api/referrals"),
         ("get", "/api/referrals/{id}"),
         ("get", "/api/referrals/{id}/journal"),
+        ("get", "/api/journal"),
         ("get", "/api/link-exceptions"),
         ("post", "/api/link-exceptions/{id}/resolve"),
         ("post", "/api/referrals/{id}/unlink"),

@@ -20,7 +20,7 @@ use crate::referral::{ReferralError, Source};
 
 const XML_TYPES: &[&str] = &["application/xml", "text/xml", "application/hl7-cda+xml"];
 
-fn problem(e: ReferralError) -> Problem {
+pub(super) fn problem(e: ReferralError) -> Problem {
     match e {
         ReferralError::TooLarge { .. } => {
             Problem::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
@@ -160,17 +160,6 @@ pub async fn show(
 ) -> Response {
     match state.referrals.get(&who, &id).await {
         Ok(r) => Json(view(&r)).into_response(),
-        Err(e) => problem(e).into_response(),
-    }
-}
-
-pub async fn journal(
-    State(state): State<WebState>,
-    Extension(who): Extension<Principal>,
-    Path(id): Path<String>,
-) -> Response {
-    match state.referrals.journal(&who, &id).await {
-        Ok(entries) => Json(json!({ "referral": id, "entries": entries })).into_response(),
         Err(e) => problem(e).into_response(),
     }
 }

@@ -247,6 +247,7 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub dicom_port: u16,
     pub http_port: u16,
+    pub hl7_port: u16,
     pub db: Db,
     pub store: Store,
     env: Vec<(String, String)>,
@@ -277,10 +278,16 @@ impl Server {
                 env.push((k.into(), v));
             }
         }
+        let hl7_port = free_port();
+        env.push((
+            "TELECARDIO_HL7__LISTEN".into(),
+            format!("127.0.0.1:{hl7_port}"),
+        ));
         for (k, v) in extra_env {
             env.push((k.to_string(), v.to_string()));
         }
         let mut server = Server {
+            hl7_port,
             child: None,
             dir,
             dicom_port: free_port(),
@@ -817,4 +824,41 @@ pub fn sha256_of(mut reader: impl Read) -> String {
         hash.update(&buf[..n]);
     }
     hex::encode(hash.finalize())
+}
+
+/// A copy of a committed test image as a study of the referral's patient (or another one),
+/// carrying `accession` as its accession number.
+pub fn study_of(
+    dir: &std::path::Path,
+    name: &str,
+    patient_id: &str,
+    accession: &str,
+    uid: &str,
+) -> PathBuf {
+    let out = dir.join(name);
+    std::fs::copy(test_image("us-single.dcm"), &out).unwrap();
+    let mut cmd = dcmtk("dcmodify");
+    cmd.arg("-nb");
+    for change in [
+        format!("(0010,0020)={patient_id}"),
+        format!("(0008,0050)={accession}"),
+        format!("(0020,000D)={uid}"),
+        format!("(0020,000E)={uid}.1"),
+        format!("(0008,0018)={uid}.1.1"),
+    ] {
+        cmd.arg("-m").arg(change);
+    }
+    cmd.arg(&out);
+    let (ok, log) = run(cmd);
+    assert!(ok, "{log}");
+    out
+}
+
+pub fn kinds(journal: &Reply) -> Vec<String> {
+    journal.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
 }

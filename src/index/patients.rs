@@ -1,0 +1,301 @@
+//! Patient maintenance rows (HL7 v2 ADT from the clinics' HIS): demographics updates and
+//! merges. A clinic maintains only the patients of its own studies; stored objects are never
+//! touched, only the index that answers queries.
+
+use sqlx::{Any, Row, Transaction};
+
+use super::referrals::insert_journal;
+use super::{now_micros, Index, IndexError, JournalEntry};
+
+/// New demographics for one clinic's patient; empty values leave what the index has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Demographics {
+    pub clinic_id: String,
+    pub patient_id: String,
+    /// DICOM PN form, `Family^Given`.
+    pub name: String,
+    pub name_search: String,
+    pub birth_date: String,
+    pub sex: String,
+}
+
+/// ADT^A40: the clinic's records under `prior_id` belong to `survivor` from now on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Merge {
+    pub id: String,
+    pub prior_id: String,
+    pub survivor: Demographics,
+    pub actor: String,
+    pub message_id: String,
+}
+
+/// What a merge changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Merged {
+    pub studies: u64,
+}
+
+impl Index {
+    /// Updates the demographics of `d.patient_id` as far as the clinic's studies know the
+    /// patient; returns how many patient rows changed (0: the clinic has no such patient).
+    pub async fn update_demographics(
+        &self,
+        d: &Demographics,
+        journal: &JournalEntry,
+    ) -> Result<u64, IndexError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin demographics"))?;
+        let updated = set_demographics(&mut tx, d, &d.patient_id).await?;
+        if updated > 0 {
+            insert_journal(&mut tx, journal).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(IndexError::query("commit demographics"))?;
+        Ok(updated)
+    }
+
+    /// Records a merge and moves the clinic's studies of the prior patient to the survivor,
+    /// in one transaction with its journal entry.
+    pub async fn merge_patients(
+        &self,
+        m: &Merge,
+        journal: &JournalEntry,
+    ) -> Result<Merged, IndexError> {
+        let clinic = &m.survivor.clinic_id;
+        let survivor_id = &m.survivor.patient_id;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin merge"))?;
+        let now = now_micros();
+        // The issuer the clinic's studies use for each identifier.
+        let prior_issuers: Vec<String> = sqlx::query(
+            "SELECT DISTINCT issuer FROM studies WHERE patient_id = $1 AND clinic_id = $2",
+        )
+        .bind(&m.prior_id)
+        .bind(clinic)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(IndexError::query("prior patient issuers"))?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(IndexError::query("read issuer"))?;
+        let survivor_issuer: String = sqlx::query(
+            "SELECT issuer FROM studies WHERE patient_id = $1 AND clinic_id = $2 LIMIT 1",
+        )
+        .bind(survivor_id)
+        .bind(clinic)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(IndexError::query("survivor issuer"))?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(IndexError::query("read issuer"))?
+        .or_else(|| prior_issuers.first().cloned())
+        .unwrap_or_default();
+        // The survivor's row: the prior patient's demographics unless the message gives new
+        // ones.
+        let prior = sqlx::query(
+            "SELECT name, name_search, birth_date, sex FROM patients WHERE patient_id = $1
+             ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(&m.prior_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(IndexError::query("prior patient"))?;
+        let text = |i: usize| -> String {
+            prior
+                .as_ref()
+                .and_then(|r| r.try_get::<String, _>(i).ok())
+                .unwrap_or_default()
+        };
+        sqlx::query(
+            "INSERT INTO patients (patient_id, issuer, name, name_search, birth_date, sex,
+               other_ids, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, '', $7)
+             ON CONFLICT (patient_id, issuer) DO NOTHING",
+        )
+        .bind(survivor_id)
+        .bind(&survivor_issuer)
+        .bind(text(0))
+        .bind(text(1))
+        .bind(text(2))
+        .bind(text(3))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("survivor patient"))?;
+        set_demographics(&mut tx, &m.survivor, survivor_id).await?;
+        let studies = sqlx::query(
+            "UPDATE studies SET patient_id = $1, issuer = $2
+             WHERE patient_id = $3 AND clinic_id = $4",
+        )
+        .bind(survivor_id)
+        .bind(&survivor_issuer)
+        .bind(&m.prior_id)
+        .bind(clinic)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("move studies"))?
+        .rows_affected();
+        let issuers = if prior_issuers.is_empty() {
+            vec![String::new()]
+        } else {
+            prior_issuers
+        };
+        for issuer in &issuers {
+            // The prior identifier stays findable as one of the survivor's other ids.
+            sqlx::query(
+                "INSERT INTO patient_other_ids (patient_id, issuer, other_id, other_issuer)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(survivor_id)
+            .bind(&survivor_issuer)
+            .bind(&m.prior_id)
+            .bind(issuer)
+            .execute(&mut *tx)
+            .await
+            .map_err(IndexError::query("prior id as other id"))?;
+            let item = format!("{}^^^{issuer}", m.prior_id);
+            sqlx::query(
+                "UPDATE patients SET other_ids = CASE WHEN other_ids = '' THEN $3
+                   ELSE other_ids || '\\' || $3 END
+                 WHERE patient_id = $1 AND issuer = $2",
+            )
+            .bind(survivor_id)
+            .bind(&survivor_issuer)
+            .bind(&item)
+            .execute(&mut *tx)
+            .await
+            .map_err(IndexError::query("other ids text"))?;
+            // A prior patient left without studies (of any clinic) is gone from the index.
+            sqlx::query(
+                "DELETE FROM patients WHERE patient_id = $1 AND issuer = $2
+                   AND NOT EXISTS (SELECT 1 FROM studies s
+                                   WHERE s.patient_id = $1 AND s.issuer = $2)",
+            )
+            .bind(&m.prior_id)
+            .bind(issuer)
+            .execute(&mut *tx)
+            .await
+            .map_err(IndexError::query("remove merged patient"))?;
+            sqlx::query(
+                "INSERT INTO patient_merges (id, clinic_id, prior_id, prior_issuer, survivor_id,
+                   survivor_issuer, merged_at, actor, message_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(clinic)
+            .bind(&m.prior_id)
+            .bind(issuer)
+            .bind(survivor_id)
+            .bind(&survivor_issuer)
+            .bind(now)
+            .bind(&m.actor)
+            .bind(&m.message_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(IndexError::query("record merge"))?;
+        }
+        // Earlier merges into the prior patient now end at the survivor.
+        sqlx::query(
+            "UPDATE patient_merges SET survivor_id = $1, survivor_issuer = $2
+             WHERE survivor_id = $3 AND clinic_id = $4",
+        )
+        .bind(survivor_id)
+        .bind(&survivor_issuer)
+        .bind(&m.prior_id)
+        .bind(clinic)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("follow merges"))?;
+        insert_journal(&mut tx, journal).await?;
+        tx.commit()
+            .await
+            .map_err(IndexError::query("commit merge"))?;
+        Ok(Merged { studies })
+    }
+
+    /// The patient ids `patient_id` was merged into, for any clinic in `clinics` (all when
+    /// `None`).
+    pub async fn merged_into(
+        &self,
+        patient_id: &str,
+        clinics: Option<&[String]>,
+    ) -> Result<Vec<String>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT survivor_id, clinic_id FROM patient_merges WHERE prior_id = $1",
+        )
+        .bind(patient_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(IndexError::query("merged into"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let survivor: String = r.try_get(0).map_err(IndexError::query("read merge"))?;
+            let clinic: String = r.try_get(1).map_err(IndexError::query("read merge"))?;
+            if clinics.is_none_or(|list| list.contains(&clinic)) && !out.contains(&survivor) {
+                out.push(survivor);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The survivor a record's patient was merged into by its clinic, if any.
+pub(super) async fn survivor_of(
+    tx: &mut Transaction<'_, Any>,
+    clinic_id: &str,
+    patient_id: &str,
+    issuer: &str,
+) -> Result<Option<(String, String)>, IndexError> {
+    let row = sqlx::query(
+        "SELECT survivor_id, survivor_issuer FROM patient_merges
+         WHERE clinic_id = $1 AND prior_id = $2 AND prior_issuer = $3
+         ORDER BY merged_at DESC LIMIT 1",
+    )
+    .bind(clinic_id)
+    .bind(patient_id)
+    .bind(issuer)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(IndexError::query("survivor of"))?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .transpose()
+        .map_err(IndexError::query("read survivor"))
+}
+
+async fn set_demographics(
+    tx: &mut Transaction<'_, Any>,
+    d: &Demographics,
+    patient_id: &str,
+) -> Result<u64, IndexError> {
+    Ok(sqlx::query(
+        "UPDATE patients SET
+           name = CASE WHEN $3 = '' THEN name ELSE $3 END,
+           name_search = CASE WHEN $3 = '' THEN name_search ELSE $4 END,
+           birth_date = CASE WHEN $5 = '' THEN birth_date ELSE $5 END,
+           sex = CASE WHEN $6 = '' THEN sex ELSE $6 END,
+           updated_at = $7
+         WHERE patient_id = $1
+           AND EXISTS (SELECT 1 FROM studies s WHERE s.patient_id = patients.patient_id
+                         AND s.issuer = patients.issuer AND s.clinic_id = $2)",
+    )
+    .bind(patient_id)
+    .bind(&d.clinic_id)
+    .bind(&d.name)
+    .bind(&d.name_search)
+    .bind(&d.birth_date)
+    .bind(&d.sex)
+    .bind(now_micros())
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("update demographics"))?
+    .rows_affected())
+}

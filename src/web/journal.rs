@@ -1,0 +1,215 @@
+//! The patient registration journal over HTTP: `GET /api/journal?patient=&from=&to=` across
+//! cases and `GET /api/referrals/{id}/journal` for one case, as JSON or, with `format=csv` (or
+//! `Accept: text/csv`), as CSV for a spreadsheet. Times in `from`/`to` are RFC 3339 or a
+//! calendar date (a whole day, UTC).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime, Time};
+
+use super::referrals::problem;
+use super::{Problem, WebState};
+use crate::access::Principal;
+use crate::index::JournalEntry;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    patient: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<i64>,
+    format: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseParams {
+    format: Option<String>,
+}
+
+/// Entries of one patient and/or period, oldest first.
+pub async fn search(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Response {
+    let Query(p) = match params {
+        Ok(p) => p,
+        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    let csv = match wants_csv(p.format.as_deref(), &headers) {
+        Ok(csv) => csv,
+        Err(problem) => return problem.into_response(),
+    };
+    let from = match p.from.as_deref().map(|t| instant(t, false)).transpose() {
+        Ok(t) => t,
+        Err(why) => {
+            return Problem::new(StatusCode::BAD_REQUEST, why)
+                .with_field("from")
+                .into_response()
+        }
+    };
+    let to = match p.to.as_deref().map(|t| instant(t, true)).transpose() {
+        Ok(t) => t,
+        Err(why) => {
+            return Problem::new(StatusCode::BAD_REQUEST, why)
+                .with_field("to")
+                .into_response()
+        }
+    };
+    let patient = p
+        .patient
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let limit = p.limit.unwrap_or(10_000);
+    match state
+        .referrals
+        .journal_search(&who, patient, from, to, limit)
+        .await
+    {
+        Ok(entries) if csv => csv_response(&entries, "journal.csv"),
+        Ok(entries) => Json(json!({ "entries": entries })).into_response(),
+        Err(e) => problem(e).into_response(),
+    }
+}
+
+/// One case's entries: its referral's and its study's.
+pub async fn case(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<CaseParams>, QueryRejection>,
+) -> Response {
+    let Query(p) = match params {
+        Ok(p) => p,
+        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    let csv = match wants_csv(p.format.as_deref(), &headers) {
+        Ok(csv) => csv,
+        Err(problem) => return problem.into_response(),
+    };
+    match state.referrals.journal(&who, &id).await {
+        Ok(entries) if csv => csv_response(&entries, &format!("journal-{id}.csv")),
+        Ok(entries) => Json(json!({ "referral": id, "entries": entries })).into_response(),
+        Err(e) => problem(e).into_response(),
+    }
+}
+
+fn wants_csv(format: Option<&str>, headers: &HeaderMap) -> Result<bool, Problem> {
+    match format {
+        Some("csv") => Ok(true),
+        Some("json") => Ok(false),
+        Some(other) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("format `{other}` is not offered: json or csv"),
+        )
+        .with_field("format")),
+        None => Ok(headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv"))),
+    }
+}
+
+/// Microseconds since the epoch of an RFC 3339 time, or of the start (or end) of a date.
+fn instant(text: &str, end_of_day: bool) -> Result<i64, String> {
+    let text = text.trim();
+    let at = if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+        t
+    } else {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let date = Date::parse(text, &format)
+            .map_err(|_| format!("`{text}` is neither an RFC 3339 time nor a date (YYYY-MM-DD)"))?;
+        let time = if end_of_day {
+            Time::from_hms_micro(23, 59, 59, 999_999).unwrap_or(Time::MIDNIGHT)
+        } else {
+            Time::MIDNIGHT
+        };
+        date.with_time(time).assume_utc()
+    };
+    i64::try_from(at.unix_timestamp_nanos() / 1000).map_err(|_| format!("`{text}` is out of range"))
+}
+
+fn rfc3339(micros: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn csv_response(entries: &[JournalEntry], filename: &str) -> Response {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "at",
+        "kind",
+        "clinic_id",
+        "institution",
+        "actor",
+        "patient_id",
+        "referral_id",
+        "study_uid",
+        "report_id",
+        "detail",
+    ];
+    let mut rows = vec![out.write_record(header)];
+    for e in entries {
+        rows.push(out.write_record([
+            rfc3339(e.at).as_str(),
+            &e.kind,
+            &e.clinic_id,
+            &e.institution,
+            &e.actor,
+            &e.patient_id,
+            &e.referral_id,
+            &e.study_uid,
+            &e.report_id,
+            &e.detail,
+        ]));
+    }
+    let body = match (
+        rows.into_iter().collect::<Result<Vec<_>, _>>(),
+        out.into_inner(),
+    ) {
+        (Ok(_), Ok(body)) => body,
+        _ => {
+            return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "could not write the CSV")
+                .into_response()
+        }
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_cover_whole_days_and_rfc3339_is_exact() {
+        let start = instant("2026-11-30", false).unwrap();
+        let end = instant("2026-11-30", true).unwrap();
+        assert_eq!(end - start, 86_400_000_000 - 1);
+        assert_eq!(instant("2026-11-30T00:00:00Z", false).unwrap(), start);
+        assert_eq!(instant("2026-11-30T02:00:00+02:00", false).unwrap(), start);
+        assert!(instant("30.11.2026", false).is_err());
+        assert_eq!(rfc3339(start), "2026-11-30T00:00:00Z");
+    }
+}
