@@ -425,6 +425,45 @@ fn encapsulated_cda_over_c_store_postgres() {
     encapsulated_cda_over_c_store(Db::Postgres);
 }
 
+/// An Encapsulated CDA object uploaded with STOW-RS is stored like any instance and read as a
+/// referral, the same as over C-STORE.
+#[test]
+fn encapsulated_cda_over_stow_rs() {
+    let server = start(Db::Sqlite, &[]);
+    let clinic = server.token("demo-his", "clinic", "demo");
+    let dir = tempfile::tempdir().unwrap();
+    let object = std::fs::read(encapsulated(dir.path(), VALID)).unwrap();
+    let mut body = b"--b\r\nContent-Type: application/dicom\r\n\r\n".to_vec();
+    body.extend_from_slice(&object);
+    body.extend_from_slice(b"\r\n--b--\r\n");
+    let reply = request(
+        server.http_port,
+        "POST",
+        "/dicom-web/studies",
+        &[
+            ("Authorization", &format!("Bearer {clinic}")),
+            (
+                "Content-Type",
+                "multipart/related; type=\"application/dicom\"; boundary=b",
+            ),
+        ],
+        &body,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let list = get(
+        &server,
+        &clinic,
+        "/api/referrals?order_number=E027-2026-0001",
+    );
+    let referrals = list.json()["referrals"].as_array().unwrap().clone();
+    assert_eq!(referrals.len(), 1, "{}", list.body);
+    assert_eq!(referrals[0]["source"], "dicom");
+    assert_eq!(referrals[0]["received_by"], "demo-his");
+    assert_eq!(referrals[0]["patient"]["statistical_card"], "AK-2026-0077");
+    assert_eq!(stored_documents(&server).len(), 1);
+    assert_eq!(server.instances().len(), 1);
+}
+
 /// Whichever arrives first, referral and study end linked, and the case's journal shows the
 /// sequence in order; disagreements become exceptions, never links.
 fn linking(db: Db) {

@@ -119,6 +119,7 @@ async fn stow(
     let origin = Origin {
         clinic_id: who.institution.clone(),
         calling_ae: "STOW-RS".into(),
+        sender: who.clone(),
     };
     let mut outcomes = Vec::new();
     let mut broken = None;

@@ -71,6 +71,7 @@ where
         let origin = Origin {
             clinic_id: self.principal.institution.clone(),
             calling_ae: self.calling.clone(),
+            sender: self.principal.clone(),
         };
         let declared = Declared {
             sop_class_uid: request.affected_sop_class_uid.clone(),

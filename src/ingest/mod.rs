@@ -14,7 +14,7 @@ pub mod scanner;
 
 pub use part10::Part10Receiving;
 
-use crate::access::{Principal, Role, Via};
+use crate::access::Principal;
 use crate::archive::{keys, Archive, ArchiveError, ObjectWriter, Written};
 use crate::fault::Fault;
 use crate::index::{Index, IndexError, InstanceRecord, Recorded};
@@ -94,7 +94,11 @@ impl IngestError {
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub clinic_id: String,
+    /// Recorded in the file meta of what is stored (`STOW-RS` for uploads over HTTP).
     pub calling_ae: String,
+    /// The principal that sent it (the clinic's AE, or the user or system that uploaded it),
+    /// answerable for what the object carries, such as a referral.
+    pub sender: Principal,
 }
 
 /// What the sender said it is sending, before the data set arrives.
@@ -260,7 +264,7 @@ impl Receiving {
             Err(e) => metrics.ingest_failed(e.cause()),
         }
         if let (Ok(stored), Some(referrals)) = (&result, self.ingest.referrals.clone()) {
-            let sender = sender_of(self.origin.clone());
+            let sender = self.origin.sender.clone();
             if matches!(stored.recorded, Recorded::New { new_series: true }) {
                 // The object is acknowledged whatever happens here; the journal and the link
                 // follow it, and a failure is logged (the next series tries the link again).
@@ -485,17 +489,5 @@ async fn take_referral(referrals: &Referrals, sender: &Principal, stored: &Store
             error = %e,
             "Encapsulated CDA object stored, but its referral was refused"
         ),
-    }
-}
-
-/// The sending clinic as a principal, for the referral pipeline.
-fn sender_of(origin: Origin) -> Principal {
-    Principal {
-        name: origin.calling_ae,
-        role: Role::Clinic,
-        institution: origin.clinic_id,
-        via: Via::Dicom,
-        address: String::new(),
-        pixel_access: false,
     }
 }
