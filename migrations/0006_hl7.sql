@@ -21,4 +21,9 @@ CREATE TABLE patient_merges (
 CREATE INDEX patient_merges_prior ON patient_merges (prior_id, prior_issuer);
 CREATE INDEX patient_merges_survivor ON patient_merges (survivor_id, survivor_issuer);
 
+-- Who keeps a patient's demographics: '' while objects do (the latest object's name, birth
+-- date and sex), 'hl7' once the clinic's HIS has sent them (ADT^A08/A40): the HIS is then the
+-- authority and objects no longer overwrite them.
+ALTER TABLE patients ADD COLUMN maintained_by TEXT NOT NULL DEFAULT '';
+
 CREATE INDEX journal_at ON journal (at);

@@ -438,6 +438,16 @@ fn patient_maintenance(db: Db) {
     let (ok, log) = storescu(server.dicom_port, &[late]);
     assert!(ok, "{log}");
     assert_eq!(qido_patient(&server, &clinic, PERSONAL_CODE).len(), 3);
+    // The HIS keeps the demographics now: an object with the old name does not undo them.
+    let old_name = study_of(dir.path(), "d.dcm", PERSONAL_CODE, "ACC-4", "2.25.8004");
+    let (ok, log) = storescu(server.dicom_port, &[old_name]);
+    assert!(ok, "{log}");
+    let all = qido_patient(&server, &clinic, PERSONAL_CODE);
+    assert_eq!(all.len(), 4);
+    assert!(
+        all.iter().all(|s| name_of(s) == "Žukauskienė-Šimkė^Rūta"),
+        "{all:?}"
+    );
     // The stored objects are exactly as received.
     for (file, hash) in stored_before {
         assert_eq!(sha256_hex(&std::fs::read(&file).unwrap()), hash, "{file:?}");

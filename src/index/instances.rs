@@ -177,8 +177,12 @@ async fn upsert_patient(
         "INSERT INTO patients (patient_id, issuer, name, name_search, birth_date, sex, other_ids, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (patient_id, issuer) DO UPDATE SET
-           name = excluded.name, name_search = excluded.name_search,
-           birth_date = excluded.birth_date, sex = excluded.sex,
+           name = CASE WHEN patients.maintained_by = '' THEN excluded.name ELSE patients.name END,
+           name_search = CASE WHEN patients.maintained_by = '' THEN excluded.name_search
+                              ELSE patients.name_search END,
+           birth_date = CASE WHEN patients.maintained_by = '' THEN excluded.birth_date
+                             ELSE patients.birth_date END,
+           sex = CASE WHEN patients.maintained_by = '' THEN excluded.sex ELSE patients.sex END,
            other_ids = CASE WHEN excluded.other_ids = '' THEN patients.other_ids
                             ELSE excluded.other_ids END,
            updated_at = excluded.updated_at",

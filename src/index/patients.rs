@@ -1,6 +1,7 @@
 //! Patient maintenance rows (HL7 v2 ADT from the clinics' HIS): demographics updates and
 //! merges. A clinic maintains only the patients of its own studies; stored objects are never
-//! touched, only the index that answers queries.
+//! touched, only the index that answers queries. Demographics the HIS sent are not overwritten
+//! by objects arriving later (`patients.maintained_by`).
 
 use sqlx::{Any, Row, Transaction};
 
@@ -282,6 +283,7 @@ async fn set_demographics(
            name_search = CASE WHEN $3 = '' THEN name_search ELSE $4 END,
            birth_date = CASE WHEN $5 = '' THEN birth_date ELSE $5 END,
            sex = CASE WHEN $6 = '' THEN sex ELSE $6 END,
+           maintained_by = 'hl7',
            updated_at = $7
          WHERE patient_id = $1
            AND EXISTS (SELECT 1 FROM studies s WHERE s.patient_id = patients.patient_id
