@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::referrals::{insert_journal, JournalEntry, ReferralRow};
+use super::referrals::{insert_journal, journal_if, JournalEntry, ReferralRow};
 use super::{now_micros, Index, IndexError, Scope};
 
 /// What a study says about its patient and order, for matching with referrals.
@@ -140,17 +140,7 @@ impl Index {
         .map_err(IndexError::query("link referral"))?
         .rows_affected()
             == 1;
-        if !changed {
-            tx.rollback()
-                .await
-                .map_err(IndexError::query("rollback link"))?;
-            return Ok(false);
-        }
-        insert_journal(&mut tx, journal).await?;
-        tx.commit()
-            .await
-            .map_err(IndexError::query("commit link"))?;
-        Ok(true)
+        journal_if(tx, changed, journal).await
     }
 
     pub async fn link_exception(&self, id: &str) -> Result<Option<LinkException>, IndexError> {
@@ -252,17 +242,7 @@ impl Index {
         .map_err(IndexError::query("unlink referral"))?
         .rows_affected()
             == 1;
-        if !changed {
-            tx.rollback()
-                .await
-                .map_err(IndexError::query("rollback unlink"))?;
-            return Ok(false);
-        }
-        insert_journal(&mut tx, journal).await?;
-        tx.commit()
-            .await
-            .map_err(IndexError::query("commit unlink"))?;
-        Ok(true)
+        journal_if(tx, changed, journal).await
     }
 
     /// Records an exception unless the same one is already open.

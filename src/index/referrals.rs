@@ -365,17 +365,7 @@ impl Index {
         .map_err(IndexError::query("enrich referral"))?
         .rows_affected()
             == 1;
-        if !updated {
-            tx.rollback()
-                .await
-                .map_err(IndexError::query("rollback enrich"))?;
-            return Ok(false);
-        }
-        insert_journal(&mut tx, journal).await?;
-        tx.commit()
-            .await
-            .map_err(IndexError::query("commit enrich"))?;
-        Ok(true)
+        journal_if(tx, updated, journal).await
     }
 
     /// Appends one journal entry.
@@ -430,6 +420,26 @@ pub(super) fn journal_row(r: &AnyRow) -> Result<JournalEntry, sqlx::Error> {
         report_id: r.try_get(9)?,
         detail: r.try_get(10)?,
     })
+}
+
+/// Ends a transaction whose guarded change either happened (then journaled and committed
+/// together) or found nothing to change (then rolled back); answers which.
+pub(super) async fn journal_if(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    changed: bool,
+    journal: &JournalEntry,
+) -> Result<bool, IndexError> {
+    if !changed {
+        tx.rollback()
+            .await
+            .map_err(IndexError::query("rollback unchanged"))?;
+        return Ok(false);
+    }
+    insert_journal(&mut tx, journal).await?;
+    tx.commit()
+        .await
+        .map_err(IndexError::query("commit journaled change"))?;
+    Ok(true)
 }
 
 pub(super) async fn insert_journal(

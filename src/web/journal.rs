@@ -40,45 +40,33 @@ pub async fn search(
     headers: HeaderMap,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Response {
-    let Query(p) = match params {
-        Ok(p) => p,
-        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    let answer = async {
+        let p = query(params)?;
+        let csv = wants_csv(p.format.as_deref(), &headers)?;
+        let bound = |text: Option<&str>, end: bool, field: &str| {
+            text.map(|t| instant(t, end))
+                .transpose()
+                .map_err(|why| Problem::new(StatusCode::BAD_REQUEST, why).with_field(field))
+        };
+        let from = bound(p.from.as_deref(), false, "from")?;
+        let to = bound(p.to.as_deref(), true, "to")?;
+        let patient = p
+            .patient
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let entries = state
+            .referrals
+            .journal_search(&who, patient, from, to, p.limit.unwrap_or(10_000))
+            .await
+            .map_err(problem)?;
+        Ok(if csv {
+            csv_response(&entries, "journal.csv")
+        } else {
+            Json(json!({ "entries": entries })).into_response()
+        })
     };
-    let csv = match wants_csv(p.format.as_deref(), &headers) {
-        Ok(csv) => csv,
-        Err(problem) => return problem.into_response(),
-    };
-    let from = match p.from.as_deref().map(|t| instant(t, false)).transpose() {
-        Ok(t) => t,
-        Err(why) => {
-            return Problem::new(StatusCode::BAD_REQUEST, why)
-                .with_field("from")
-                .into_response()
-        }
-    };
-    let to = match p.to.as_deref().map(|t| instant(t, true)).transpose() {
-        Ok(t) => t,
-        Err(why) => {
-            return Problem::new(StatusCode::BAD_REQUEST, why)
-                .with_field("to")
-                .into_response()
-        }
-    };
-    let patient = p
-        .patient
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let limit = p.limit.unwrap_or(10_000);
-    match state
-        .referrals
-        .journal_search(&who, patient, from, to, limit)
-        .await
-    {
-        Ok(entries) if csv => csv_response(&entries, "journal.csv"),
-        Ok(entries) => Json(json!({ "entries": entries })).into_response(),
-        Err(e) => problem(e).into_response(),
-    }
+    answer.await.unwrap_or_else(|p: Problem| p.into_response())
 }
 
 /// One case's entries: its referral's and its study's.
@@ -89,19 +77,22 @@ pub async fn case(
     headers: HeaderMap,
     params: Result<Query<CaseParams>, QueryRejection>,
 ) -> Response {
-    let Query(p) = match params {
-        Ok(p) => p,
-        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    let answer = async {
+        let csv = wants_csv(query(params)?.format.as_deref(), &headers)?;
+        let entries = state.referrals.journal(&who, &id).await.map_err(problem)?;
+        Ok(if csv {
+            csv_response(&entries, &format!("journal-{id}.csv"))
+        } else {
+            Json(json!({ "referral": id, "entries": entries })).into_response()
+        })
     };
-    let csv = match wants_csv(p.format.as_deref(), &headers) {
-        Ok(csv) => csv,
-        Err(problem) => return problem.into_response(),
-    };
-    match state.referrals.journal(&who, &id).await {
-        Ok(entries) if csv => csv_response(&entries, &format!("journal-{id}.csv")),
-        Ok(entries) => Json(json!({ "referral": id, "entries": entries })).into_response(),
-        Err(e) => problem(e).into_response(),
-    }
+    answer.await.unwrap_or_else(|p: Problem| p.into_response())
+}
+
+fn query<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    params
+        .map(|Query(p)| p)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
 fn wants_csv(format: Option<&str>, headers: &HeaderMap) -> Result<bool, Problem> {
