@@ -19,6 +19,7 @@ use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::patients::Patients;
 use crate::referral::Referrals;
+use crate::routing::Routing;
 use crate::web::{self, WebState};
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .with_extra_sop_classes(config.dicom.extra_sop_classes.clone())
     .with_referrals(referrals.clone());
     let patients = Patients::new(index.clone(), policy.clone(), audit.clone());
+    let routing = Routing::new(index.clone(), config.clone(), policy.clone(), audit.clone());
     let catalog = Catalog::new(index.clone(), archive.clone(), policy, audit.clone());
     let accounts = Accounts::new(index.clone(), config.clone())?;
     let dimse_ctx = DimseContext::new(
@@ -119,6 +121,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tasks.spawn(hl7::serve(listener, ctx, stopped.clone()));
     }
 
+    tasks.spawn(routing.clone().run(stopped.clone()));
+
     let http_addr = config.http.listen;
     let https = if config.http.tls_enabled() {
         Some(crate::tls::server_config(
@@ -146,6 +150,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         ingest,
         audit,
         referrals,
+        routing,
     });
     let http_task = tokio::spawn(web::serve(http, app, https, stopped.clone()));
 

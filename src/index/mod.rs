@@ -6,6 +6,7 @@
 //! DICOM networking, HTTP or object storage.
 
 mod audit;
+mod cases;
 mod instances;
 mod journal;
 mod links;
@@ -22,6 +23,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEvent;
+pub use cases::{Candidate, CaseFilter, CaseRow};
 pub use instances::{other_ids, InstanceRecord, Recorded};
 pub use journal::JournalQuery;
 pub use links::{LinkException, Resolved, StudyForLink};
@@ -74,6 +76,17 @@ pub struct Index {
 pub fn now_micros() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000) as i64
+}
+
+/// An index time (microseconds since the epoch) as RFC 3339, UTC; '' if out of range.
+pub fn rfc3339(micros: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 impl Index {

@@ -15,7 +15,7 @@ use time::{Date, OffsetDateTime, Time};
 use super::referrals::problem;
 use super::{Problem, WebState};
 use crate::access::Principal;
-use crate::index::JournalEntry;
+use crate::index::{rfc3339, JournalEntry};
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,13 +128,6 @@ fn instant(text: &str, end_of_day: bool) -> Result<i64, String> {
         date.with_time(time).assume_utc()
     };
     i64::try_from(at.unix_timestamp_nanos() / 1000).map_err(|_| format!("`{text}` is out of range"))
-}
-
-fn rfc3339(micros: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 fn csv_response(entries: &[JournalEntry], filename: &str) -> Response {

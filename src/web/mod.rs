@@ -13,6 +13,7 @@ mod problem;
 mod referrals;
 mod serve;
 mod session;
+mod worklist;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use crate::index::Index;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::referral::Referrals;
+use crate::routing::Routing;
 pub use problem::Problem;
 pub use serve::{serve, WebError};
 
@@ -47,6 +49,7 @@ pub struct WebState {
     pub ingest: Ingest,
     pub audit: AuditTrail,
     pub referrals: Referrals,
+    pub routing: Routing,
 }
 
 pub fn router(state: WebState) -> Router {
@@ -68,6 +71,16 @@ pub fn router(state: WebState) -> Router {
         .route("/api/studies/unlinked", get(referrals::unlinked))
         .route("/api/referrals/{id}/journal", get(journal::case))
         .route("/api/journal", get(journal::search))
+        .route("/api/worklist", get(worklist::worklist))
+        .route("/api/cases/{id}", get(worklist::case))
+        .route("/api/cases/{id}/claim", post(worklist::claim))
+        .route("/api/cases/{id}/release", post(worklist::release))
+        .route("/api/cases/{id}/route", post(worklist::reroute))
+        .route("/api/studies/{uid}/route", post(worklist::route_study))
+        .route(
+            "/api/readers/{name}/availability",
+            axum::routing::put(worklist::availability),
+        )
         .merge(crate::dicomweb::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require));

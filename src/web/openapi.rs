@@ -195,6 +195,57 @@ pub fn spec() -> Value {
                 "summary": "Studies no referral is linked to yet",
                 "responses": {"200": {"description": "{\"studies\": [...]}"}}
             }},
+            "/api/worklist": {"get": {
+                "summary": "Cases to read: a cardiologist's centre's, a clinic's own, all for administrators and auditors (unrouted included); most urgent, then longest waiting, first",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"enum": ["unrouted", "new", "in_progress", "reported", "delivered"]}, "description": "Default: the open ones (unrouted, new, in_progress)"},
+                    {"name": "urgency", "in": "query", "schema": {"enum": ["routine", "urgent", "emergency"]}},
+                    {"name": "examination", "in": "query", "schema": {"enum": ["echo", "holter", "both", "other"]}},
+                    {"name": "mine", "in": "query", "schema": {"type": "boolean"}, "description": "Only cases assigned to or claimed by the caller"},
+                    {"name": "centre", "in": "query", "schema": {"type": "string"}, "description": "Administrators and auditors: one centre's cases"}
+                ],
+                "responses": {"200": {"description": "{\"cases\": [...]} with status, urgency, waiting_minutes, patient, clinic, examination, claim and clocks"}, "400": problem()}
+            }},
+            "/api/cases/{id}": {"get": {
+                "summary": "One case within the caller's scope",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The case"}, "404": problem()}
+            }},
+            "/api/cases/{id}/claim": {"post": {
+                "summary": "Cardiologists: take the case (renews one's own claim); the claim lapses after routing.claim_seconds without activity",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The case, in progress"}, "403": problem(), "404": problem(), "409": problem()}
+            }},
+            "/api/cases/{id}/release": {"post": {
+                "summary": "The claiming reader gives the case back to the worklist",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The case, new again"}, "404": problem(), "409": problem()}
+            }},
+            "/api/cases/{id}/route": {"post": {
+                "summary": "Administrators: route an open or unrouted case to a centre with a contract for its clinic (and a reader, or the shared worklist), with the reason (audited, journaled)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["centre", "reason"],
+                    "properties": {"centre": {"type": "string"}, "reader": {"type": "string"}, "reason": {"type": "string"}}
+                }}}},
+                "responses": {"200": {"description": "The case"}, "403": problem(), "404": problem(), "409": problem(), "422": problem()}
+            }},
+            "/api/studies/{uid}/route": {"post": {
+                "summary": "Administrators: route a study without a referral by the rules, with the reason (audited, journaled)",
+                "parameters": [{"name": "uid", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}
+                }}}},
+                "responses": {"200": {"description": "The new case (unrouted when no rule matches)"}, "403": problem(), "404": problem(), "409": problem(), "422": problem()}
+            }},
+            "/api/readers/{name}/availability": {"put": {
+                "summary": "A reader marks themself away (skipped by automatic assignment) or back; administrators for anyone",
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["away"], "properties": {"away": {"type": "boolean"}}
+                }}}},
+                "responses": {"200": {"description": "{\"reader\": name, \"away\": bool}"}, "400": problem(), "403": problem()}
+            }},
             "/healthz": {"get": {
                 "summary": "Whether the index and the object store answer",
                 "security": [],
@@ -224,6 +275,13 @@ mod tests {
         ("get", "/api/referrals/{id}"),
         ("get", "/api/referrals/{id}/journal"),
         ("get", "/api/journal"),
+        ("get", "/api/worklist"),
+        ("get", "/api/cases/{id}"),
+        ("post", "/api/cases/{id}/claim"),
+        ("post", "/api/cases/{id}/release"),
+        ("post", "/api/cases/{id}/route"),
+        ("post", "/api/studies/{uid}/route"),
+        ("put", "/api/readers/{name}/availability"),
         ("get", "/api/link-exceptions"),
         ("post", "/api/link-exceptions/{id}/resolve"),
         ("post", "/api/referrals/{id}/unlink"),

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod routing;
+pub use routing::{AgeGroup, Assignment, RoutingConfig, RoutingRule};
+
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "TELECARDIO_";
 
@@ -48,6 +51,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub referral: ReferralConfig,
     pub hl7: Hl7Config,
+    pub routing: RoutingConfig,
     pub log: LogConfig,
     pub clinics: Vec<Clinic>,
     pub centres: Vec<Centre>,
@@ -436,6 +440,7 @@ impl Config {
         }
         self.validate_institutions()?;
         self.validate_hl7()?;
+        self.validate_routing()?;
         self.validate_destinations()
     }
 
@@ -717,7 +722,7 @@ fn parse_env_value(raw: &str) -> toml::Value {
 mod tests {
     use super::*;
 
-    const SHIPPED: &str = include_str!("../config/telecardio.toml");
+    const SHIPPED: &str = include_str!("../../config/telecardio.toml");
 
     fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));

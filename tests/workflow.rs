@@ -1,0 +1,332 @@
+//! Routing and the worklist against the real server, on SQLite and PostgreSQL: each rule kind
+//! (paediatric, urgency with balancing over readers' load skipping those away, examination kind
+//! into the shared worklist, no matching rule), administrators' routing with a reason, claims
+//! (409 for another reader, lapsing after the configured quiet spell) and the journal.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const VALID: &str = include_str!("fixtures/form027-valid.xml");
+
+fn start(db: Db) -> Server {
+    let clinics =
+        format!(r#"[{{id="demo", name="Demo", ae_titles=["{CLINIC_AE}"], networks=[]}}]"#);
+    let centres = r#"[{id="demo-centre", name="C", reads=["demo"], ae_titles=["DEMO_READER"], networks=[]},
+                      {id="kids", name="K", reads=["demo"], ae_titles=[], networks=[]}]"#;
+    let rules = r#"[
+        {name="paediatric", clinics=[], examinations=[], urgencies=[], patients="paediatric",
+         centre="kids", readers=["dr-kid"], assign="balance"},
+        {name="urgent", clinics=[], examinations=[], urgencies=["urgent", "emergency"],
+         patients="any", centre="demo-centre", readers=[], assign="balance"},
+        {name="holter", clinics=["demo"], examinations=["holter"], urgencies=[], patients="adult",
+         centre="demo-centre", readers=[], assign="pool"}]"#;
+    Server::start_with(
+        db,
+        Store::Local,
+        &[
+            ("TELECARDIO_CLINICS", clinics.as_str()),
+            ("TELECARDIO_CENTRES", centres),
+            ("TELECARDIO_ROUTING__RULES", rules),
+            ("TELECARDIO_ROUTING__STUDY_STABLE_SECONDS", "0"),
+            ("TELECARDIO_ROUTING__CLAIM_SECONDS", "2"),
+        ],
+    )
+}
+
+fn call(server: &Server, token: &str, method: &str, path: &str, body: &str) -> Reply {
+    request(
+        server.http_port,
+        method,
+        path,
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+/// A referral (order `n`) for `patient`, and its study: linked, so routing takes it.
+fn case_of(server: &Server, clinic: &str, n: u32, patient: &str, edit: &dyn Fn(String) -> String) {
+    let order = format!("E027-2026-{n:04}");
+    let document = edit(
+        VALID
+            .replace("E027-DOC-0001", &format!("E027-DOC-{n:04}"))
+            .replace("E027-2026-0001", &order)
+            .replace("48507120013", patient),
+    );
+    let reply = request(
+        server.http_port,
+        "POST",
+        "/api/referrals",
+        &[
+            ("Authorization", &format!("Bearer {clinic}")),
+            ("Content-Type", "application/xml"),
+        ],
+        document.as_bytes(),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let dir = tempfile::tempdir().unwrap();
+    let study = study_of(
+        dir.path(),
+        "s.dcm",
+        patient,
+        &order,
+        &format!("2.25.9{n:03}"),
+    );
+    let (ok, log) = storescu(server.dicom_port, &[study]);
+    assert!(ok, "{log}");
+}
+
+fn cases(server: &Server, token: &str, query: &str) -> Vec<Value> {
+    let reply = call(server, token, "GET", &format!("/api/worklist{query}"), "");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["cases"].as_array().unwrap().clone()
+}
+
+fn by_study(list: &[Value], n: u32) -> Option<&Value> {
+    let uid = format!("2.25.9{n:03}");
+    list.iter().find(|c| c["study_uid"] == uid.as_str())
+}
+
+fn workflow(db: Db) {
+    let server = start(db);
+    let clinic = server.token("demo-staff", "clinic", "demo");
+    let admin = server.token("root", "admin", "");
+    let dr_a = server.token("dr-a", "cardiologist", "demo-centre");
+    let dr_b = server.token("dr-b", "cardiologist", "demo-centre");
+    let dr_kid = server.token("dr-kid", "cardiologist", "kids");
+    let same = |d: String| d;
+
+    // Urgent adults are balanced over the centre's readers by open load.
+    case_of(&server, &clinic, 1, "48507120013", &same);
+    wait_for(Duration::from_secs(20), || {
+        by_study(&cases(&server, &admin, ""), 1).is_some()
+    });
+    case_of(&server, &clinic, 2, "38507120056", &|d| {
+        d.replace(
+            r#"<administrativeGenderCode code="F""#,
+            r#"<administrativeGenderCode code="M""#,
+        )
+    });
+    wait_for(Duration::from_secs(20), || {
+        by_study(&cases(&server, &admin, ""), 2).is_some()
+    });
+    // dr-b is away: the third urgent case goes to dr-a although dr-a has more.
+    let away = call(
+        &server,
+        &dr_b,
+        "PUT",
+        "/api/readers/dr-b/availability",
+        r#"{"away": true}"#,
+    );
+    assert_eq!(away.status, 200, "{}", away.body);
+    let not_theirs = call(
+        &server,
+        &dr_a,
+        "PUT",
+        "/api/readers/dr-b/availability",
+        r#"{"away": false}"#,
+    );
+    assert_eq!(not_theirs.status, 403);
+    case_of(&server, &clinic, 3, "49001010023", &|d| {
+        d.replace("19850712", "19900101")
+    });
+    // A child goes to the paediatric centre's reader.
+    case_of(&server, &clinic, 4, "61503040011", &|d| {
+        d.replace("19850712", "20150304")
+    });
+    // A routine Holter for an adult goes to the centre's shared worklist.
+    let holter = |d: String| {
+        d.replace(r#"code="433236007""#, r#"code="86184003""#)
+            .replace("Transthoracic echocardiography", "Holter monitoring")
+            .replace(r#"<priorityCode code="UR""#, r#"<priorityCode code="R""#)
+    };
+    case_of(&server, &clinic, 5, "47005050034", &|d| {
+        holter(d).replace("19850712", "19700505")
+    });
+    // A routine echo matches no rule: unrouted, for administrators.
+    case_of(&server, &clinic, 6, "48507120013", &|d| {
+        d.replace(r#"<priorityCode code="UR""#, r#"<priorityCode code="R""#)
+    });
+    wait_for(Duration::from_secs(20), || {
+        cases(&server, &admin, "").len() == 6
+    });
+
+    let all = cases(&server, &admin, "");
+    let case = |n: u32| {
+        by_study(&all, n)
+            .unwrap_or_else(|| panic!("case {n}: {all:?}"))
+            .clone()
+    };
+    assert_eq!(case(1)["assigned_to"], "dr-a", "{all:?}");
+    assert_eq!(case(1)["rule"], "urgent");
+    assert_eq!(case(1)["status"], "new");
+    assert_eq!(case(2)["assigned_to"], "dr-b");
+    assert_eq!(case(3)["assigned_to"], "dr-a");
+    assert_eq!(case(4)["centre_id"], "kids");
+    assert_eq!(case(4)["assigned_to"], "dr-kid");
+    assert_eq!(case(4)["rule"], "paediatric");
+    assert_eq!(case(5)["rule"], "holter");
+    assert_eq!(case(5)["assigned_to"], "");
+    assert_eq!(case(6)["status"], "unrouted");
+    assert!(case(6)["rule"]
+        .as_str()
+        .unwrap()
+        .starts_with("no rule matched"));
+    assert!(case(1)["clocks"]["ready"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+    assert_eq!(case(1)["urgency"], "urgent");
+    // Emergency and urgent cases come first in a worklist.
+    assert_eq!(all[0]["urgency"], "urgent");
+
+    // Each reader sees their centre's cases; the unrouted one only administrators.
+    let theirs = cases(&server, &dr_a, "");
+    assert_eq!(theirs.len(), 4, "{theirs:?}");
+    assert!(by_study(&theirs, 4).is_none() && by_study(&theirs, 6).is_none());
+    assert_eq!(cases(&server, &dr_kid, "").len(), 1);
+    assert_eq!(cases(&server, &dr_a, "?mine=true").len(), 2);
+    assert_eq!(cases(&server, &dr_a, "?examination=holter").len(), 1);
+    assert_eq!(
+        call(&server, &dr_a, "GET", "/api/worklist?status=lost", "").status,
+        400
+    );
+
+    // An administrator routes the unrouted case, with a reason.
+    let six = case(6)["id"].as_str().unwrap().to_owned();
+    let no_reason = call(
+        &server,
+        &admin,
+        "POST",
+        &format!("/api/cases/{six}/route"),
+        r#"{"centre": "demo-centre", "reason": ""}"#,
+    );
+    assert_eq!(no_reason.status, 422);
+    let by_reader = call(
+        &server,
+        &dr_a,
+        "POST",
+        &format!("/api/cases/{six}/route"),
+        r#"{"centre": "demo-centre", "reason": "x"}"#,
+    );
+    assert_eq!(by_reader.status, 403);
+    let routed = call(
+        &server,
+        &admin,
+        "POST",
+        &format!("/api/cases/{six}/route"),
+        r#"{"centre": "demo-centre", "reader": "dr-b", "reason": "contract covers routine echo"}"#,
+    );
+    assert_eq!(routed.status, 200, "{}", routed.body);
+    assert_eq!(routed.json()["status"], "new");
+    assert_eq!(routed.json()["assigned_to"], "dr-b");
+
+    // Claims: one reader at a time; a claim lapses after the quiet spell.
+    let one = case(1)["id"].as_str().unwrap().to_owned();
+    let claim = |token: &str| {
+        call(
+            &server,
+            token,
+            "POST",
+            &format!("/api/cases/{one}/claim"),
+            "",
+        )
+    };
+    let mine = claim(&dr_a);
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(mine.json()["status"], "in_progress");
+    assert_eq!(mine.json()["claim"]["by"], "dr-a");
+    assert_eq!(claim(&dr_b).status, 409);
+    assert_eq!(claim(&dr_kid).status, 404);
+    assert_eq!(claim(&clinic).status, 403);
+    std::thread::sleep(Duration::from_millis(2500));
+    let taken = claim(&dr_b);
+    assert_eq!(taken.status, 200, "{}", taken.body);
+    assert_eq!(taken.json()["claim"]["by"], "dr-b");
+    let release = |token: &str| {
+        call(
+            &server,
+            token,
+            "POST",
+            &format!("/api/cases/{one}/release"),
+            "",
+        )
+    };
+    assert_eq!(release(&dr_a).status, 409);
+    let released = release(&dr_b);
+    assert_eq!(released.status, 200, "{}", released.body);
+    assert_eq!(released.json()["status"], "new");
+    // The first claim's time stays: it is the indicator's T4.
+    assert!(released.json()["clocks"]["claimed"].as_str().is_some());
+
+    // The case's journal tells it in order.
+    let referral = case(1)["referral_id"].as_str().unwrap().to_owned();
+    let journal = call(
+        &server,
+        &clinic,
+        "GET",
+        &format!("/api/referrals/{referral}/journal"),
+        "",
+    );
+    assert_eq!(
+        kinds(&journal),
+        [
+            "referral_received",
+            "data_received",
+            "linked",
+            "routed",
+            "claimed",
+            "claimed",
+            "released"
+        ],
+        "{}",
+        journal.body
+    );
+
+    // A study without a referral, routed by an administrator with a reason, by the rules.
+    let dir = tempfile::tempdir().unwrap();
+    let orphan = study_of(
+        dir.path(),
+        "o.dcm",
+        "48507120013",
+        "NO-REFERRAL",
+        "2.25.9999",
+    );
+    let (ok, log) = storescu(server.dicom_port, &[orphan]);
+    assert!(ok, "{log}");
+    let path = "/api/studies/2.25.9999/route";
+    assert_eq!(
+        call(&server, &admin, "POST", path, r#"{"reason": " "}"#).status,
+        422
+    );
+    let routed = call(
+        &server,
+        &admin,
+        "POST",
+        path,
+        r#"{"reason": "referral on paper"}"#,
+    );
+    assert_eq!(routed.status, 200, "{}", routed.body);
+    assert_eq!(routed.json()["referral_id"], "");
+    assert_eq!(
+        call(&server, &admin, "POST", path, r#"{"reason": "again"}"#).status,
+        409
+    );
+    assert!(!server.audit_events("case_claimed").is_empty());
+    assert!(!server.audit_events("worklist_read").is_empty());
+}
+
+#[test]
+fn workflow_sqlite() {
+    workflow(Db::Sqlite);
+}
+
+#[test]
+fn workflow_postgres() {
+    workflow(Db::Postgres);
+}
