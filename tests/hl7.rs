@@ -308,7 +308,7 @@ fn bad_messages_are_answered_with_what_is_wrong() {
     };
     expect(0, "AE", "101", "PID^1^3", "personal code");
     expect(1, "AE", "101", "PID^1^3", "statistical card");
-    expect(2, "AE", "101", "PID^1^3", "check digit");
+    expect(2, "AE", "102", "PID^1^3", "check digit");
     expect(3, "AE", "101", "ORC^1^2", "placer order number");
     expect(4, "AR", "200", "MSH^1^9", "ORU");
     expect(5, "AR", "207", "MSH^1^4", "NOBODY");

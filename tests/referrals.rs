@@ -425,6 +425,33 @@ fn encapsulated_cda_over_c_store_postgres() {
     encapsulated_cda_over_c_store(Db::Postgres);
 }
 
+/// A document id already received from another clinic answers nothing about that referral;
+/// ids under the root reserved for HL7 v2 orders are refused.
+#[test]
+fn another_senders_document_id_reveals_nothing() {
+    let server = start(Db::Sqlite, &[]);
+    let demo = server.token("demo-his", "clinic", "demo");
+    let other = server.token("other-his", "clinic", "other");
+    assert_eq!(
+        post(&server, &demo, "application/xml", VALID.as_bytes()).status,
+        201
+    );
+    let theirs = VALID.replace(
+        r#"<id root="2.999.370.4" extension="demo"/>"#,
+        r#"<id root="2.999.370.4" extension="other"/>"#,
+    );
+    let reply = post(&server, &other, "application/xml", theirs.as_bytes());
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert!(!reply.body.contains("48507120013"), "{}", reply.body);
+    let reserved = VALID.replace(
+        r#"<id root="2.999.370.9" extension="E027-DOC-0001"/>"#,
+        r#"<id root="hl7v2:demo" extension="E027-2026-0001"/>"#,
+    );
+    let reply = post(&server, &demo, "application/xml", reserved.as_bytes());
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert_eq!(reply.json()["field"], "id");
+}
+
 /// An Encapsulated CDA object uploaded with STOW-RS is stored like any instance and read as a
 /// referral, the same as over C-STORE.
 #[test]

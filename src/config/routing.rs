@@ -89,6 +89,13 @@ impl Config {
                     ));
                 }
             }
+            if rule.assign == Assignment::Pool && !rule.readers.is_empty() {
+                return Err(ConfigError::key(
+                    key("readers"),
+                    "named readers need assign = \"balance\": the shared worklist is the whole \
+                     centre's",
+                ));
+            }
             if let Some(bad) = rule
                 .examinations
                 .iter()

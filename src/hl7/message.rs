@@ -204,16 +204,39 @@ pub fn msh_field(bytes: &[u8], n: usize) -> Option<String> {
     Some(String::from_utf8_lossy(part).trim().to_owned())
 }
 
+/// HL7 v2.7 added a fifth encoding character (truncation, usually `#`) to MSH-2; the parser
+/// takes exactly four, so it is dropped here (we never truncate what we read).
+fn without_truncation_character(text: &str) -> std::borrow::Cow<'_, str> {
+    let field = match (text.chars().nth(3), text.starts_with("MSH")) {
+        (Some(f), true) => f,
+        _ => return text.into(),
+    };
+    let encoding: Vec<(usize, char)> = text
+        .char_indices()
+        .skip(4)
+        .take_while(|(_, c)| *c != field)
+        .collect();
+    match encoding.get(4) {
+        Some((at, c)) if encoding.len() == 5 => {
+            let mut out = String::with_capacity(text.len());
+            out.push_str(&text[..*at]);
+            out.push_str(&text[at + c.len_utf8()..]);
+            out.into()
+        }
+        _ => text.into(),
+    }
+}
+
 /// Parses and reads a decoded message.
 pub fn read(text: &str) -> Result<Inbound, Problem> {
-    let message = Message::parse_with_lenient_newlines(text.trim_matches(['\r', '\n']), true)
-        .map_err(|e| {
-            Problem::reject(
-                code::SEGMENT_SEQUENCE,
-                "",
-                format!("not an HL7 v2 message: {e}"),
-            )
-        })?;
+    let text = without_truncation_character(text.trim_matches(['\r', '\n']));
+    let message = Message::parse_with_lenient_newlines(&text, true).map_err(|e| {
+        Problem::reject(
+            code::SEGMENT_SEQUENCE,
+            "",
+            format!("not an HL7 v2 message: {e}"),
+        )
+    })?;
     let seps = message.separators;
     let msh = message
         .segment("MSH")
@@ -319,6 +342,14 @@ fn order(message: &Message, seps: &Separators) -> Result<Order, Problem> {
             "the order has no ORC segment",
         )
     })?;
+    // One referral per message: a second order group would otherwise be acknowledged and lost.
+    if message.segment_count("ORC") > 1 || message.segment_count("OBR") > 1 {
+        return Err(Problem::error(
+            code::SEGMENT_SEQUENCE,
+            "ORC",
+            "the message carries more than one order; send one order (ORC/OBR) per message",
+        ));
+    }
     let obr = message.segment("OBR");
     let orc_v = |field: usize, comp: usize| value(seps, orc.field(field), comp, 1);
     let obr_v = |field: usize, comp: usize| value(seps, obr.and_then(|s| s.field(field)), comp, 1);
@@ -565,6 +596,20 @@ OBR|1|ORD-77||40701008^Echokardiografija^SCT|||||||||Dusulys \\T\\ krūtinės sk
         let p = read(&text).unwrap_err();
         assert_eq!((p.code, p.location.as_str()), (101, "ORC-2"));
         assert!(!p.reject);
+    }
+
+    #[test]
+    fn a_v27_truncation_character_does_not_shift_the_header() {
+        let text = ORM.replacen("MSH|^~\\&|", "MSH|^~\\&#|", 1);
+        let inbound = read(&text).expect("reads");
+        assert_eq!(inbound.header.sending_facility, "DEMO_HIS");
+        assert_eq!(inbound.header.control_id, "MSG0001");
+    }
+
+    #[test]
+    fn two_orders_in_one_message_are_refused() {
+        let text = format!("{ORM}ORC|NW|ORD-78\rOBR|2|ORD-78\r");
+        assert_eq!(read(&text).unwrap_err().location, "ORC");
     }
 
     #[test]

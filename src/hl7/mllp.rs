@@ -2,7 +2,7 @@
 //! `<VT> message <FS><CR>`. Bytes before a start block are dropped, as the protocol's receivers
 //! do; a frame over the size limit is refused without being kept in memory.
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 pub const START: u8 = 0x0b;
 pub const END: u8 = 0x1c;
@@ -28,8 +28,8 @@ pub enum Frame {
 
 /// Reads the next framed message. After [`FrameError::TooLarge`] the rest of the oversized
 /// frame has been consumed, so the connection can go on with the next message.
-pub async fn read_frame<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
     limit: usize,
 ) -> Result<Frame, FrameError> {
     // Skip to the start block.
@@ -70,9 +70,10 @@ pub async fn read_frame<R: AsyncBufRead + Unpin>(
         }
         if ended {
             reader.consume(take + 1);
-            // The CR after the end block; tolerate senders that leave it out.
-            let next = reader.fill_buf().await?;
-            if next.first() == Some(&CR) {
+            // The CR after the end block, if it came with it. Never wait for it: a sender that
+            // leaves it out waits for our answer, and a late CR is skipped as noise before the
+            // next start block anyway.
+            if reader.buffer().first() == Some(&CR) {
                 reader.consume(1);
             }
             break;

@@ -230,7 +230,14 @@ async fn act(
         }
         Content::Merge { survivor, prior } => {
             let survivor_id = order::primary_id(&survivor.ids, &ctx.config.referral.oids);
-            let prior: Vec<String> = prior.iter().map(|i| i.id.clone()).collect();
+            // Identifiers the survivor keeps (e.g. the personal code, when two records of it are
+            // merged by their record numbers) are not merged into themselves.
+            let kept: Vec<&str> = survivor.ids.iter().map(|i| i.id.as_str()).collect();
+            let prior: Vec<String> = prior
+                .iter()
+                .map(|i| i.id.clone())
+                .filter(|id| !kept.contains(&id.as_str()))
+                .collect();
             let merged = ctx
                 .patients
                 .merge(
@@ -262,15 +269,21 @@ fn change_of(p: &message::Patient) -> Change {
 fn referral_problem(e: ReferralError) -> Problem {
     match e {
         ReferralError::Invalid(invalid) => {
-            let location = match invalid.field.as_str() {
-                "personal_code" | "statistical_card" | "insured_code" => "PID-3",
-                "birth_date" => "PID-7",
-                "sex" => "PID-8",
-                "order_number" | "id" => "ORC-2",
-                "custodian" => "MSH-4",
-                _ => "",
+            // Missing (101), or present but wrong, such as a bad check digit (102).
+            let missing =
+                invalid.message.contains("missing") || invalid.message.contains("neither");
+            let (location, code) = match invalid.field.as_str() {
+                "personal_code" | "statistical_card" | "insured_code" if missing => {
+                    ("PID-3", code::REQUIRED_FIELD_MISSING)
+                }
+                "personal_code" | "statistical_card" | "insured_code" => ("PID-3", code::DATA_TYPE),
+                "birth_date" => ("PID-7", code::DATA_TYPE),
+                "sex" => ("PID-8", code::DATA_TYPE),
+                "order_number" | "id" => ("ORC-2", code::REQUIRED_FIELD_MISSING),
+                "custodian" => ("MSH-4", code::APPLICATION_ERROR),
+                _ => ("", code::APPLICATION_ERROR),
             };
-            Problem::error(code::REQUIRED_FIELD_MISSING, location, invalid.message)
+            Problem::error(code, location, invalid.message)
         }
         other => match other.fault() {
             Fault::BadInput | Fault::NotFound => {

@@ -9,6 +9,7 @@
 use super::message::{Order, PatientId};
 use crate::config::ReferralOids;
 use crate::referral::cda::{Code, Document027, Id};
+use crate::referral::ORDER_DOCUMENT_ROOT;
 
 fn is_oid(text: &str) -> bool {
     !text.is_empty()
@@ -50,7 +51,7 @@ pub fn document_of(order: &Order, clinic_id: &str, oids: &ReferralOids) -> Docum
         // One referral per clinic and order number: the order is its own document id until a
         // CDA document for it arrives.
         id: Id {
-            root: format!("hl7v2:{clinic_id}"),
+            root: format!("{ORDER_DOCUMENT_ROOT}{clinic_id}"),
             extension: order.placer_number.clone(),
         },
         set_id: Id::default(),

@@ -389,6 +389,7 @@ impl Index {
             "UPDATE cases SET claimed_by = $2, claim_expires_at = $3, status = 'in_progress',
                claimed_at = COALESCE(claimed_at, $4), updated_at = $4
              WHERE id = $1 AND status IN ('new', 'in_progress')
+               AND (reader = '' OR reader = $2)
                AND (claimed_by = '' OR claimed_by = $2 OR claim_expires_at < $4)",
         )
         .bind(id)

@@ -58,28 +58,45 @@ pub enum Recorded {
 
 impl Index {
     pub async fn record_instance(&self, rec: &InstanceRecord) -> Result<Recorded, IndexError> {
+        // A patient the clinic merged into another (ADT^A40) is filed under the survivor,
+        // whose demographics the object does not overwrite. Looked up before the transaction:
+        // on SQLite a transaction that reads first cannot wait for the write lock (it fails
+        // busy at once under concurrent associations); this one's first statement writes.
+        let merged = self
+            .survivor_of(&rec.clinic_id, &rec.patient_id, &rec.patient_issuer)
+            .await?
+            .map(|(patient_id, patient_issuer)| InstanceRecord {
+                patient_id,
+                patient_issuer,
+                ..rec.clone()
+            });
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(IndexError::query("begin"))?;
         let now = now_micros();
-        // A patient the clinic merged into another (ADT^A40) is filed under the survivor,
-        // whose demographics the object does not overwrite.
-        let merged = super::patients::survivor_of(
-            &mut tx,
-            &rec.clinic_id,
-            &rec.patient_id,
-            &rec.patient_issuer,
-        )
-        .await?
-        .map(|(patient_id, patient_issuer)| InstanceRecord {
-            patient_id,
-            patient_issuer,
-            ..rec.clone()
-        });
         let rec = match &merged {
-            Some(redirected) => redirected,
+            Some(redirected) => {
+                // The survivor keeps its demographics; its row is made only if it has none.
+                sqlx::query(
+                    "INSERT INTO patients (patient_id, issuer, name, name_search, birth_date, sex,
+                       other_ids, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, '', $7)
+                     ON CONFLICT (patient_id, issuer) DO NOTHING",
+                )
+                .bind(&redirected.patient_id)
+                .bind(&redirected.patient_issuer)
+                .bind(&redirected.patient_name)
+                .bind(&redirected.patient_name_search)
+                .bind(&redirected.birth_date)
+                .bind(&redirected.sex)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(IndexError::query("survivor patient"))?;
+                redirected
+            }
             None => {
                 upsert_patient(&mut tx, rec, now).await?;
                 rec

@@ -87,17 +87,32 @@ impl Index {
             .map_err(IndexError::query("read journal"))
     }
 
-    /// The identifiers merged into `survivor` (ADT^A40), whose journal is the survivor's too.
-    pub async fn merged_from(&self, survivor: &str) -> Result<Vec<String>, IndexError> {
-        let rows =
-            sqlx::query("SELECT DISTINCT prior_id FROM patient_merges WHERE survivor_id = $1")
-                .bind(survivor)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(IndexError::query("merged from"))?;
-        rows.iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()
-            .map_err(IndexError::query("read merge"))
+    /// The identifiers merged into `survivor` (ADT^A40) by clinics within `scope`, whose
+    /// journal is the survivor's too.
+    pub async fn merged_from(
+        &self,
+        survivor: &str,
+        scope: &Scope,
+    ) -> Result<Vec<String>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT prior_id, clinic_id FROM patient_merges WHERE survivor_id = $1",
+        )
+        .bind(survivor)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(IndexError::query("merged from"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let prior: String = r.try_get(0).map_err(IndexError::query("read merge"))?;
+            let clinic: String = r.try_get(1).map_err(IndexError::query("read merge"))?;
+            let within = match scope {
+                Scope::Everything => true,
+                Scope::Clinics(list) => list.contains(&clinic),
+            };
+            if within && !out.contains(&prior) {
+                out.push(prior);
+            }
+        }
+        Ok(out)
     }
 }

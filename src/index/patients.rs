@@ -67,20 +67,37 @@ impl Index {
         journal: &JournalEntry,
     ) -> Result<Merged, IndexError> {
         let clinic = &m.survivor.clinic_id;
-        let survivor_id = &m.survivor.patient_id;
-        let mut tx = self
-            .pool
-            .begin()
+        // A survivor that was itself merged away since: the records go where it went.
+        let mut survivor_id = m.survivor.patient_id.clone();
+        for _ in 0..16 {
+            let next: Option<String> = sqlx::query(
+                "SELECT survivor_id FROM patient_merges WHERE clinic_id = $1 AND prior_id = $2
+                 ORDER BY merged_at DESC LIMIT 1",
+            )
+            .bind(clinic)
+            .bind(&survivor_id)
+            .fetch_optional(&self.pool)
             .await
-            .map_err(IndexError::query("begin merge"))?;
+            .map_err(IndexError::query("survivor chain"))?
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(IndexError::query("read survivor"))?;
+            match next {
+                Some(next) if next != survivor_id && next != m.prior_id => survivor_id = next,
+                _ => break,
+            }
+        }
+        let survivor_id = &survivor_id;
         let now = now_micros();
-        // The issuer the clinic's studies use for each identifier.
+        // What the merge needs to know is read before its transaction, which then starts with
+        // a write: on SQLite a transaction that reads first fails busy under concurrent writers
+        // instead of waiting. The issuer the clinic's studies use for each identifier:
         let prior_issuers: Vec<String> = sqlx::query(
             "SELECT DISTINCT issuer FROM studies WHERE patient_id = $1 AND clinic_id = $2",
         )
         .bind(&m.prior_id)
         .bind(clinic)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await
         .map_err(IndexError::query("prior patient issuers"))?
         .iter()
@@ -92,7 +109,7 @@ impl Index {
         )
         .bind(survivor_id)
         .bind(clinic)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await
         .map_err(IndexError::query("survivor issuer"))?
         .map(|r| r.try_get(0))
@@ -100,14 +117,18 @@ impl Index {
         .map_err(IndexError::query("read issuer"))?
         .or_else(|| prior_issuers.first().cloned())
         .unwrap_or_default();
-        // The survivor's row: the prior patient's demographics unless the message gives new
-        // ones.
+        // The survivor's row, if it has none yet: the prior patient's demographics as this
+        // clinic's studies knew them (the message's new ones are applied after the move).
         let prior = sqlx::query(
-            "SELECT name, name_search, birth_date, sex FROM patients WHERE patient_id = $1
-             ORDER BY updated_at DESC LIMIT 1",
+            "SELECT p.name, p.name_search, p.birth_date, p.sex FROM patients p
+             WHERE p.patient_id = $1
+               AND EXISTS (SELECT 1 FROM studies s WHERE s.patient_id = p.patient_id
+                             AND s.issuer = p.issuer AND s.clinic_id = $2)
+             ORDER BY p.updated_at DESC LIMIT 1",
         )
         .bind(&m.prior_id)
-        .fetch_optional(&mut *tx)
+        .bind(clinic)
+        .fetch_optional(&self.pool)
         .await
         .map_err(IndexError::query("prior patient"))?;
         let text = |i: usize| -> String {
@@ -116,6 +137,11 @@ impl Index {
                 .and_then(|r| r.try_get::<String, _>(i).ok())
                 .unwrap_or_default()
         };
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin merge"))?;
         sqlx::query(
             "INSERT INTO patients (patient_id, issuer, name, name_search, birth_date, sex,
                other_ids, updated_at)
@@ -132,7 +158,6 @@ impl Index {
         .execute(&mut *tx)
         .await
         .map_err(IndexError::query("survivor patient"))?;
-        set_demographics(&mut tx, &m.survivor, survivor_id).await?;
         let studies = sqlx::query(
             "UPDATE studies SET patient_id = $1, issuer = $2
              WHERE patient_id = $3 AND clinic_id = $4",
@@ -145,14 +170,16 @@ impl Index {
         .await
         .map_err(IndexError::query("move studies"))?
         .rows_affected();
+        set_demographics(&mut tx, &m.survivor, survivor_id).await?;
         let issuers = if prior_issuers.is_empty() {
             vec![String::new()]
         } else {
             prior_issuers
         };
         for issuer in &issuers {
-            // The prior identifier stays findable as one of the survivor's other ids.
-            sqlx::query(
+            // The prior identifier stays findable as one of the survivor's other ids (once: a
+            // resent merge adds nothing).
+            let added = sqlx::query(
                 "INSERT INTO patient_other_ids (patient_id, issuer, other_id, other_issuer)
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
@@ -162,19 +189,23 @@ impl Index {
             .bind(issuer)
             .execute(&mut *tx)
             .await
-            .map_err(IndexError::query("prior id as other id"))?;
+            .map_err(IndexError::query("prior id as other id"))?
+            .rows_affected()
+                == 1;
             let item = format!("{}^^^{issuer}", m.prior_id);
-            sqlx::query(
-                "UPDATE patients SET other_ids = CASE WHEN other_ids = '' THEN $3
+            if added {
+                sqlx::query(
+                    "UPDATE patients SET other_ids = CASE WHEN other_ids = '' THEN $3
                    ELSE other_ids || '\\' || $3 END
                  WHERE patient_id = $1 AND issuer = $2",
-            )
-            .bind(survivor_id)
-            .bind(&survivor_issuer)
-            .bind(&item)
-            .execute(&mut *tx)
-            .await
-            .map_err(IndexError::query("other ids text"))?;
+                )
+                .bind(survivor_id)
+                .bind(&survivor_issuer)
+                .bind(&item)
+                .execute(&mut *tx)
+                .await
+                .map_err(IndexError::query("other ids text"))?;
+            }
             // A prior patient left without studies (of any clinic) is gone from the index.
             sqlx::query(
                 "DELETE FROM patients WHERE patient_id = $1 AND issuer = $2
@@ -189,7 +220,10 @@ impl Index {
             sqlx::query(
                 "INSERT INTO patient_merges (id, clinic_id, prior_id, prior_issuer, survivor_id,
                    survivor_issuer, merged_at, actor, message_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+                 WHERE NOT EXISTS (SELECT 1 FROM patient_merges x
+                                   WHERE x.clinic_id = $2 AND x.prior_id = $3
+                                     AND x.prior_issuer = $4 AND x.survivor_id = $5)",
             )
             .bind(uuid::Uuid::now_v7().to_string())
             .bind(clinic)
@@ -249,27 +283,29 @@ impl Index {
     }
 }
 
-/// The survivor a record's patient was merged into by its clinic, if any.
-pub(super) async fn survivor_of(
-    tx: &mut Transaction<'_, Any>,
-    clinic_id: &str,
-    patient_id: &str,
-    issuer: &str,
-) -> Result<Option<(String, String)>, IndexError> {
-    let row = sqlx::query(
-        "SELECT survivor_id, survivor_issuer FROM patient_merges
-         WHERE clinic_id = $1 AND prior_id = $2 AND prior_issuer = $3
-         ORDER BY merged_at DESC LIMIT 1",
-    )
-    .bind(clinic_id)
-    .bind(patient_id)
-    .bind(issuer)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(IndexError::query("survivor of"))?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .transpose()
-        .map_err(IndexError::query("read survivor"))
+impl Index {
+    /// The survivor a record's patient was merged into by its clinic, if any.
+    pub(super) async fn survivor_of(
+        &self,
+        clinic_id: &str,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<Option<(String, String)>, IndexError> {
+        let row = sqlx::query(
+            "SELECT survivor_id, survivor_issuer FROM patient_merges
+             WHERE clinic_id = $1 AND prior_id = $2 AND (prior_issuer = $3 OR prior_issuer = '')
+             ORDER BY CASE WHEN prior_issuer = $3 THEN 0 ELSE 1 END, merged_at DESC LIMIT 1",
+        )
+        .bind(clinic_id)
+        .bind(patient_id)
+        .bind(issuer)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(IndexError::query("survivor of"))?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()
+            .map_err(IndexError::query("read survivor"))
+    }
 }
 
 async fn set_demographics(
@@ -287,7 +323,9 @@ async fn set_demographics(
            updated_at = $7
          WHERE patient_id = $1
            AND EXISTS (SELECT 1 FROM studies s WHERE s.patient_id = patients.patient_id
-                         AND s.issuer = patients.issuer AND s.clinic_id = $2)",
+                         AND s.issuer = patients.issuer AND s.clinic_id = $2)
+           AND NOT EXISTS (SELECT 1 FROM studies o WHERE o.patient_id = patients.patient_id
+                             AND o.issuer = patients.issuer AND o.clinic_id <> $2)",
     )
     .bind(patient_id)
     .bind(&d.clinic_id)

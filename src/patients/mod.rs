@@ -166,6 +166,9 @@ impl Patients {
         if let Some(same) = prior.iter().find(|p| *p == survivor) {
             return Err(PatientError::SelfMerge(same.clone()));
         }
+        if prior.is_empty() {
+            return Err(PatientError::SelfMerge(survivor.to_owned()));
+        }
         let mut total = Merged { studies: 0 };
         for prior_id in prior {
             let merge = Merge {

@@ -34,7 +34,7 @@ impl Referrals {
         let mut patients = Vec::new();
         if let Some(p) = patient {
             patients.push(p.to_owned());
-            patients.extend(self.index.merged_from(p).await?);
+            patients.extend(self.index.merged_from(p, &self.policy.scope(who)).await?);
         }
         let mut event = catalog::event(who, "journal_read");
         event.patient_id = patient.unwrap_or_default().to_owned();

@@ -80,6 +80,10 @@ impl Source {
     }
 }
 
+/// Root of the document ids of referrals made from HL7 v2 orders (`hl7v2:{clinic}`), never
+/// taken from a CDA document.
+pub const ORDER_DOCUMENT_ROOT: &str = "hl7v2:";
+
 /// Encapsulated CDA Storage: the SOP class whose objects carry a referral.
 pub const ENCAPSULATED_CDA: &str = "1.2.840.10008.5.1.4.1.1.104.2";
 
@@ -211,9 +215,19 @@ impl Referrals {
             }
             .into());
         }
+        if valid.document_id.starts_with(ORDER_DOCUMENT_ROOT) {
+            return Err(Invalid {
+                field: "id".into(),
+                message: format!(
+                    "document id root `{ORDER_DOCUMENT_ROOT}…` is reserved for referrals made \
+                     from HL7 v2 orders"
+                ),
+            }
+            .into());
+        }
         if let Some(existing) = self.index.referral_by_document(&valid.document_id).await? {
             return Ok(Received {
-                referral: existing,
+                referral: self.own(who, existing)?,
                 created: false,
                 enriched: false,
             });
@@ -329,10 +343,22 @@ impl Referrals {
                 })
             }
             Inserted::Existing(referral) => Ok(Received {
-                referral,
+                referral: self.own(who, referral)?,
                 created: false,
                 enriched: false,
             }),
+        }
+    }
+
+    /// A referral answered to its sender as "already received": only to the clinic that sent
+    /// it. Another sender learns nothing of it, not even whose it is.
+    fn own(&self, who: &Principal, referral: ReferralRow) -> Result<ReferralRow, ReferralError> {
+        if referral.clinic_id == who.institution {
+            Ok(referral)
+        } else {
+            Err(ReferralError::Conflict(
+                "a document with this id was already received from another sender".into(),
+            ))
         }
     }
 

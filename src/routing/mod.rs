@@ -117,8 +117,12 @@ impl Routing {
             .await?;
         let mut routed = 0;
         for candidate in candidates {
-            if self.route(candidate, SYSTEM, None).await?.is_some() {
-                routed += 1;
+            let study = candidate.study_uid.clone();
+            // One case that cannot be filed must not hold up the others behind it.
+            match self.route(candidate, SYSTEM, None).await {
+                Ok(Some(_)) => routed += 1,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(%study, error = %e, "case not routed; retried later"),
             }
         }
         Ok(routed)
@@ -133,11 +137,13 @@ impl Routing {
         reason: Option<&str>,
     ) -> Result<Option<CaseRow>, IndexError> {
         let now = now_micros();
-        let on = if c.referral_written.len() >= 8 {
-            c.referral_written[..8].to_owned()
-        } else {
-            today()
-        };
+        // The referral's own date when it has one (CDA/HL7 TS, YYYYMMDD…); text from outside,
+        // so checked rather than sliced blindly.
+        let on = c
+            .referral_written
+            .get(..8)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+            .map_or_else(today, str::to_owned);
         let facts = Facts {
             clinic_id: c.clinic_id.clone(),
             examination: c.examination.clone(),
@@ -290,7 +296,7 @@ impl Routing {
     }
 
     /// A case `who` may see, else not found.
-    async fn visible(&self, who: &Principal, id: &str) -> Result<CaseRow, RoutingError> {
+    pub(crate) async fn visible(&self, who: &Principal, id: &str) -> Result<CaseRow, RoutingError> {
         let case = self
             .index
             .case(id)
@@ -360,6 +366,11 @@ impl Routing {
             let current = self.visible(who, id).await?;
             if claimed {
                 Ok(current)
+            } else if !current.reader.is_empty() && current.reader != who.name {
+                Err(RoutingError::Conflict(format!(
+                    "case {id} is assigned to {}; an administrator can re-route it",
+                    current.reader
+                )))
             } else if matches!(current.status.as_str(), "new" | "in_progress") {
                 Err(RoutingError::Conflict(format!(
                     "case {id} is claimed by {} until {}",

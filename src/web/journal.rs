@@ -130,6 +130,16 @@ fn instant(text: &str, end_of_day: bool) -> Result<i64, String> {
     i64::try_from(at.unix_timestamp_nanos() / 1000).map_err(|_| format!("`{text}` is out of range"))
 }
 
+/// A cell a spreadsheet will not run: values from outside (an actor from MSH-3, a Patient ID)
+/// that start like a formula get a leading apostrophe.
+fn inert(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    }
+}
+
 fn csv_response(entries: &[JournalEntry], filename: &str) -> Response {
     let mut out = csv::Writer::from_writer(Vec::new());
     let header = [
@@ -146,18 +156,23 @@ fn csv_response(entries: &[JournalEntry], filename: &str) -> Response {
     ];
     let mut rows = vec![out.write_record(header)];
     for e in entries {
-        rows.push(out.write_record([
-            rfc3339(e.at).as_str(),
-            &e.kind,
-            &e.clinic_id,
-            &e.institution,
-            &e.actor,
-            &e.patient_id,
-            &e.referral_id,
-            &e.study_uid,
-            &e.report_id,
-            &e.detail,
-        ]));
+        rows.push(
+            out.write_record(
+                [
+                    rfc3339(e.at).as_str(),
+                    &e.kind,
+                    &e.clinic_id,
+                    &e.institution,
+                    &e.actor,
+                    &e.patient_id,
+                    &e.referral_id,
+                    &e.study_uid,
+                    &e.report_id,
+                    &e.detail,
+                ]
+                .map(inert),
+            ),
+        );
     }
     let body = match (
         rows.into_iter().collect::<Result<Vec<_>, _>>(),
@@ -185,6 +200,12 @@ fn csv_response(entries: &[JournalEntry], filename: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formula_like_cells_are_made_inert() {
+        assert_eq!(inert("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(inert("48507120013"), "48507120013");
+    }
 
     #[test]
     fn dates_cover_whole_days_and_rfc3339_is_exact() {
