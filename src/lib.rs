@@ -40,6 +40,8 @@ pub mod pixels;
 pub mod query;
 /// Referrals (form 027, HL7 CDA): reading, validating, keeping and journaling them.
 pub mod referral;
+/// Reports: drafting, signing (frozen in the store) and amending a case's description.
+pub mod reports;
 /// The reading workflow: routing cases to centres and readers, worklists and claims.
 pub mod routing;
 /// Service wiring and graceful shutdown.

@@ -119,6 +119,14 @@ enum UserAction {
     },
     /// Disable an account and end its sessions (its history stays).
     Disable { name: String },
+    /// Set the full name and licence (or staff) number a cardiologist's signed reports carry.
+    Profile {
+        name: String,
+        #[arg(long)]
+        full_name: String,
+        #[arg(long)]
+        licence: String,
+    },
     /// List accounts.
     List {
         #[arg(long)]
@@ -413,6 +421,23 @@ async fn user_command(config: Config, action: &UserAction) -> anyhow::Result<Exi
             Ok(()) => {
                 audit_cli(&audit, "user_disabled", name.clone()).await;
                 eprintln!("user {name} disabled");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => exit_for(e),
+        },
+        UserAction::Profile {
+            name,
+            full_name,
+            licence,
+        } => match accounts.set_profile(name, full_name, licence).await {
+            Ok(()) => {
+                audit_cli(
+                    &audit,
+                    "user_profile_set",
+                    format!("{name}: {full_name}, licence {licence}"),
+                )
+                .await;
+                eprintln!("profile of {name} set");
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => exit_for(e),

@@ -19,6 +19,7 @@ use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::patients::Patients;
 use crate::referral::Referrals;
+use crate::reports::Reports;
 use crate::routing::Routing;
 use crate::web::{self, WebState};
 
@@ -122,6 +123,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     tasks.spawn(routing.clone().run(stopped.clone()));
+    let reports = Reports::new(
+        index.clone(),
+        archive.clone(),
+        config.clone(),
+        routing.clone(),
+        audit.clone(),
+    );
 
     let http_addr = config.http.listen;
     let https = if config.http.tls_enabled() {
@@ -151,6 +159,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         audit,
         referrals,
         routing,
+        reports,
     });
     let http_task = tokio::spawn(web::serve(http, app, https, stopped.clone()));
 

@@ -226,17 +226,29 @@ fn workflow(db: Db) {
     assert_eq!(routed.json()["status"], "new");
     assert_eq!(routed.json()["assigned_to"], "dr-b");
 
-    // Claims: one reader at a time; a claim lapses after the quiet spell.
+    // A case assigned to a reader is that reader's to claim.
     let one = case(1)["id"].as_str().unwrap().to_owned();
-    let claim = |token: &str| {
+    let claim_of = |id: &str, token: &str| {
         call(
             &server,
             token,
             "POST",
-            &format!("/api/cases/{one}/claim"),
+            &format!("/api/cases/{id}/claim"),
             "",
         )
     };
+    let assigned = claim_of(&one, &dr_b);
+    assert_eq!(assigned.status, 409, "{}", assigned.body);
+    assert!(
+        assigned.body.contains("assigned to dr-a"),
+        "{}",
+        assigned.body
+    );
+
+    // Claims on the shared worklist: one reader at a time; a claim lapses after the quiet
+    // spell.
+    let five = case(5)["id"].as_str().unwrap().to_owned();
+    let claim = |token: &str| claim_of(&five, token);
     let mine = claim(&dr_a);
     assert_eq!(mine.status, 200, "{}", mine.body);
     assert_eq!(mine.json()["status"], "in_progress");
@@ -253,7 +265,7 @@ fn workflow(db: Db) {
             &server,
             token,
             "POST",
-            &format!("/api/cases/{one}/release"),
+            &format!("/api/cases/{five}/release"),
             "",
         )
     };
@@ -265,7 +277,7 @@ fn workflow(db: Db) {
     assert!(released.json()["clocks"]["claimed"].as_str().is_some());
 
     // The case's journal tells it in order.
-    let referral = case(1)["referral_id"].as_str().unwrap().to_owned();
+    let referral = case(5)["referral_id"].as_str().unwrap().to_owned();
     let journal = call(
         &server,
         &clinic,
@@ -286,6 +298,124 @@ fn workflow(db: Db) {
         ],
         "{}",
         journal.body
+    );
+
+    // Reports: the assigned reader drafts (which claims the case), signs with a profile and a
+    // conclusion; the signed text is frozen in the store; a correction is a new version.
+    let report = |token: &str, body: &str| {
+        call(
+            &server,
+            token,
+            "PUT",
+            &format!("/api/cases/{one}/report"),
+            body,
+        )
+    };
+    let sign = |token: &str| {
+        call(
+            &server,
+            token,
+            "POST",
+            &format!("/api/cases/{one}/report/sign"),
+            "",
+        )
+    };
+    assert_eq!(
+        report(&dr_b, r#"{"findings": "x"}"#).status,
+        409,
+        "another reader's case"
+    );
+    let draft = report(
+        &dr_a,
+        r#"{"findings": "Kairysis skilvelis nepadidėjęs, EF 60 %."}"#,
+    );
+    assert_eq!(draft.status, 200, "{}", draft.body);
+    assert_eq!(draft.json()["status"], "draft");
+    assert_eq!(draft.json()["version"], 1);
+    assert_eq!(report(&dr_a, r#"{"colour": "red"}"#).status, 400);
+    let refused = sign(&dr_a);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.json()["field"], "conclusion");
+    let draft = report(
+        &dr_a,
+        r#"{"findings": "Kairysis skilvelis nepadidėjęs, EF 60 %.", "conclusion": "Norma.", "recommendations": "Kontrolė po metų."}"#,
+    );
+    assert_eq!(draft.status, 200, "{}", draft.body);
+    let refused = sign(&dr_a);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.json()["field"], "licence");
+    for (name, full) in [("dr-a", "Aušra Žilinskienė"), ("dr-b", "Jonas Čiurlionis")] {
+        let out = server.cli(&[
+            "user",
+            "profile",
+            name,
+            "--full-name",
+            full,
+            "--licence",
+            "MPL-100",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let signed = sign(&dr_a);
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    let signed = signed.json();
+    assert_eq!(signed["status"], "signed");
+    assert_eq!(signed["signer"]["name"], "Aušra Žilinskienė");
+    assert_eq!(signed["signer"]["centre"], "demo-centre");
+    let frozen = files_under(&server.data_dir().join("objects").join("reports"));
+    assert_eq!(frozen.len(), 1);
+    let content = std::fs::read(&frozen[0]).unwrap();
+    assert_eq!(
+        sha256_hex(&content),
+        signed["content_sha256"].as_str().unwrap()
+    );
+    assert!(String::from_utf8_lossy(&content).contains("Aušra Žilinskienė"));
+    assert_eq!(
+        call(&server, &admin, "GET", &format!("/api/cases/{one}"), "").json()["status"],
+        "reported"
+    );
+    assert_eq!(sign(&dr_a).status, 409, "nothing left to sign");
+    // A correction needs a reason and becomes version 2; version 1 stays as signed.
+    assert_eq!(report(&dr_b, r#"{"conclusion": "Norma."}"#).status, 422);
+    let amended = report(
+        &dr_b,
+        r#"{"conclusion": "Lengva mitralinė regurgitacija.", "amendment_reason": "missed in v1"}"#,
+    );
+    assert_eq!(amended.status, 200, "{}", amended.body);
+    assert_eq!(amended.json()["version"], 2);
+    assert_eq!(amended.json()["amends"], signed["id"]);
+    assert_eq!(
+        report(&dr_a, r#"{"conclusion": "x", "amendment_reason": "y"}"#).status,
+        409
+    );
+    assert_eq!(sign(&dr_b).status, 200);
+    let versions = call(
+        &server,
+        &clinic,
+        "GET",
+        &format!("/api/cases/{one}/reports"),
+        "",
+    );
+    assert_eq!(versions.status, 200, "{}", versions.body);
+    let list = versions.json()["reports"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["conclusion"], "Norma.");
+    assert_eq!(list[0]["content_sha256"], signed["content_sha256"]);
+    assert_eq!(list[1]["conclusion"], "Lengva mitralinė regurgitacija.");
+    let journal = call(
+        &server,
+        &clinic,
+        "GET",
+        &format!(
+            "/api/referrals/{}/journal",
+            case(1)["referral_id"].as_str().unwrap()
+        ),
+        "",
+    );
+    let steps = kinds(&journal);
+    assert!(
+        steps.ends_with(&["report_signed".to_owned(), "report_amended".to_owned()]),
+        "{steps:?}"
     );
 
     // A study without a referral, routed by an administrator with a reason, by the rules.

@@ -178,6 +178,8 @@ impl Accounts {
             disabled_at: None,
             created_at: 0,
             updated_at: 0,
+            full_name: String::new(),
+            licence: String::new(),
         };
         match self.index.create_user(&user).await? {
             Created::Created => Ok(user),
@@ -197,6 +199,24 @@ impl Accounts {
 
     pub async fn disable(&self, name: &str) -> Result<(), AccountError> {
         if self.index.disable_user(name).await? {
+            Ok(())
+        } else {
+            Err(AccountError::NoUser(name.to_owned()))
+        }
+    }
+
+    /// The name and licence (or staff) number a user's signed reports carry.
+    pub async fn set_profile(
+        &self,
+        name: &str,
+        full_name: &str,
+        licence: &str,
+    ) -> Result<(), AccountError> {
+        if self
+            .index
+            .set_profile(name, full_name.trim(), licence.trim())
+            .await?
+        {
             Ok(())
         } else {
             Err(AccountError::NoUser(name.to_owned()))

@@ -5,6 +5,7 @@
 //! staging/{random id}
 //! cda/{sha256 of the document}.xml
 //! hl7/{sha256 of the message}.hl7
+//! reports/{sha256 of the signed content}.json
 //! ```
 //! A `dicom/` object is a complete DICOM Part 10 file (preamble, file meta naming the sending
 //! AE, then the data set exactly as received), so the index can be rebuilt from the store alone.
@@ -21,6 +22,7 @@ pub const DICOM_PREFIX: &str = "dicom";
 pub const STAGING_PREFIX: &str = "staging";
 pub const CDA_PREFIX: &str = "cda";
 pub const HL7_PREFIX: &str = "hl7";
+pub const REPORTS_PREFIX: &str = "reports";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{value}` is not a valid {what}")]
@@ -55,6 +57,11 @@ fn uid_part(what: &'static str, uid: &str) -> Result<String, InvalidKeyPart> {
 /// Key of a received referral document: its content hash, so a resend lands on the same key.
 pub fn cda_document(sha256_hex: &str) -> Path {
     Path::from(format!("{CDA_PREFIX}/{sha256_hex}.xml"))
+}
+
+/// Key of a signed report version's frozen content.
+pub fn report_content(sha256_hex: &str) -> Path {
+    Path::from(format!("{REPORTS_PREFIX}/{sha256_hex}.json"))
 }
 
 /// Key of a received HL7 v2 message (an order a referral was made from), kept as received.

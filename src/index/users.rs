@@ -18,6 +18,9 @@ pub struct UserRow {
     pub disabled_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The name and licence (or staff) number a signed report carries.
+    pub full_name: String,
+    pub licence: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,7 +37,7 @@ pub struct TokenRow {
 }
 
 const USER_COLUMNS: &str = "name, role, institution, password_hash, pixel_access, disabled_at,
-    created_at, updated_at";
+    created_at, updated_at, full_name, licence";
 const TOKEN_COLUMNS: &str = "id, user_name, label, secret_sha256, created_at, expires_at,
     revoked_at, last_used_at";
 
@@ -48,6 +51,8 @@ fn user_row(r: &AnyRow) -> Result<UserRow, sqlx::Error> {
         disabled_at: r.try_get(5)?,
         created_at: r.try_get(6)?,
         updated_at: r.try_get(7)?,
+        full_name: r.try_get(8)?,
+        licence: r.try_get(9)?,
     })
 }
 
@@ -106,6 +111,27 @@ impl Index {
             .map(user_row)
             .transpose()
             .map_err(IndexError::query("decode user"))
+    }
+
+    /// Sets the name and licence number a user signs with; returns whether the user exists.
+    pub async fn set_profile(
+        &self,
+        name: &str,
+        full_name: &str,
+        licence: &str,
+    ) -> Result<bool, IndexError> {
+        Ok(sqlx::query(
+            "UPDATE users SET full_name = $2, licence = $3, updated_at = $4 WHERE name = $1",
+        )
+        .bind(name)
+        .bind(full_name)
+        .bind(licence)
+        .bind(now_micros())
+        .execute(&self.pool)
+        .await
+        .map_err(IndexError::query("set profile"))?
+        .rows_affected()
+            == 1)
     }
 
     pub async fn users(&self) -> Result<Vec<UserRow>, IndexError> {

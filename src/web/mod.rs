@@ -11,6 +11,7 @@ mod journal;
 mod openapi;
 mod problem;
 mod referrals;
+mod reports;
 mod serve;
 mod session;
 mod worklist;
@@ -34,6 +35,7 @@ use crate::index::Index;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::referral::Referrals;
+use crate::reports::Reports;
 use crate::routing::Routing;
 pub use problem::Problem;
 pub use serve::{serve, WebError};
@@ -50,6 +52,7 @@ pub struct WebState {
     pub audit: AuditTrail,
     pub referrals: Referrals,
     pub routing: Routing,
+    pub reports: Reports,
 }
 
 pub fn router(state: WebState) -> Router {
@@ -74,6 +77,12 @@ pub fn router(state: WebState) -> Router {
         .route("/api/worklist", get(worklist::worklist))
         .route("/api/cases/{id}", get(worklist::case))
         .route("/api/cases/{id}/claim", post(worklist::claim))
+        .route(
+            "/api/cases/{id}/report",
+            axum::routing::put(reports::save_draft),
+        )
+        .route("/api/cases/{id}/report/sign", post(reports::sign))
+        .route("/api/cases/{id}/reports", get(reports::versions))
         .route("/api/cases/{id}/release", post(worklist::release))
         .route("/api/cases/{id}/route", post(worklist::reroute))
         .route("/api/studies/{uid}/route", post(worklist::route_study))

@@ -1,0 +1,38 @@
+-- Reports: a cardiologist's description of a case, drafted, then signed (point 13.1 of the
+-- order: the description identifies who wrote it). A signed version is frozen: its text is
+-- kept in the object store under its SHA-256; a correction is a new version that amends it.
+
+-- The signer's identity as it goes on a report.
+ALTER TABLE users ADD COLUMN full_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN licence TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE reports (
+    id                TEXT   NOT NULL PRIMARY KEY,
+    case_id           TEXT   NOT NULL,
+    version           BIGINT NOT NULL,
+    -- draft or signed.
+    status            TEXT   NOT NULL,
+    findings          TEXT   NOT NULL,
+    conclusion        TEXT   NOT NULL,
+    recommendations   TEXT   NOT NULL,
+    free_text         TEXT   NOT NULL,
+    author            TEXT   NOT NULL,
+    -- The signed version this one corrects ('' for the first), and why.
+    amends            TEXT   NOT NULL,
+    amendment_reason  TEXT   NOT NULL,
+    signer            TEXT   NOT NULL,
+    signer_name       TEXT   NOT NULL,
+    signer_licence    TEXT   NOT NULL,
+    signer_centre     TEXT   NOT NULL,
+    signed_at         BIGINT,
+    content_key       TEXT   NOT NULL,
+    content_sha256    TEXT   NOT NULL,
+    created_at        BIGINT NOT NULL,
+    updated_at        BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX reports_version ON reports (case_id, version);
+-- One draft at a time per case.
+CREATE UNIQUE INDEX reports_draft ON reports (case_id) WHERE status = 'draft';
+
+-- T5: when the case's first report was signed.
+ALTER TABLE cases ADD COLUMN signed_at BIGINT;

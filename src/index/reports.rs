@@ -1,0 +1,204 @@
+//! Report rows: drafts and signed versions of a case's description. Who may write or sign
+//! what lives in `reports`.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::referrals::journal_if;
+use super::{now_micros, Index, IndexError, JournalEntry};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReportRow {
+    pub id: String,
+    pub case_id: String,
+    pub version: i64,
+    pub status: String,
+    pub findings: String,
+    pub conclusion: String,
+    pub recommendations: String,
+    pub free_text: String,
+    pub author: String,
+    pub amends: String,
+    pub amendment_reason: String,
+    pub signer: String,
+    pub signer_name: String,
+    pub signer_licence: String,
+    pub signer_centre: String,
+    pub signed_at: Option<i64>,
+    pub content_key: String,
+    pub content_sha256: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, case_id, version, status, findings, conclusion, recommendations,
+    free_text, author, amends, amendment_reason, signer, signer_name, signer_licence,
+    signer_centre, signed_at, content_key, content_sha256, created_at, updated_at";
+
+fn report_row(r: &AnyRow) -> Result<ReportRow, sqlx::Error> {
+    Ok(ReportRow {
+        id: r.try_get(0)?,
+        case_id: r.try_get(1)?,
+        version: r.try_get(2)?,
+        status: r.try_get(3)?,
+        findings: r.try_get(4)?,
+        conclusion: r.try_get(5)?,
+        recommendations: r.try_get(6)?,
+        free_text: r.try_get(7)?,
+        author: r.try_get(8)?,
+        amends: r.try_get(9)?,
+        amendment_reason: r.try_get(10)?,
+        signer: r.try_get(11)?,
+        signer_name: r.try_get(12)?,
+        signer_licence: r.try_get(13)?,
+        signer_centre: r.try_get(14)?,
+        signed_at: r.try_get(15)?,
+        content_key: r.try_get(16)?,
+        content_sha256: r.try_get(17)?,
+        created_at: r.try_get(18)?,
+        updated_at: r.try_get(19)?,
+    })
+}
+
+/// What saving a draft found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    Created,
+    Updated,
+    /// Another author's draft is open on the case.
+    Taken {
+        author: String,
+    },
+}
+
+impl Index {
+    /// Every version of a case's report, oldest first (the open draft last).
+    pub async fn reports_of_case(&self, case_id: &str) -> Result<Vec<ReportRow>, IndexError> {
+        let sql = format!("SELECT {COLUMNS} FROM reports WHERE case_id = $1 ORDER BY version");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(case_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(IndexError::query("select reports"))?;
+        rows.iter()
+            .map(report_row)
+            .collect::<Result<_, _>>()
+            .map_err(IndexError::query("read report"))
+    }
+
+    /// Creates the case's draft (the version after the last) or updates the author's own.
+    pub async fn save_draft(&self, d: &ReportRow) -> Result<Saved, IndexError> {
+        let now = now_micros();
+        // Single statements, no transaction: a concurrent second draft is stopped by the unique
+        // indexes, and the update touches only the author's own open draft.
+        let open =
+            sqlx::query("SELECT id, author FROM reports WHERE case_id = $1 AND status = 'draft'")
+                .bind(&d.case_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(IndexError::query("open draft"))?;
+        let saved = match open {
+            Some(row) => {
+                let id: String = row.try_get(0).map_err(IndexError::query("read draft"))?;
+                let author: String = row.try_get(1).map_err(IndexError::query("read draft"))?;
+                if author != d.author {
+                    return Ok(Saved::Taken { author });
+                }
+                sqlx::query(
+                    "UPDATE reports SET findings = $2, conclusion = $3, recommendations = $4,
+                       free_text = $5, updated_at = $6
+                     WHERE id = $1 AND status = 'draft'",
+                )
+                .bind(&id)
+                .bind(&d.findings)
+                .bind(&d.conclusion)
+                .bind(&d.recommendations)
+                .bind(&d.free_text)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(IndexError::query("update draft"))?;
+                Saved::Updated
+            }
+            None => {
+                // The unique indexes on (case, version) and on the open draft make a concurrent
+                // second draft fail here rather than slip in.
+                sqlx::query(
+                    "INSERT INTO reports (id, case_id, version, status, findings, conclusion,
+                       recommendations, free_text, author, amends, amendment_reason, signer,
+                       signer_name, signer_licence, signer_centre, signed_at, content_key,
+                       content_sha256, created_at, updated_at)
+                     VALUES ($1, $2,
+                       (SELECT COALESCE(MAX(version), 0) + 1 FROM reports WHERE case_id = $2),
+                       'draft', $3, $4, $5, $6, $7, $8, $9, '', '', '', '', NULL, '', '', $10, $10)",
+                )
+                .bind(&d.id)
+                .bind(&d.case_id)
+                .bind(&d.findings)
+                .bind(&d.conclusion)
+                .bind(&d.recommendations)
+                .bind(&d.free_text)
+                .bind(&d.author)
+                .bind(&d.amends)
+                .bind(&d.amendment_reason)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(IndexError::query("insert draft"))?;
+                Saved::Created
+            }
+        };
+        Ok(saved)
+    }
+
+    /// Signs the author's draft: frozen content, signer, time; the case becomes reported (its
+    /// claim ends; an amendment must be delivered again) and keeps the first signing time. Journaled; `false` if there was no such
+    /// draft.
+    pub async fn sign_report(
+        &self,
+        signed: &ReportRow,
+        journal: &JournalEntry,
+    ) -> Result<bool, IndexError> {
+        let now = signed.signed_at.unwrap_or_else(now_micros);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin sign"))?;
+        let changed = sqlx::query(
+            "UPDATE reports SET status = 'signed', signer = $3, signer_name = $4,
+               signer_licence = $5, signer_centre = $6, signed_at = $7, content_key = $8,
+               content_sha256 = $9, updated_at = $7
+             WHERE id = $1 AND author = $2 AND status = 'draft'",
+        )
+        .bind(&signed.id)
+        .bind(&signed.signer)
+        .bind(&signed.signer)
+        .bind(&signed.signer_name)
+        .bind(&signed.signer_licence)
+        .bind(&signed.signer_centre)
+        .bind(now)
+        .bind(&signed.content_key)
+        .bind(&signed.content_sha256)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("sign report"))?
+        .rows_affected()
+            == 1;
+        if changed {
+            sqlx::query(
+                "UPDATE cases SET status = 'reported',
+                   signed_at = COALESCE(signed_at, $2), claimed_by = '',
+                   claim_expires_at = NULL, updated_at = $2
+                 WHERE id = $1",
+            )
+            .bind(&signed.case_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(IndexError::query("case reported"))?;
+        }
+        journal_if(tx, changed, journal).await
+    }
+}

@@ -1,0 +1,342 @@
+//! Reports: the consulting cardiologist's description of a case (stage 3.3 of the order).
+//!
+//! The reader who holds the case's claim drafts the structured fields (findings, conclusion,
+//! recommendations) and free text, saving as often as they like (each save renews the claim),
+//! then signs. Signing freezes the text: the signed content, with the signer's name, licence
+//! (or staff) number, centre and time (point 13.1), is made durable in the object store under
+//! its SHA-256 before the index marks the version signed. A correction after signing is a new
+//! version that names the one it amends and why; earlier versions stay as they were.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::access::{Denied, Principal, Role};
+use crate::archive::{keys, Archive, ArchiveError};
+use crate::audit::AuditTrail;
+use crate::catalog;
+use crate::config::Config;
+use crate::fault::Fault;
+use crate::index::{
+    now_micros, rfc3339, CaseRow, Index, IndexError, JournalEntry, ReportRow, Saved,
+};
+use crate::routing::{Routing, RoutingError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Case(#[from] RoutingError),
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+impl ReportError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            ReportError::Case(e) => e.fault(),
+            ReportError::Denied(_) => Fault::Forbidden,
+            ReportError::Conflict(_) | ReportError::Invalid { .. } => Fault::BadInput,
+            ReportError::Archive(_) | ReportError::Index(_) => Fault::Unavailable,
+        }
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ReportError {
+    ReportError::Invalid {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// What a reader writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Text {
+    #[serde(default)]
+    pub findings: String,
+    #[serde(default)]
+    pub conclusion: String,
+    #[serde(default)]
+    pub recommendations: String,
+    #[serde(default)]
+    pub free_text: String,
+    /// Required when the case already has a signed report: why it is being corrected.
+    #[serde(default)]
+    pub amendment_reason: String,
+}
+
+/// Longest text accepted in one field: far beyond any description, a bound on what one
+/// request can make us store.
+const MAX_FIELD_CHARS: usize = 100_000;
+
+#[derive(Clone)]
+pub struct Reports {
+    index: Index,
+    archive: Archive,
+    config: Arc<Config>,
+    routing: Routing,
+    audit: AuditTrail,
+}
+
+impl Reports {
+    pub fn new(
+        index: Index,
+        archive: Archive,
+        config: Arc<Config>,
+        routing: Routing,
+        audit: AuditTrail,
+    ) -> Reports {
+        Reports {
+            index,
+            archive,
+            config,
+            routing,
+            audit,
+        }
+    }
+
+    fn reader_of(&self, who: &Principal, case: &CaseRow) -> Result<(), ReportError> {
+        if who.role == Role::Cardiologist && case.centre_id == who.institution {
+            Ok(())
+        } else {
+            Err(Denied {
+                name: who.name.clone(),
+                role: who.role,
+                action: "write reports",
+            }
+            .into())
+        }
+    }
+
+    /// Saves `who`'s draft of the case's report: the first report by the reader holding the
+    /// claim (renewing it), a correction of a signed one by any reader of the centre, with a
+    /// reason.
+    pub async fn save_draft(
+        &self,
+        who: &Principal,
+        case_id: &str,
+        text: &Text,
+    ) -> Result<ReportRow, ReportError> {
+        let case = self.routing.visible(who, case_id).await?;
+        self.reader_of(who, &case)?;
+        for (field, value) in [
+            ("findings", &text.findings),
+            ("conclusion", &text.conclusion),
+            ("recommendations", &text.recommendations),
+            ("free_text", &text.free_text),
+            ("amendment_reason", &text.amendment_reason),
+        ] {
+            if value.chars().count() > MAX_FIELD_CHARS {
+                return Err(invalid(field, format!("over {MAX_FIELD_CHARS} characters")));
+            }
+        }
+        let versions = self.index.reports_of_case(case_id).await?;
+        let last_signed = versions.iter().rev().find(|r| r.status == "signed");
+        let mut draft = ReportRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            case_id: case_id.to_owned(),
+            findings: text.findings.clone(),
+            conclusion: text.conclusion.clone(),
+            recommendations: text.recommendations.clone(),
+            free_text: text.free_text.clone(),
+            author: who.name.clone(),
+            ..ReportRow::default()
+        };
+        match (case.status.as_str(), last_signed) {
+            ("new" | "in_progress", None) => {
+                // Writing is activity: the claim is renewed, or taken if free.
+                let seconds = i64::try_from(self.config.routing.claim_seconds)
+                    .unwrap_or(i64::MAX / 2_000_000)
+                    .min(i64::MAX / 2_000_000);
+                if !self
+                    .index
+                    .claim(case_id, &who.name, now_micros() + seconds * 1_000_000, None)
+                    .await?
+                {
+                    return Err(ReportError::Conflict(format!(
+                        "case {case_id} is claimed by {}",
+                        case.claimed_by
+                    )));
+                }
+            }
+            ("reported" | "delivered", Some(signed)) => {
+                let open_own = versions
+                    .iter()
+                    .any(|r| r.status == "draft" && r.author == who.name);
+                if text.amendment_reason.trim().is_empty() && !open_own {
+                    return Err(invalid(
+                        "amendment_reason",
+                        "the case has a signed report: a correction needs a reason",
+                    ));
+                }
+                draft.amends = signed.id.clone();
+                draft.amendment_reason = text.amendment_reason.trim().to_owned();
+            }
+            (status, _) => {
+                return Err(ReportError::Conflict(format!(
+                    "case {case_id} is {status}: not open for reporting"
+                )))
+            }
+        }
+        match self.index.save_draft(&draft).await? {
+            Saved::Created | Saved::Updated => {}
+            Saved::Taken { author } => {
+                return Err(ReportError::Conflict(format!(
+                    "{author} has a draft of this case's report open"
+                )))
+            }
+        }
+        let mut event = catalog::event(who, "report_draft_saved");
+        event.detail = format!("case {case_id}");
+        event.patient_id = case.patient_id.clone();
+        event.study_uid = case.study_uid.clone();
+        event.outcome = "saved".into();
+        self.audit.record(event).await;
+        self.draft_of(case_id, &who.name).await
+    }
+
+    async fn draft_of(&self, case_id: &str, author: &str) -> Result<ReportRow, ReportError> {
+        self.index
+            .reports_of_case(case_id)
+            .await?
+            .into_iter()
+            .find(|r| r.status == "draft" && r.author == author)
+            .ok_or_else(|| ReportError::Conflict(format!("no draft of {author} on case {case_id}")))
+    }
+
+    /// Signs `who`'s draft: frozen in the store, then marked signed; journaled and audited.
+    pub async fn sign(&self, who: &Principal, case_id: &str) -> Result<ReportRow, ReportError> {
+        let case = self.routing.visible(who, case_id).await?;
+        self.reader_of(who, &case)?;
+        let draft = self.draft_of(case_id, &who.name).await?;
+        if draft.conclusion.trim().is_empty() {
+            return Err(invalid(
+                "conclusion",
+                "a report is signed with a conclusion",
+            ));
+        }
+        let user = self
+            .index
+            .user(&who.name)
+            .await?
+            .filter(|u| !u.full_name.trim().is_empty() && !u.licence.trim().is_empty());
+        let Some(user) = user else {
+            return Err(invalid(
+                "licence",
+                format!(
+                    "a signed report names its signer: set the full name and licence number of \
+                     {} first (telecardio user profile)",
+                    who.name
+                ),
+            ));
+        };
+        let signed_at = now_micros();
+        let content = serde_json::json!({
+            "report_id": draft.id,
+            "case_id": case.id,
+            "version": draft.version,
+            "amends": draft.amends,
+            "amendment_reason": draft.amendment_reason,
+            "study_uid": case.study_uid,
+            "referral_id": case.referral_id,
+            "clinic_id": case.clinic_id,
+            "patient": {"id": case.patient_id, "name": case.patient_name, "birth_date": case.birth_date},
+            "examination": case.examination,
+            "findings": draft.findings,
+            "conclusion": draft.conclusion,
+            "recommendations": draft.recommendations,
+            "free_text": draft.free_text,
+            "signer": {
+                "user": who.name,
+                "name": user.full_name,
+                "licence": user.licence,
+                "centre": who.institution,
+            },
+            "signed_at": rfc3339(signed_at),
+        });
+        let bytes = serde_json::to_vec_pretty(&content).unwrap_or_default();
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let key = keys::report_content(&sha256);
+        let mut writer = self.archive.writer();
+        writer.write(&bytes).await?;
+        writer.commit(&key).await?;
+        let signed = ReportRow {
+            status: "signed".into(),
+            signer: who.name.clone(),
+            signer_name: user.full_name.clone(),
+            signer_licence: user.licence.clone(),
+            signer_centre: who.institution.clone(),
+            signed_at: Some(signed_at),
+            content_key: key.to_string(),
+            content_sha256: sha256,
+            ..draft.clone()
+        };
+        let kind = if draft.amends.is_empty() {
+            "report_signed"
+        } else {
+            "report_amended"
+        };
+        let journal = JournalEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: signed_at,
+            kind: kind.to_owned(),
+            clinic_id: case.clinic_id.clone(),
+            institution: who.institution.clone(),
+            actor: who.name.clone(),
+            patient_id: case.patient_id.clone(),
+            referral_id: case.referral_id.clone(),
+            study_uid: case.study_uid.clone(),
+            report_id: draft.id.clone(),
+            detail: format!(
+                "version {} signed by {} ({})",
+                draft.version, user.full_name, user.licence
+            ),
+        };
+        if !self.index.sign_report(&signed, &journal).await? {
+            return Err(ReportError::Conflict(format!(
+                "the draft of case {case_id} was signed or replaced meanwhile"
+            )));
+        }
+        let mut event = catalog::event(who, kind);
+        event.detail = format!(
+            "case {case_id}, report {} version {}",
+            draft.id, draft.version
+        );
+        event.patient_id = case.patient_id.clone();
+        event.study_uid = case.study_uid.clone();
+        event.outcome = "signed".into();
+        self.audit.record(event).await;
+        Ok(signed)
+    }
+
+    /// Every version of the case's report `who` may see, oldest first; a draft only to its
+    /// author.
+    pub async fn versions(
+        &self,
+        who: &Principal,
+        case_id: &str,
+    ) -> Result<Vec<ReportRow>, ReportError> {
+        let case = self.routing.visible(who, case_id).await?;
+        let mut event = catalog::event(who, "report_read");
+        event.detail = format!("case {case_id}");
+        event.patient_id = case.patient_id.clone();
+        event.study_uid = case.study_uid.clone();
+        event.outcome = "answered".into();
+        self.audit.record_required(event).await?;
+        Ok(self
+            .index
+            .reports_of_case(case_id)
+            .await?
+            .into_iter()
+            .filter(|r| r.status == "signed" || r.author == who.name)
+            .collect())
+    }
+}

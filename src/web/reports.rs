@@ -1,0 +1,96 @@
+//! Reports over HTTP: `PUT /api/cases/{id}/report` saves the caller's draft,
+//! `POST /api/cases/{id}/report/sign` signs it, `GET /api/cases/{id}/reports` lists the
+//! versions. 409 when someone else holds the case or its draft; 422 naming the field for what a
+//! signature needs.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+
+use super::{Problem, WebState};
+use crate::access::Principal;
+use crate::index::{rfc3339, ReportRow};
+use crate::reports::{ReportError, Text};
+
+fn problem(e: ReportError) -> Problem {
+    match e {
+        ReportError::Conflict(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
+        ReportError::Invalid { field, message } => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, message).with_field(field)
+        }
+        other => Problem::from_fault(other.fault(), other),
+    }
+}
+
+fn view(r: &ReportRow) -> Value {
+    json!({
+        "id": r.id,
+        "case_id": r.case_id,
+        "version": r.version,
+        "status": r.status,
+        "findings": r.findings,
+        "conclusion": r.conclusion,
+        "recommendations": r.recommendations,
+        "free_text": r.free_text,
+        "author": r.author,
+        "amends": r.amends,
+        "amendment_reason": r.amendment_reason,
+        "signer": {
+            "user": r.signer,
+            "name": r.signer_name,
+            "licence": r.signer_licence,
+            "centre": r.signer_centre,
+        },
+        "signed_at": r.signed_at.map(rfc3339),
+        "content_sha256": r.content_sha256,
+    })
+}
+
+fn answer(result: Result<Value, ReportError>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => problem(e).into_response(),
+    }
+}
+
+pub async fn save_draft(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Result<Json<Text>, JsonRejection>,
+) -> Response {
+    let Json(text) = match body {
+        Ok(b) => b,
+        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    answer(
+        state
+            .reports
+            .save_draft(&who, &id, &text)
+            .await
+            .map(|r| view(&r)),
+    )
+}
+
+pub async fn sign(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    answer(state.reports.sign(&who, &id).await.map(|r| view(&r)))
+}
+
+pub async fn versions(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    answer(
+        state.reports.versions(&who, &id).await.map(
+            |list| json!({ "case_id": id, "reports": list.iter().map(view).collect::<Vec<_>>() }),
+        ),
+    )
+}
