@@ -216,6 +216,25 @@ pub fn spec() -> Value {
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "The case, in progress"}, "403": problem(), "404": problem(), "409": problem()}
             }},
+            "/api/cases/{id}/report": {"put": {
+                "summary": "Cardiologists: save one's draft of the case's report (renews the claim); a correction of a signed report needs amendment_reason",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "properties": {"findings": {"type": "string"}, "conclusion": {"type": "string"}, "recommendations": {"type": "string"}, "free_text": {"type": "string"}, "amendment_reason": {"type": "string"}}
+                }}}},
+                "responses": {"200": {"description": "The draft"}, "400": problem(), "403": problem(), "404": problem(), "409": problem(), "422": problem()}
+            }},
+            "/api/cases/{id}/report/sign": {"post": {
+                "summary": "Cardiologists: sign one's draft (needs a conclusion and the signer's name and licence number); the signed content is frozen in the store",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The signed version"}, "403": problem(), "404": problem(), "409": problem(), "422": problem()}
+            }},
+            "/api/cases/{id}/reports": {"get": {
+                "summary": "Every signed version of the case's report (and the caller's own draft), oldest first",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "{\"case_id\": id, \"reports\": [...]}"}, "404": problem()}
+            }},
             "/api/cases/{id}/release": {"post": {
                 "summary": "The claiming reader gives the case back to the worklist",
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -279,6 +298,9 @@ mod tests {
         ("get", "/api/cases/{id}"),
         ("post", "/api/cases/{id}/claim"),
         ("post", "/api/cases/{id}/release"),
+        ("put", "/api/cases/{id}/report"),
+        ("post", "/api/cases/{id}/report/sign"),
+        ("get", "/api/cases/{id}/reports"),
         ("post", "/api/cases/{id}/route"),
         ("post", "/api/studies/{uid}/route"),
         ("put", "/api/readers/{name}/availability"),
