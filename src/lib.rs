@@ -3,6 +3,8 @@
 //!
 //! Dependencies point one way: edges (`dimse`, `web`) → domain (`ingest`, `catalog`, `query`,
 //! `access`) → storage (`archive`, `index`, reached through `audit` for the audit trail).
+// The OpenAPI description is one serde_json::json! literal, deeper than the default limit.
+#![recursion_limit = "256"]
 
 /// Who is asking: principals, roles, permissions and the scope of what they see.
 pub mod access;
