@@ -218,15 +218,7 @@ impl Index {
         .map_err(IndexError::query("insert case"))?
         .rows_affected()
             == 1;
-        match journal {
-            Some(journal) => journal_if(tx, inserted, journal).await,
-            None => {
-                tx.commit()
-                    .await
-                    .map_err(IndexError::query("commit case"))?;
-                Ok(inserted)
-            }
-        }
+        journal_if(tx, inserted, journal).await
     }
 
     pub async fn case(&self, id: &str) -> Result<Option<CaseRow>, IndexError> {
@@ -293,18 +285,8 @@ impl Index {
              LIMIT {}",
             f.limit.clamp(1, 10_000)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for a in args {
-            query = query.bind(a);
-        }
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(IndexError::query("select cases"))?;
-        rows.iter()
-            .map(case_row)
-            .collect::<Result<_, _>>()
-            .map_err(IndexError::query("read case"))
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        super::fetch_all_text(&self.pool, sql, &args, "select cases", case_row).await
     }
 
     /// Open cases (new or in progress) assigned to each of `readers`.
@@ -401,15 +383,7 @@ impl Index {
         .map_err(IndexError::query("claim case"))?
         .rows_affected()
             == 1;
-        match journal {
-            Some(journal) => journal_if(tx, claimed, journal).await,
-            None => {
-                tx.commit()
-                    .await
-                    .map_err(IndexError::query("commit claim"))?;
-                Ok(claimed)
-            }
-        }
+        journal_if(tx, claimed, journal).await
     }
 
     /// Gives a claimed case back to the worklist; `false` unless `reader` held it.
@@ -437,7 +411,7 @@ impl Index {
         .map_err(IndexError::query("release case"))?
         .rows_affected()
             == 1;
-        journal_if(tx, released, journal).await
+        journal_if(tx, released, Some(journal)).await
     }
 
     /// An administrator's routing of an open case to `centre` (and `reader`, or the pool).
@@ -470,6 +444,6 @@ impl Index {
         .map_err(IndexError::query("reroute case"))?
         .rows_affected()
             == 1;
-        journal_if(tx, changed, journal).await
+        journal_if(tx, changed, Some(journal)).await
     }
 }

@@ -140,7 +140,7 @@ impl Index {
         .map_err(IndexError::query("link referral"))?
         .rows_affected()
             == 1;
-        journal_if(tx, changed, journal).await
+        journal_if(tx, changed, Some(journal)).await
     }
 
     pub async fn link_exception(&self, id: &str) -> Result<Option<LinkException>, IndexError> {
@@ -242,7 +242,7 @@ impl Index {
         .map_err(IndexError::query("unlink referral"))?
         .rows_affected()
             == 1;
-        journal_if(tx, changed, journal).await
+        journal_if(tx, changed, Some(journal)).await
     }
 
     /// Records an exception unless the same one is already open.
@@ -280,18 +280,8 @@ impl Index {
                resolved_by, created_at, resolved_at
              FROM link_exceptions WHERE status = $1{clinics} ORDER BY created_at, id"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for a in args {
-            query = query.bind(a);
-        }
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(IndexError::query("select link exceptions"))?;
-        rows.iter()
-            .map(exception)
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(IndexError::query("read link exceptions"))
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        super::fetch_all_text(&self.pool, sql, &args, "select link exceptions", exception).await
     }
 
     /// Studies within `scope` with no referral linked, newest first.

@@ -80,6 +80,29 @@ pub fn now_micros() -> i64 {
     (now.unix_timestamp_nanos() / 1_000) as i64
 }
 
+/// Runs `sql`, whose values are all text bound in order to its numbered placeholders (only
+/// constant text and placeholders may be formatted into it), and reads every row with `read`.
+pub(crate) async fn fetch_all_text<T>(
+    pool: &sqlx::AnyPool,
+    sql: String,
+    args: &[&str],
+    what: &'static str,
+    read: fn(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Vec<T>, IndexError> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in args {
+        query = query.bind(*a);
+    }
+    let rows = query
+        .fetch_all(pool)
+        .await
+        .map_err(IndexError::query(what))?;
+    rows.iter()
+        .map(read)
+        .collect::<Result<_, _>>()
+        .map_err(IndexError::query(what))
+}
+
 /// An index time (microseconds since the epoch) as RFC 3339, UTC; '' if out of range.
 pub fn rfc3339(micros: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)

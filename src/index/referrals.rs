@@ -234,18 +234,8 @@ impl Index {
             "SELECT {COLUMNS} FROM referrals{filter} ORDER BY received_at DESC, id LIMIT {}",
             limit.clamp(1, 10_000)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for a in args {
-            query = query.bind(a);
-        }
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(IndexError::query("select referrals"))?;
-        rows.iter()
-            .map(row)
-            .collect::<Result<_, _>>()
-            .map_err(IndexError::query("read referral"))
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        super::fetch_all_text(&self.pool, sql, &args, "select referrals", row).await
     }
 
     /// Referrals matching a fixed condition on numbered placeholders bound to `args`.
@@ -256,18 +246,7 @@ impl Index {
     ) -> Result<Vec<ReferralRow>, IndexError> {
         let sql =
             format!("SELECT {COLUMNS} FROM referrals WHERE {condition} ORDER BY received_at, id");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for a in args {
-            query = query.bind(*a);
-        }
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(IndexError::query("select referrals where"))?;
-        rows.iter()
-            .map(row)
-            .collect::<Result<_, _>>()
-            .map_err(IndexError::query("read referral"))
+        super::fetch_all_text(&self.pool, sql, args, "select referrals where", row).await
     }
 
     pub async fn referral(&self, id: &str) -> Result<Option<ReferralRow>, IndexError> {
@@ -365,7 +344,7 @@ impl Index {
         .map_err(IndexError::query("enrich referral"))?
         .rows_affected()
             == 1;
-        journal_if(tx, updated, journal).await
+        journal_if(tx, updated, Some(journal)).await
     }
 
     /// Appends one journal entry.
@@ -427,7 +406,7 @@ pub(super) fn journal_row(r: &AnyRow) -> Result<JournalEntry, sqlx::Error> {
 pub(super) async fn journal_if(
     mut tx: sqlx::Transaction<'_, sqlx::Any>,
     changed: bool,
-    journal: &JournalEntry,
+    journal: Option<&JournalEntry>,
 ) -> Result<bool, IndexError> {
     if !changed {
         tx.rollback()
@@ -435,7 +414,9 @@ pub(super) async fn journal_if(
             .map_err(IndexError::query("rollback unchanged"))?;
         return Ok(false);
     }
-    insert_journal(&mut tx, journal).await?;
+    if let Some(journal) = journal {
+        insert_journal(&mut tx, journal).await?;
+    }
     tx.commit()
         .await
         .map_err(IndexError::query("commit journaled change"))?;

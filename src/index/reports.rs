@@ -199,6 +199,6 @@ impl Index {
             .await
             .map_err(IndexError::query("case reported"))?;
         }
-        journal_if(tx, changed, journal).await
+        journal_if(tx, changed, Some(journal)).await
     }
 }
