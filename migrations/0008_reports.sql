@@ -27,6 +27,9 @@ CREATE TABLE reports (
     signed_at         BIGINT,
     content_key       TEXT   NOT NULL,
     content_sha256    TEXT   NOT NULL,
+    -- The answer document (form 027 answer, HL7 CDA) made at signing.
+    answer_key        TEXT   NOT NULL,
+    answer_sha256     TEXT   NOT NULL,
     created_at        BIGINT NOT NULL,
     updated_at        BIGINT NOT NULL
 );

@@ -375,6 +375,46 @@ fn workflow(db: Db) {
         "reported"
     );
     assert_eq!(sign(&dr_a).status, 409, "nothing left to sign");
+    // The answer to the referral is a CDA document our own reader takes back: the patient, the
+    // order, the referral's id and the signer.
+    let answer = call(
+        &server,
+        &clinic,
+        "GET",
+        &format!(
+            "/api/cases/{one}/reports/{}/answer",
+            signed["id"].as_str().unwrap()
+        ),
+        "",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        answer.header("Content-Type").as_deref(),
+        Some("application/hl7-cda+xml")
+    );
+    assert_eq!(
+        sha256_hex(answer.body.as_bytes()),
+        signed["answer_sha256"].as_str().unwrap()
+    );
+    let read = telecardio::referral::cda::read(answer.body.as_bytes()).expect("well-formed CDA");
+    assert!(
+        read.patient_ids
+            .iter()
+            .any(|i| i.extension == "48507120013"),
+        "{read:?}"
+    );
+    assert_eq!(read.order_id.extension, "E027-2026-0001");
+    let referral_oid =
+        telecardio::reports::answer::uuid_oid(case(1)["referral_id"].as_str().unwrap());
+    assert!(
+        answer
+            .body
+            .contains(&format!(r#"<id root="{referral_oid}"/>"#)),
+        "{}",
+        answer.body
+    );
+    assert!(answer.body.contains("Aušra Žilinskienė") && answer.body.contains("MPL-100"));
+    assert!(answer.body.contains("Išvada / Conclusion"));
     // A correction needs a reason and becomes version 2; version 1 stays as signed.
     assert_eq!(report(&dr_b, r#"{"conclusion": "Norma."}"#).status, 422);
     let amended = report(
@@ -402,6 +442,24 @@ fn workflow(db: Db) {
     assert_eq!(list[0]["conclusion"], "Norma.");
     assert_eq!(list[0]["content_sha256"], signed["content_sha256"]);
     assert_eq!(list[1]["conclusion"], "Lengva mitralinė regurgitacija.");
+    let second = call(
+        &server,
+        &clinic,
+        "GET",
+        &format!(
+            "/api/cases/{one}/reports/{}/answer",
+            list[1]["id"].as_str().unwrap()
+        ),
+        "",
+    );
+    assert_eq!(second.status, 200, "{}", second.body);
+    let replaced = telecardio::reports::answer::uuid_oid(signed["id"].as_str().unwrap());
+    assert!(
+        second.body.contains(r#"<relatedDocument typeCode="RPLC">"#)
+            && second.body.contains(&replaced),
+        "{}",
+        second.body
+    );
     let journal = call(
         &server,
         &clinic,

@@ -6,6 +6,7 @@
 //! cda/{sha256 of the document}.xml
 //! hl7/{sha256 of the message}.hl7
 //! reports/{sha256 of the signed content}.json
+//! answers/{sha256 of the document}.xml
 //! ```
 //! A `dicom/` object is a complete DICOM Part 10 file (preamble, file meta naming the sending
 //! AE, then the data set exactly as received), so the index can be rebuilt from the store alone.
@@ -23,6 +24,7 @@ pub const STAGING_PREFIX: &str = "staging";
 pub const CDA_PREFIX: &str = "cda";
 pub const HL7_PREFIX: &str = "hl7";
 pub const REPORTS_PREFIX: &str = "reports";
+pub const ANSWERS_PREFIX: &str = "answers";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{value}` is not a valid {what}")]
@@ -62,6 +64,11 @@ pub fn cda_document(sha256_hex: &str) -> Path {
 /// Key of a signed report version's frozen content.
 pub fn report_content(sha256_hex: &str) -> Path {
     Path::from(format!("{REPORTS_PREFIX}/{sha256_hex}.json"))
+}
+
+/// Key of a report's answer document (HL7 CDA), as made at signing.
+pub fn answer_document(sha256_hex: &str) -> Path {
+    Path::from(format!("{ANSWERS_PREFIX}/{sha256_hex}.xml"))
 }
 
 /// Key of a received HL7 v2 message (an order a referral was made from), kept as received.

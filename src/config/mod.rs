@@ -102,6 +102,8 @@ pub struct ReferralOids {
     pub statistical_card: String,
     pub institution: String,
     pub order: String,
+    /// Practitioners' licence (or staff) numbers, as signers of report answers.
+    pub practitioner: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

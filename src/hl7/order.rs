@@ -111,6 +111,7 @@ mod tests {
             statistical_card: "2.999.370.3".into(),
             institution: "2.999.370.4".into(),
             order: "2.999.370.5".into(),
+            practitioner: "2.999.370.6".into(),
         }
     }
 

@@ -28,13 +28,16 @@ pub struct ReportRow {
     pub signed_at: Option<i64>,
     pub content_key: String,
     pub content_sha256: String,
+    pub answer_key: String,
+    pub answer_sha256: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, case_id, version, status, findings, conclusion, recommendations,
     free_text, author, amends, amendment_reason, signer, signer_name, signer_licence,
-    signer_centre, signed_at, content_key, content_sha256, created_at, updated_at";
+    signer_centre, signed_at, content_key, content_sha256, created_at, updated_at, answer_key,
+    answer_sha256";
 
 fn report_row(r: &AnyRow) -> Result<ReportRow, sqlx::Error> {
     Ok(ReportRow {
@@ -58,6 +61,8 @@ fn report_row(r: &AnyRow) -> Result<ReportRow, sqlx::Error> {
         content_sha256: r.try_get(17)?,
         created_at: r.try_get(18)?,
         updated_at: r.try_get(19)?,
+        answer_key: r.try_get(20)?,
+        answer_sha256: r.try_get(21)?,
     })
 }
 
@@ -128,10 +133,11 @@ impl Index {
                     "INSERT INTO reports (id, case_id, version, status, findings, conclusion,
                        recommendations, free_text, author, amends, amendment_reason, signer,
                        signer_name, signer_licence, signer_centre, signed_at, content_key,
-                       content_sha256, created_at, updated_at)
+                       content_sha256, answer_key, answer_sha256, created_at, updated_at)
                      VALUES ($1, $2,
                        (SELECT COALESCE(MAX(version), 0) + 1 FROM reports WHERE case_id = $2),
-                       'draft', $3, $4, $5, $6, $7, $8, $9, '', '', '', '', NULL, '', '', $10, $10)",
+                       'draft', $3, $4, $5, $6, $7, $8, $9, '', '', '', '', NULL, '', '', '', '', $10,
+                       $10)",
                 )
                 .bind(&d.id)
                 .bind(&d.case_id)
@@ -169,7 +175,7 @@ impl Index {
         let changed = sqlx::query(
             "UPDATE reports SET status = 'signed', signer = $3, signer_name = $4,
                signer_licence = $5, signer_centre = $6, signed_at = $7, content_key = $8,
-               content_sha256 = $9, updated_at = $7
+               content_sha256 = $9, answer_key = $10, answer_sha256 = $11, updated_at = $7
              WHERE id = $1 AND author = $2 AND status = 'draft'",
         )
         .bind(&signed.id)
@@ -181,6 +187,8 @@ impl Index {
         .bind(now)
         .bind(&signed.content_key)
         .bind(&signed.content_sha256)
+        .bind(&signed.answer_key)
+        .bind(&signed.answer_sha256)
         .execute(&mut *tx)
         .await
         .map_err(IndexError::query("sign report"))?

@@ -7,6 +7,8 @@
 //! its SHA-256 before the index marks the version signed. A correction after signing is a new
 //! version that names the one it amends and why; earlier versions stay as they were.
 
+pub mod answer;
+
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -263,22 +265,42 @@ impl Reports {
             "signed_at": rfc3339(signed_at),
         });
         let bytes = serde_json::to_vec_pretty(&content).unwrap_or_default();
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let key = keys::report_content(&sha256);
-        let mut writer = self.archive.writer();
-        writer.write(&bytes).await?;
-        writer.commit(&key).await?;
-        let signed = ReportRow {
+        let (content_key, content_sha256) = self.keep(&bytes, keys::report_content).await?;
+        let mut signed = ReportRow {
             status: "signed".into(),
             signer: who.name.clone(),
             signer_name: user.full_name.clone(),
             signer_licence: user.licence.clone(),
             signer_centre: who.institution.clone(),
             signed_at: Some(signed_at),
-            content_key: key.to_string(),
-            content_sha256: sha256,
+            content_key,
+            content_sha256,
             ..draft.clone()
         };
+        // The answer to the referral (form 027 answer, HL7 CDA), durable before the signature.
+        let referral = if case.referral_id.is_empty() {
+            None
+        } else {
+            self.index.referral(&case.referral_id).await?
+        };
+        let centre_name = self
+            .config
+            .centre(&case.centre_id)
+            .map_or(case.centre_id.as_str(), |c| c.name.as_str());
+        let document = answer::document(&answer::Answer {
+            report: &signed,
+            case: &case,
+            referral: referral.as_ref(),
+            centre_name,
+            signed: &cda_time(signed_at),
+            oids: &self.config.referral.oids,
+        })
+        .map_err(|e| {
+            ReportError::Conflict(format!("the answer document could not be written: {e}"))
+        })?;
+        let (answer_key, answer_sha256) = self.keep(&document, keys::answer_document).await?;
+        signed.answer_key = answer_key;
+        signed.answer_sha256 = answer_sha256;
         let kind = if draft.amends.is_empty() {
             "report_signed"
         } else {
@@ -317,6 +339,44 @@ impl Reports {
         Ok(signed)
     }
 
+    /// Makes `bytes` durable (create-only) under the key `key_of` gives for their SHA-256.
+    async fn keep(
+        &self,
+        bytes: &[u8],
+        key_of: fn(&str) -> object_store::path::Path,
+    ) -> Result<(String, String), ReportError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let key = key_of(&sha256);
+        let mut writer = self.archive.writer();
+        writer.write(bytes).await?;
+        writer.commit(&key).await?;
+        Ok((key.to_string(), sha256))
+    }
+
+    /// The answer document (HL7 CDA) of a signed version of the case's report.
+    pub async fn answer(
+        &self,
+        who: &Principal,
+        case_id: &str,
+        report_id: &str,
+    ) -> Result<Vec<u8>, ReportError> {
+        let report = self
+            .versions(who, case_id)
+            .await?
+            .into_iter()
+            .find(|r| r.id == report_id && !r.answer_key.is_empty())
+            .ok_or_else(|| {
+                ReportError::Case(RoutingError::NotFound(format!(
+                    "signed report {report_id} of case {case_id}"
+                )))
+            })?;
+        Ok(self
+            .archive
+            .read(&crate::archive::ObjectKey::from(report.answer_key.as_str()))
+            .await?
+            .to_vec())
+    }
+
     /// Every version of the case's report `who` may see, oldest first; a draft only to its
     /// author.
     pub async fn versions(
@@ -339,4 +399,19 @@ impl Reports {
             .filter(|r| r.status == "signed" || r.author == who.name)
             .collect())
     }
+}
+
+/// A CDA TS (`YYYYMMDDHHMMSS+0000`) of an index time.
+fn cda_time(micros: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}+0000",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }

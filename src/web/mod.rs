@@ -83,6 +83,10 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/api/cases/{id}/report/sign", post(reports::sign))
         .route("/api/cases/{id}/reports", get(reports::versions))
+        .route(
+            "/api/cases/{id}/reports/{report}/answer",
+            get(reports::answer_document),
+        )
         .route("/api/cases/{id}/release", post(worklist::release))
         .route("/api/cases/{id}/route", post(worklist::reroute))
         .route("/api/studies/{uid}/route", post(worklist::route_study))

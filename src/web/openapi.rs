@@ -235,6 +235,14 @@ pub fn spec() -> Value {
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "{\"case_id\": id, \"reports\": [...]}"}, "404": problem()}
             }},
+            "/api/cases/{id}/reports/{report}/answer": {"get": {
+                "summary": "The answer to the referral (form 027 answer, HL7 CDA R2) made when the report version was signed",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "report", "in": "path", "required": true, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "application/hl7-cda+xml"}, "404": problem()}
+            }},
             "/api/cases/{id}/release": {"post": {
                 "summary": "The claiming reader gives the case back to the worklist",
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -301,6 +309,7 @@ mod tests {
         ("put", "/api/cases/{id}/report"),
         ("post", "/api/cases/{id}/report/sign"),
         ("get", "/api/cases/{id}/reports"),
+        ("get", "/api/cases/{id}/reports/{report}/answer"),
         ("post", "/api/cases/{id}/route"),
         ("post", "/api/studies/{uid}/route"),
         ("put", "/api/readers/{name}/availability"),

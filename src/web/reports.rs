@@ -46,6 +46,7 @@ fn view(r: &ReportRow) -> Value {
         },
         "signed_at": r.signed_at.map(rfc3339),
         "content_sha256": r.content_sha256,
+        "answer_sha256": r.answer_sha256,
     })
 }
 
@@ -81,6 +82,22 @@ pub async fn sign(
     Path(id): Path<String>,
 ) -> Response {
     answer(state.reports.sign(&who, &id).await.map(|r| view(&r)))
+}
+
+/// The answer document (form 027 answer, HL7 CDA) of a signed report version.
+pub async fn answer_document(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path((id, report)): Path<(String, String)>,
+) -> Response {
+    match state.reports.answer(&who, &id, &report).await {
+        Ok(bytes) => (
+            [(axum::http::header::CONTENT_TYPE, "application/hl7-cda+xml")],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => problem(e).into_response(),
+    }
 }
 
 pub async fn versions(
