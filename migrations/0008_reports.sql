@@ -39,3 +39,24 @@ CREATE UNIQUE INDEX reports_draft ON reports (case_id) WHERE status = 'draft';
 
 -- T5: when the case's first report was signed.
 ALTER TABLE cases ADD COLUMN signed_at BIGINT;
+
+-- Delivery of signed report versions to the clinic, one row per version and channel (pull: the
+-- clinic fetched the answer; push channels come with the delivery queue). T6 is the first
+-- delivery of the case's latest version.
+CREATE TABLE deliveries (
+    id              TEXT   NOT NULL PRIMARY KEY,
+    report_id       TEXT   NOT NULL,
+    case_id         TEXT   NOT NULL,
+    clinic_id       TEXT   NOT NULL,
+    channel         TEXT   NOT NULL,
+    status          TEXT   NOT NULL,
+    attempts        BIGINT NOT NULL,
+    last_error      TEXT   NOT NULL,
+    delivered_at    BIGINT,
+    created_at      BIGINT NOT NULL,
+    updated_at      BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX deliveries_report_channel ON deliveries (report_id, channel);
+CREATE INDEX deliveries_clinic ON deliveries (clinic_id, status);
+
+ALTER TABLE cases ADD COLUMN delivered_at BIGINT;

@@ -375,8 +375,19 @@ fn workflow(db: Db) {
         "reported"
     );
     assert_eq!(sign(&dr_a).status, 409, "nothing left to sign");
+    // Pull delivery: the clinic lists what was signed, not yet fetched.
+    let pull = call(&server, &clinic, "GET", "/api/reports?since=2000-01-01", "");
+    assert_eq!(pull.status, 200, "{}", pull.body);
+    let listed = pull.json()["reports"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["report_id"], signed["id"]);
+    assert!(listed[0]["fetched_at"].is_null());
+    assert_eq!(
+        call(&server, &clinic, "GET", "/api/reports?since=soon", "").status,
+        400
+    );
     // The answer to the referral is a CDA document our own reader takes back: the patient, the
-    // order, the referral's id and the signer.
+    // order, the referral's id and the signer. The clinic fetching it is the delivery.
     let answer = call(
         &server,
         &clinic,
@@ -415,6 +426,10 @@ fn workflow(db: Db) {
     );
     assert!(answer.body.contains("Aušra Žilinskienė") && answer.body.contains("MPL-100"));
     assert!(answer.body.contains("Išvada / Conclusion"));
+    let case_one = call(&server, &admin, "GET", &format!("/api/cases/{one}"), "").json();
+    assert_eq!(case_one["status"], "delivered", "{case_one}");
+    let pull = call(&server, &clinic, "GET", "/api/reports", "").json();
+    assert!(pull["reports"][0]["fetched_at"].is_string(), "{pull}");
     // A correction needs a reason and becomes version 2; version 1 stays as signed.
     assert_eq!(report(&dr_b, r#"{"conclusion": "Norma."}"#).status, 422);
     let amended = report(
@@ -472,7 +487,15 @@ fn workflow(db: Db) {
     );
     let steps = kinds(&journal);
     assert!(
-        steps.ends_with(&["report_signed".to_owned(), "report_amended".to_owned()]),
+        steps.ends_with(
+            &[
+                "report_signed",
+                "report_delivered",
+                "report_amended",
+                "report_delivered"
+            ]
+            .map(String::from)
+        ),
         "{steps:?}"
     );
 

@@ -30,7 +30,7 @@ pub use journal::JournalQuery;
 pub use links::{LinkException, Resolved, StudyForLink};
 pub use patients::{Demographics, Merge, Merged};
 pub use referrals::{Inserted, JournalEntry, ReferralRow};
-pub use reports::{ReportRow, Saved};
+pub use reports::{ReportRow, Saved, SignedReport};
 pub use search::{Condition, Field, Filter, Hit, Level, Scope, Search};
 pub use studies::{InstanceRow, SeriesRow, StudyDetail, StudyRow};
 pub use users::{Created, TokenRow, UserRow};

@@ -210,3 +210,120 @@ impl Index {
         journal_if(tx, changed, Some(journal)).await
     }
 }
+
+/// A signed report version as the clinic's pull list shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SignedReport {
+    pub report_id: String,
+    pub case_id: String,
+    pub version: i64,
+    pub amends: String,
+    pub clinic_id: String,
+    pub study_uid: String,
+    pub referral_id: String,
+    pub signer_name: String,
+    pub signed_at: i64,
+    /// When the clinic first fetched this version's answer.
+    pub pulled_at: Option<i64>,
+}
+
+impl Index {
+    /// Signed versions signed after `since`, of the given clinics' cases (or centres'; `None`:
+    /// any), oldest first.
+    pub async fn signed_since(
+        &self,
+        since: i64,
+        clinics: Option<&[String]>,
+        centres: Option<&[String]>,
+        limit: i64,
+    ) -> Result<Vec<SignedReport>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.case_id, r.version, r.amends, c.clinic_id, c.study_uid,
+               c.referral_id, r.signer_name, r.signed_at, d.delivered_at, c.centre_id
+             FROM reports r
+             JOIN cases c ON c.id = r.case_id
+             LEFT JOIN deliveries d ON d.report_id = r.id AND d.channel = 'pull'
+             WHERE r.status = 'signed' AND r.signed_at > $1
+             ORDER BY r.signed_at, r.id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(IndexError::query("signed reports"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let read = |e| IndexError::query("read signed report")(e);
+            let clinic: String = r.try_get(4).map_err(read)?;
+            let centre: String = r.try_get(10).map_err(read)?;
+            if clinics.is_some_and(|l| !l.contains(&clinic))
+                || centres.is_some_and(|l| !l.contains(&centre))
+            {
+                continue;
+            }
+            out.push(SignedReport {
+                report_id: r.try_get(0).map_err(read)?,
+                case_id: r.try_get(1).map_err(read)?,
+                version: r.try_get(2).map_err(read)?,
+                amends: r.try_get(3).map_err(read)?,
+                clinic_id: clinic,
+                study_uid: r.try_get(5).map_err(read)?,
+                referral_id: r.try_get(6).map_err(read)?,
+                signer_name: r.try_get(7).map_err(read)?,
+                signed_at: r.try_get(8).map_err(read)?,
+                pulled_at: r.try_get(9).map_err(read)?,
+            });
+            if out.len() as i64 >= limit.clamp(1, 10_000) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that the clinic fetched a signed version's answer (once); the case is delivered
+    /// when that version is its latest. Journaled the first time; `false` if already recorded.
+    pub async fn record_pull(
+        &self,
+        report: &ReportRow,
+        clinic_id: &str,
+        journal: &JournalEntry,
+    ) -> Result<bool, IndexError> {
+        let now = now_micros();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin pull"))?;
+        let inserted = sqlx::query(
+            "INSERT INTO deliveries (id, report_id, case_id, clinic_id, channel, status, attempts,
+               last_error, delivered_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'pull', 'delivered', 1, '', $5, $5, $5)
+             ON CONFLICT (report_id, channel) DO NOTHING",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&report.id)
+        .bind(&report.case_id)
+        .bind(clinic_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("record pull"))?
+        .rows_affected()
+            == 1;
+        if inserted {
+            sqlx::query(
+                "UPDATE cases SET status = 'delivered', delivered_at = COALESCE(delivered_at, $2),
+                   updated_at = $2
+                 WHERE id = $1 AND status = 'reported'
+                   AND $3 = (SELECT MAX(version) FROM reports
+                             WHERE case_id = $1 AND status = 'signed')",
+            )
+            .bind(&report.case_id)
+            .bind(now)
+            .bind(report.version)
+            .execute(&mut *tx)
+            .await
+            .map_err(IndexError::query("case delivered"))?;
+        }
+        journal_if(tx, inserted, Some(journal)).await
+    }
+}

@@ -20,7 +20,7 @@ use crate::catalog;
 use crate::config::Config;
 use crate::fault::Fault;
 use crate::index::{
-    now_micros, rfc3339, CaseRow, Index, IndexError, JournalEntry, ReportRow, Saved,
+    now_micros, rfc3339, CaseRow, Index, IndexError, JournalEntry, ReportRow, Saved, SignedReport,
 };
 use crate::routing::{Routing, RoutingError};
 
@@ -370,11 +370,57 @@ impl Reports {
                     "signed report {report_id} of case {case_id}"
                 )))
             })?;
-        Ok(self
+        let document = self
             .archive
             .read(&crate::archive::ObjectKey::from(report.answer_key.as_str()))
             .await?
-            .to_vec())
+            .to_vec();
+        // The clinic fetching its answer is the pull channel's delivery (T6 for the case's
+        // latest version), recorded once, after the document was read.
+        let case = self.routing.visible(who, case_id).await?;
+        if who.role == Role::Clinic && case.clinic_id == who.institution {
+            let journal = JournalEntry {
+                id: uuid::Uuid::now_v7().to_string(),
+                at: now_micros(),
+                kind: "report_delivered".into(),
+                clinic_id: case.clinic_id.clone(),
+                institution: who.institution.clone(),
+                actor: who.name.clone(),
+                patient_id: case.patient_id.clone(),
+                referral_id: case.referral_id.clone(),
+                study_uid: case.study_uid.clone(),
+                report_id: report.id.clone(),
+                detail: format!("version {} fetched by the clinic (pull)", report.version),
+            };
+            self.index
+                .record_pull(&report, &case.clinic_id, &journal)
+                .await?;
+        }
+        Ok(document)
+    }
+
+    /// Signed report versions since `since` (microseconds) that `who` may see: a clinic its
+    /// cases', a cardiologist their centre's, administrators and auditors all.
+    pub async fn since(
+        &self,
+        who: &Principal,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<SignedReport>, ReportError> {
+        let own = [who.institution.clone()];
+        let (clinics, centres): (Option<&[String]>, Option<&[String]>) = match who.role {
+            Role::Clinic => (Some(&own), None),
+            Role::Cardiologist => (None, Some(&own)),
+            Role::Admin | Role::Auditor => (None, None),
+        };
+        let mut event = catalog::event(who, "reports_listed");
+        event.detail = format!("since {}", rfc3339(since));
+        event.outcome = "answered".into();
+        self.audit.record_required(event).await?;
+        Ok(self
+            .index
+            .signed_since(since, clinics, centres, limit)
+            .await?)
     }
 
     /// Every version of the case's report `who` may see, oldest first; a draft only to its

@@ -112,7 +112,7 @@ fn wants_csv(format: Option<&str>, headers: &HeaderMap) -> Result<bool, Problem>
 }
 
 /// Microseconds since the epoch of an RFC 3339 time, or of the start (or end) of a date.
-fn instant(text: &str, end_of_day: bool) -> Result<i64, String> {
+pub(super) fn instant(text: &str, end_of_day: bool) -> Result<i64, String> {
     let text = text.trim();
     let at = if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
         t

@@ -83,6 +83,7 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/api/cases/{id}/report/sign", post(reports::sign))
         .route("/api/cases/{id}/reports", get(reports::versions))
+        .route("/api/reports", get(reports::since))
         .route(
             "/api/cases/{id}/reports/{report}/answer",
             get(reports::answer_document),

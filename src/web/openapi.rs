@@ -243,6 +243,14 @@ pub fn spec() -> Value {
                 ],
                 "responses": {"200": {"description": "application/hl7-cda+xml"}, "404": problem()}
             }},
+            "/api/reports": {"get": {
+                "summary": "Pull delivery: signed report versions since a time that the caller may see (a clinic its own cases'), oldest first, with the address of each answer document; a clinic fetching an answer is its delivery",
+                "parameters": [
+                    {"name": "since", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 time or a date YYYY-MM-DD (UTC); default: all"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 1000, "maximum": 10000}}
+                ],
+                "responses": {"200": {"description": "{\"reports\": [...]}"}, "400": problem()}
+            }},
             "/api/cases/{id}/release": {"post": {
                 "summary": "The claiming reader gives the case back to the worklist",
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -309,6 +317,7 @@ mod tests {
         ("put", "/api/cases/{id}/report"),
         ("post", "/api/cases/{id}/report/sign"),
         ("get", "/api/cases/{id}/reports"),
+        ("get", "/api/reports"),
         ("get", "/api/cases/{id}/reports/{report}/answer"),
         ("post", "/api/cases/{id}/route"),
         ("post", "/api/studies/{uid}/route"),

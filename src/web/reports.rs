@@ -84,6 +84,66 @@ pub async fn sign(
     answer(state.reports.sign(&who, &id).await.map(|r| view(&r)))
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinceParams {
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The pull channel: signed report versions since a time (RFC 3339 or a date), oldest first,
+/// each with the address of its answer document and whether the clinic fetched it.
+pub async fn since(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    params: Result<axum::extract::Query<SinceParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let axum::extract::Query(p) = match params {
+        Ok(p) => p,
+        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    let since = match p
+        .since
+        .as_deref()
+        .map(|t| super::journal::instant(t, false))
+    {
+        None => 0,
+        Some(Ok(t)) => t,
+        Some(Err(why)) => {
+            return Problem::new(StatusCode::BAD_REQUEST, why)
+                .with_field("since")
+                .into_response()
+        }
+    };
+    answer(
+        state
+            .reports
+            .since(&who, since, p.limit.unwrap_or(1000))
+            .await
+            .map(|list| {
+                let reports: Vec<Value> = list
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "report_id": r.report_id,
+                            "case_id": r.case_id,
+                            "version": r.version,
+                            "amends": r.amends,
+                            "clinic_id": r.clinic_id,
+                            "study_uid": r.study_uid,
+                            "referral_id": r.referral_id,
+                            "signer_name": r.signer_name,
+                            "signed_at": rfc3339(r.signed_at),
+                            "fetched_at": r.pulled_at.map(rfc3339),
+                            "answer": format!("/api/cases/{}/reports/{}/answer", r.case_id, r.report_id),
+                        })
+                    })
+                    .collect();
+                json!({ "reports": reports })
+            }),
+    )
+}
+
 /// The answer document (form 027 answer, HL7 CDA) of a signed report version.
 pub async fn answer_document(
     State(state): State<WebState>,
