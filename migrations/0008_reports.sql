@@ -41,8 +41,8 @@ CREATE UNIQUE INDEX reports_draft ON reports (case_id) WHERE status = 'draft';
 ALTER TABLE cases ADD COLUMN signed_at BIGINT;
 
 -- Delivery of signed report versions to the clinic, one row per version and channel (pull: the
--- clinic fetched the answer; push channels come with the delivery queue). T6 is the first
--- delivery of the case's latest version.
+-- clinic fetched the answer; push channels come with the delivery queue). The case is delivered
+-- when its latest version is; T6 is its first delivery, as T5 is its first signature.
 CREATE TABLE deliveries (
     id              TEXT   NOT NULL PRIMARY KEY,
     report_id       TEXT   NOT NULL,
@@ -60,3 +60,5 @@ CREATE UNIQUE INDEX deliveries_report_channel ON deliveries (report_id, channel)
 CREATE INDEX deliveries_clinic ON deliveries (clinic_id, status);
 
 ALTER TABLE cases ADD COLUMN delivered_at BIGINT;
+-- The latest signed version: only its delivery makes the case delivered.
+ALTER TABLE cases ADD COLUMN report_version BIGINT;

@@ -333,6 +333,9 @@ fn workflow(db: Db) {
     assert_eq!(draft.json()["status"], "draft");
     assert_eq!(draft.json()["version"], 1);
     assert_eq!(report(&dr_a, r#"{"colour": "red"}"#).status, 400);
+    let control = report(&dr_a, r#"{"findings": "a\u0001b"}"#);
+    assert_eq!(control.status, 422, "{}", control.body);
+    assert_eq!(control.json()["field"], "findings");
     let refused = sign(&dr_a);
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert_eq!(refused.json()["field"], "conclusion");

@@ -176,7 +176,7 @@ impl Index {
             "UPDATE reports SET status = 'signed', signer = $3, signer_name = $4,
                signer_licence = $5, signer_centre = $6, signed_at = $7, content_key = $8,
                content_sha256 = $9, answer_key = $10, answer_sha256 = $11, updated_at = $7
-             WHERE id = $1 AND author = $2 AND status = 'draft'",
+             WHERE id = $1 AND author = $2 AND status = 'draft' AND updated_at = $12",
         )
         .bind(&signed.id)
         .bind(&signed.signer)
@@ -189,6 +189,9 @@ impl Index {
         .bind(&signed.content_sha256)
         .bind(&signed.answer_key)
         .bind(&signed.answer_sha256)
+        // The draft as it was read for signing: a save since then means the frozen text would
+        // not be the text marked signed.
+        .bind(signed.updated_at)
         .execute(&mut *tx)
         .await
         .map_err(IndexError::query("sign report"))?
@@ -198,11 +201,12 @@ impl Index {
             sqlx::query(
                 "UPDATE cases SET status = 'reported',
                    signed_at = COALESCE(signed_at, $2), claimed_by = '',
-                   claim_expires_at = NULL, updated_at = $2
+                   claim_expires_at = NULL, report_version = $3, updated_at = $2
                  WHERE id = $1",
             )
             .bind(&signed.case_id)
             .bind(now)
+            .bind(signed.version)
             .execute(&mut *tx)
             .await
             .map_err(IndexError::query("case reported"))?;
@@ -228,8 +232,9 @@ pub struct SignedReport {
 }
 
 impl Index {
-    /// Signed versions signed after `since`, of the given clinics' cases (or centres'; `None`:
-    /// any), oldest first.
+    /// Signed versions signed after `since`, and every one the clinic has not fetched yet
+    /// whenever it was signed (a version can commit after a later-stamped one, so a cursor alone
+    /// could pass it by), of the given clinics' cases (or centres'; `None`: any), oldest first.
     pub async fn signed_since(
         &self,
         since: i64,
@@ -243,7 +248,7 @@ impl Index {
              FROM reports r
              JOIN cases c ON c.id = r.case_id
              LEFT JOIN deliveries d ON d.report_id = r.id AND d.channel = 'pull'
-             WHERE r.status = 'signed' AND r.signed_at > $1
+             WHERE r.status = 'signed' AND (r.signed_at > $1 OR d.id IS NULL)
              ORDER BY r.signed_at, r.id",
         )
         .bind(since)
@@ -313,9 +318,7 @@ impl Index {
             sqlx::query(
                 "UPDATE cases SET status = 'delivered', delivered_at = COALESCE(delivered_at, $2),
                    updated_at = $2
-                 WHERE id = $1 AND status = 'reported'
-                   AND $3 = (SELECT MAX(version) FROM reports
-                             WHERE case_id = $1 AND status = 'signed')",
+                 WHERE id = $1 AND status = 'reported' AND report_version = $3",
             )
             .bind(&report.case_id)
             .bind(now)

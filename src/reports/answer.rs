@@ -191,7 +191,22 @@ fn record_target(w: &mut Out, a: &Answer) -> std::io::Result<()> {
                         }
                     }
                 }
-                None => id(w, &a.oids.personal_code, &a.case.patient_id)?,
+                // A study routed without a referral: its Patient ID is a personal code only if it
+                // passes as one; otherwise it is the clinic's own number, said as such.
+                None if crate::referral::personal_code::parse(&a.case.patient_id).is_ok() => {
+                    id(w, &a.oids.personal_code, &a.case.patient_id)?
+                }
+                None => {
+                    empty(
+                        w,
+                        "id",
+                        &[
+                            ("nullFlavor", "OTH"),
+                            ("extension", &a.case.patient_id),
+                            ("assigningAuthorityName", &a.case.clinic_id),
+                        ],
+                    )?;
+                }
             }
             w.create_element("patient").write_inner_content(|w| {
                 w.create_element("name").write_inner_content(|w| {
@@ -207,8 +222,13 @@ fn record_target(w: &mut Out, a: &Answer) -> std::io::Result<()> {
                         &[("code", &sex), ("codeSystem", "2.16.840.1.113883.5.1")],
                     )?;
                 }
+                // A personal code may leave month or day unknown (`00`): a TS stops before them.
+                let mut birth = birth.as_str();
+                while birth.len() > 4 && birth.ends_with("00") {
+                    birth = &birth[..birth.len() - 2];
+                }
                 if !birth.is_empty() {
-                    empty(w, "birthTime", &[("value", &birth)])?;
+                    empty(w, "birthTime", &[("value", birth)])?;
                 }
                 Ok(())
             })?;

@@ -139,6 +139,13 @@ impl Reports {
             if value.chars().count() > MAX_FIELD_CHARS {
                 return Err(invalid(field, format!("over {MAX_FIELD_CHARS} characters")));
             }
+            // XML 1.0 (the answer document) and PostgreSQL text take no other control characters.
+            if value
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+            {
+                return Err(invalid(field, "contains control characters"));
+            }
         }
         let versions = self.index.reports_of_case(case_id).await?;
         let last_signed = versions.iter().rev().find(|r| r.status == "signed");
@@ -359,6 +366,7 @@ impl Reports {
         who: &Principal,
         case_id: &str,
         report_id: &str,
+        delivering: bool,
     ) -> Result<Vec<u8>, ReportError> {
         let report = self
             .versions(who, case_id)
@@ -378,7 +386,7 @@ impl Reports {
         // The clinic fetching its answer is the pull channel's delivery (T6 for the case's
         // latest version), recorded once, after the document was read.
         let case = self.routing.visible(who, case_id).await?;
-        if who.role == Role::Clinic && case.clinic_id == who.institution {
+        if delivering && who.role == Role::Clinic && case.clinic_id == who.institution {
             let journal = JournalEntry {
                 id: uuid::Uuid::now_v7().to_string(),
                 at: now_micros(),

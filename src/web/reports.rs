@@ -148,9 +148,12 @@ pub async fn since(
 pub async fn answer_document(
     State(state): State<WebState>,
     Extension(who): Extension<Principal>,
+    method: axum::http::Method,
     Path((id, report)): Path<(String, String)>,
 ) -> Response {
-    match state.reports.answer(&who, &id, &report).await {
+    // A HEAD request receives no document, so it delivers nothing.
+    let delivering = method != axum::http::Method::HEAD;
+    match state.reports.answer(&who, &id, &report, delivering).await {
         Ok(bytes) => (
             [(axum::http::header::CONTENT_TYPE, "application/hl7-cda+xml")],
             bytes,
