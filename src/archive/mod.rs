@@ -131,6 +131,22 @@ impl Archive {
         }
     }
 
+    /// Makes a small document durable under the key `key_of` gives for its SHA-256 (create-only,
+    /// so a resend lands on the same object); answers the key and the hash.
+    pub async fn keep(
+        &self,
+        bytes: &[u8],
+        key_of: fn(&str) -> Path,
+    ) -> Result<(String, String), ArchiveError> {
+        use sha2::{Digest, Sha256};
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let key = key_of(&sha256);
+        let mut writer = self.writer();
+        writer.write(bytes).await?;
+        writer.commit(&key).await?;
+        Ok((key.to_string(), sha256))
+    }
+
     /// Reachability probe for health checks: the first page of an (empty) prefix listing. On S3
     /// a missing bucket answers "not found" here, while an existing one answers an empty list.
     pub async fn check(&self) -> Result<(), ArchiveError> {

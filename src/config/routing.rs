@@ -17,6 +17,22 @@ pub struct RoutingConfig {
     pub rules: Vec<RoutingRule>,
 }
 
+impl RoutingConfig {
+    /// How long a claim lasts, in index time (microseconds), saturating.
+    pub fn claim_micros(&self) -> i64 {
+        micros(self.claim_seconds)
+    }
+
+    /// How long a study must stay quiet before routing, in microseconds, saturating.
+    pub fn stable_micros(&self) -> i64 {
+        micros(self.study_stable_seconds)
+    }
+}
+
+fn micros(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX / 2)
+}
+
 /// Which patients a rule is for, by age at the referral (or at routing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

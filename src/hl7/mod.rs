@@ -347,16 +347,7 @@ async fn refuse(
 }
 
 fn answer(header: &Header, code: AckCode, text: &str, problem: Option<&Problem>) -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let stamp = format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}+0000",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    let stamp = crate::index::hl7_timestamp(crate::index::now_micros());
     let control_id = uuid::Uuid::now_v7().simple().to_string();
     ack::ack(header, code, text, problem, &control_id[..20], &stamp)
 }

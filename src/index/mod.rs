@@ -103,6 +103,21 @@ pub(crate) async fn fetch_all_text<T>(
         .map_err(IndexError::query(what))
 }
 
+/// An index time as an HL7 timestamp (`YYYYMMDDHHMMSS+0000`), for v2 messages and CDA TS.
+pub fn hl7_timestamp(micros: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}+0000",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 /// An index time (microseconds since the epoch) as RFC 3339, UTC; '' if out of range.
 pub fn rfc3339(micros: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)

@@ -15,8 +15,6 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use crate::access::{Action, Denied, Policy, Principal, Role};
 use crate::archive::{keys, Archive, ArchiveError};
 use crate::audit::AuditTrail;
@@ -246,15 +244,8 @@ impl Referrals {
         bytes: &[u8],
         key_of: fn(&str) -> object_store::path::Path,
     ) -> Result<Stored, ReferralError> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
-        let key = key_of(&sha256);
-        let mut writer = self.archive.writer();
-        writer.write(bytes).await?;
-        writer.commit(&key).await?;
-        Ok(Stored {
-            key: key.to_string(),
-            sha256,
-        })
+        let (key, sha256) = self.archive.keep(bytes, key_of).await?;
+        Ok(Stored { key, sha256 })
     }
 
     /// The referral an HL7 v2 order made for the same clinic and order number that still waits

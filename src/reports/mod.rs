@@ -11,8 +11,6 @@ pub mod answer;
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use crate::access::{Denied, Principal, Role};
 use crate::archive::{keys, Archive, ArchiveError};
 use crate::audit::AuditTrail;
@@ -162,12 +160,14 @@ impl Reports {
         match (case.status.as_str(), last_signed) {
             ("new" | "in_progress", None) => {
                 // Writing is activity: the claim is renewed, or taken if free.
-                let seconds = i64::try_from(self.config.routing.claim_seconds)
-                    .unwrap_or(i64::MAX / 2_000_000)
-                    .min(i64::MAX / 2_000_000);
                 if !self
                     .index
-                    .claim(case_id, &who.name, now_micros() + seconds * 1_000_000, None)
+                    .claim(
+                        case_id,
+                        &who.name,
+                        now_micros() + self.config.routing.claim_micros(),
+                        None,
+                    )
                     .await?
                 {
                     return Err(ReportError::Conflict(format!(
@@ -272,7 +272,7 @@ impl Reports {
             "signed_at": rfc3339(signed_at),
         });
         let bytes = serde_json::to_vec_pretty(&content).unwrap_or_default();
-        let (content_key, content_sha256) = self.keep(&bytes, keys::report_content).await?;
+        let (content_key, content_sha256) = self.archive.keep(&bytes, keys::report_content).await?;
         let mut signed = ReportRow {
             status: "signed".into(),
             signer: who.name.clone(),
@@ -299,13 +299,14 @@ impl Reports {
             case: &case,
             referral: referral.as_ref(),
             centre_name,
-            signed: &cda_time(signed_at),
+            signed: &crate::index::hl7_timestamp(signed_at),
             oids: &self.config.referral.oids,
         })
         .map_err(|e| {
             ReportError::Conflict(format!("the answer document could not be written: {e}"))
         })?;
-        let (answer_key, answer_sha256) = self.keep(&document, keys::answer_document).await?;
+        let (answer_key, answer_sha256) =
+            self.archive.keep(&document, keys::answer_document).await?;
         signed.answer_key = answer_key;
         signed.answer_sha256 = answer_sha256;
         let kind = if draft.amends.is_empty() {
@@ -344,20 +345,6 @@ impl Reports {
         event.outcome = "signed".into();
         self.audit.record(event).await;
         Ok(signed)
-    }
-
-    /// Makes `bytes` durable (create-only) under the key `key_of` gives for their SHA-256.
-    async fn keep(
-        &self,
-        bytes: &[u8],
-        key_of: fn(&str) -> object_store::path::Path,
-    ) -> Result<(String, String), ReportError> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
-        let key = key_of(&sha256);
-        let mut writer = self.archive.writer();
-        writer.write(bytes).await?;
-        writer.commit(&key).await?;
-        Ok((key.to_string(), sha256))
     }
 
     /// The answer document (HL7 CDA) of a signed version of the case's report.
@@ -453,19 +440,4 @@ impl Reports {
             .filter(|r| r.status == "signed" || r.author == who.name)
             .collect())
     }
-}
-
-/// A CDA TS (`YYYYMMDDHHMMSS+0000`) of an index time.
-fn cda_time(micros: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}+0000",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }

@@ -107,10 +107,7 @@ impl Routing {
 
     /// Makes a case of every linked study that has stopped receiving objects.
     pub async fn route_ready(&self) -> Result<usize, IndexError> {
-        let stable = i64::try_from(self.config.routing.study_stable_seconds)
-            .unwrap_or(i64::MAX / 2_000_000)
-            .min(i64::MAX / 2_000_000)
-            * 1_000_000;
+        let stable = self.config.routing.stable_micros();
         let candidates = self
             .index
             .routing_candidates(now_micros() - stable, 500)
@@ -347,10 +344,7 @@ impl Routing {
             }
             let case = self.visible(who, id).await?;
             let now = now_micros();
-            let seconds = i64::try_from(self.config.routing.claim_seconds)
-                .unwrap_or(i64::MAX / 2_000_000)
-                .min(i64::MAX / 2_000_000);
-            let expires = now + seconds * 1_000_000;
+            let expires = now + self.config.routing.claim_micros();
             let renewal = case.claimed_by == who.name;
             let journal = self.entry(
                 &case,
@@ -558,11 +552,8 @@ impl Routing {
 
 /// Today's date, `YYYYMMDD` (UTC).
 fn today() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}{:02}{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day()
-    )
+    crate::index::hl7_timestamp(now_micros())
+        .chars()
+        .take(8)
+        .collect()
 }
