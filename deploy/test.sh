@@ -23,6 +23,7 @@ declare -A NEEDED=(
   [psql]=postgresql-client
   [pg_isready]=postgresql-client
   [curl]=curl
+  [pdftoppm]=poppler-utils
 )
 missing=()
 for cmd in "${!NEEDED[@]}"; do

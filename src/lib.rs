@@ -20,6 +20,8 @@ pub mod catalog;
 pub mod cli;
 /// Typed configuration, loaded and validated once.
 pub mod config;
+/// Delivery of signed reports to clinics' PACS and HIS: the durable queue's worker.
+pub mod delivery;
 /// DICOMweb edge: QIDO-RS, WADO-RS, STOW-RS under /dicom-web.
 pub mod dicomweb;
 /// DICOM network edge: association policy, C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET.

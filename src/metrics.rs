@@ -21,6 +21,8 @@ struct Inner {
     bytes: Counter,
     failures: Family<Labels, Counter>,
     store_latency: Histogram,
+    delivery_attempts: Family<Labels, Counter>,
+    deliveries: Family<Labels, Gauge>,
 }
 
 /// Handle to the service's metrics; cheap to clone.
@@ -68,6 +70,19 @@ impl Metrics {
             "Time to make an object durable in the object store",
             store_latency.clone(),
         );
+        let delivery_attempts = Family::<Labels, Counter>::default();
+        registry.register(
+            "delivery_attempts",
+            "Report delivery attempts by channel and outcome (delivered, retry, failed)",
+            delivery_attempts.clone(),
+        );
+        let deliveries = Family::<Labels, Gauge>::default();
+        registry.register(
+            "deliveries",
+            "Report deliveries in the queue by channel and status; failed ones need an \
+             administrator",
+            deliveries.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             associations,
@@ -76,6 +91,8 @@ impl Metrics {
             bytes,
             failures,
             store_latency,
+            delivery_attempts,
+            deliveries,
         }))
     }
 
@@ -106,6 +123,29 @@ impl Metrics {
 
     pub fn store_latency(&self, elapsed: Duration) {
         self.0.store_latency.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn delivery_attempt(&self, channel: &str, outcome: &'static str) {
+        self.0
+            .delivery_attempts
+            .get_or_create(&vec![
+                ("channel", channel.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// The queue as last counted: deliveries by channel and status.
+    pub fn deliveries(&self, counts: &[(String, String, i64)]) {
+        for (channel, status, n) in counts {
+            self.0
+                .deliveries
+                .get_or_create(&vec![
+                    ("channel", channel.clone()),
+                    ("status", status.clone()),
+                ])
+                .set(*n);
+        }
     }
 
     /// The Prometheus text exposition.

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::access::Policy;
 use crate::accounts::Accounts;
@@ -12,6 +12,7 @@ use crate::archive::{Archive, ArchiveError};
 use crate::audit::AuditTrail;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::delivery::Deliveries;
 use crate::dimse::{self, DimseContext, DimseError};
 use crate::hl7::{self, Hl7Context};
 use crate::index::{Index, IndexError};
@@ -123,12 +124,23 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     tasks.spawn(routing.clone().run(stopped.clone()));
+    let deliveries_queued = Arc::new(Notify::new());
+    let deliveries = Deliveries::new(
+        index.clone(),
+        archive.clone(),
+        config.clone(),
+        metrics.clone(),
+        deliveries_queued.clone(),
+    );
+    tasks.spawn(deliveries.run(stopped.clone()));
     let reports = Reports::new(
         index.clone(),
         archive.clone(),
         config.clone(),
         routing.clone(),
         audit.clone(),
+        ingest.clone(),
+        deliveries_queued.clone(),
     );
 
     let http_addr = config.http.listen;

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod delivery;
 mod routing;
+pub use delivery::{ClinicDelivery, DeliveryConfig, HisTarget, PacsTarget};
 pub use routing::{AgeGroup, Assignment, RoutingConfig, RoutingRule};
 
 /// Prefix of environment variables that override configuration keys.
@@ -52,6 +54,7 @@ pub struct Config {
     pub referral: ReferralConfig,
     pub hl7: Hl7Config,
     pub routing: RoutingConfig,
+    pub delivery: DeliveryConfig,
     pub log: LogConfig,
     pub clinics: Vec<Clinic>,
     pub centres: Vec<Centre>,
@@ -257,6 +260,9 @@ pub struct Clinic {
     pub name: String,
     pub ae_titles: Vec<String>,
     pub networks: Vec<IpNet>,
+    /// Where signed reports are pushed; left out, the clinic pulls them.
+    #[serde(default)]
+    pub delivery: ClinicDelivery,
 }
 
 impl Clinic {
@@ -443,6 +449,7 @@ impl Config {
         self.validate_institutions()?;
         self.validate_hl7()?;
         self.validate_routing()?;
+        self.validate_delivery()?;
         self.validate_destinations()
     }
 

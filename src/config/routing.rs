@@ -29,7 +29,7 @@ impl RoutingConfig {
     }
 }
 
-fn micros(seconds: u64) -> i64 {
+pub(super) fn micros(seconds: u64) -> i64 {
     i64::try_from(seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX / 2)
 }
 

@@ -10,6 +10,7 @@ mod command;
 mod find;
 mod identifier;
 pub mod policy;
+pub mod push;
 mod retrieve;
 mod send;
 mod service;

@@ -12,6 +12,7 @@ pub mod ack;
 pub mod message;
 pub mod mllp;
 mod order;
+pub mod oru;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -7,6 +7,7 @@
 
 mod audit;
 mod cases;
+mod deliveries;
 mod instances;
 mod journal;
 mod links;
@@ -25,6 +26,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEvent;
 pub use cases::{Candidate, CaseFilter, CaseRow};
+pub use deliveries::{DeliveryRow, Push};
 pub use instances::{other_ids, InstanceRecord, Recorded};
 pub use journal::JournalQuery;
 pub use links::{LinkException, Resolved, StudyForLink};

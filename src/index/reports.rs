@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::deliveries::{enqueue, Push};
 use super::referrals::journal_if;
 use super::{now_micros, Index, IndexError, JournalEntry};
 
@@ -30,6 +31,9 @@ pub struct ReportRow {
     pub content_sha256: String,
     pub answer_key: String,
     pub answer_sha256: String,
+    /// The report as a DICOM Encapsulated PDF in the study (SOP Instance UID, stored object).
+    pub document_uid: String,
+    pub document_key: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -37,7 +41,7 @@ pub struct ReportRow {
 const COLUMNS: &str = "id, case_id, version, status, findings, conclusion, recommendations,
     free_text, author, amends, amendment_reason, signer, signer_name, signer_licence,
     signer_centre, signed_at, content_key, content_sha256, created_at, updated_at, answer_key,
-    answer_sha256";
+    answer_sha256, document_uid, document_key";
 
 fn report_row(r: &AnyRow) -> Result<ReportRow, sqlx::Error> {
     Ok(ReportRow {
@@ -63,6 +67,8 @@ fn report_row(r: &AnyRow) -> Result<ReportRow, sqlx::Error> {
         updated_at: r.try_get(19)?,
         answer_key: r.try_get(20)?,
         answer_sha256: r.try_get(21)?,
+        document_uid: r.try_get(22)?,
+        document_key: r.try_get(23)?,
     })
 }
 
@@ -78,6 +84,20 @@ pub enum Saved {
 }
 
 impl Index {
+    pub async fn report(&self, id: &str) -> Result<Option<ReportRow>, IndexError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM reports WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(IndexError::query("report"))?;
+        rows.first()
+            .map(report_row)
+            .transpose()
+            .map_err(IndexError::query("read report"))
+    }
+
     /// Every version of a case's report, oldest first (the open draft last).
     pub async fn reports_of_case(&self, case_id: &str) -> Result<Vec<ReportRow>, IndexError> {
         let sql = format!("SELECT {COLUMNS} FROM reports WHERE case_id = $1 ORDER BY version");
@@ -161,10 +181,14 @@ impl Index {
     /// Signs the author's draft: frozen content, signer, time; the case becomes reported (its
     /// claim ends; an amendment must be delivered again) and keeps the first signing time. Journaled; `false` if there was no such
     /// draft.
+    /// The pushes are queued in the same transaction, so a signed report is never left
+    /// without its deliveries.
     pub async fn sign_report(
         &self,
         signed: &ReportRow,
         journal: &JournalEntry,
+        clinic_id: &str,
+        pushes: &[Push],
     ) -> Result<bool, IndexError> {
         let now = signed.signed_at.unwrap_or_else(now_micros);
         let mut tx = self
@@ -175,7 +199,8 @@ impl Index {
         let changed = sqlx::query(
             "UPDATE reports SET status = 'signed', signer = $3, signer_name = $4,
                signer_licence = $5, signer_centre = $6, signed_at = $7, content_key = $8,
-               content_sha256 = $9, answer_key = $10, answer_sha256 = $11, updated_at = $7
+               content_sha256 = $9, answer_key = $10, answer_sha256 = $11, updated_at = $7,
+               document_uid = $13, document_key = $14
              WHERE id = $1 AND author = $2 AND status = 'draft' AND updated_at = $12",
         )
         .bind(&signed.id)
@@ -192,6 +217,8 @@ impl Index {
         // The draft as it was read for signing: a save since then means the frozen text would
         // not be the text marked signed.
         .bind(signed.updated_at)
+        .bind(&signed.document_uid)
+        .bind(&signed.document_key)
         .execute(&mut *tx)
         .await
         .map_err(IndexError::query("sign report"))?
@@ -210,6 +237,16 @@ impl Index {
             .execute(&mut *tx)
             .await
             .map_err(IndexError::query("case reported"))?;
+            enqueue(
+                &mut tx,
+                &signed.id,
+                &signed.case_id,
+                clinic_id,
+                pushes,
+                &signed.signer,
+                now,
+            )
+            .await?;
         }
         journal_if(tx, changed, Some(journal)).await
     }
@@ -302,7 +339,7 @@ impl Index {
             "INSERT INTO deliveries (id, report_id, case_id, clinic_id, channel, status, attempts,
                last_error, delivered_at, created_at, updated_at)
              VALUES ($1, $2, $3, $4, 'pull', 'delivered', 1, '', $5, $5, $5)
-             ON CONFLICT (report_id, channel) DO NOTHING",
+             ON CONFLICT (report_id) WHERE channel = 'pull' DO NOTHING",
         )
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(&report.id)

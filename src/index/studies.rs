@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::{Index, IndexError};
 
 /// One line of `telecardio studies`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct StudyRow {
     pub study_uid: String,
     pub patient_id: String,

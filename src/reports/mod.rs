@@ -8,8 +8,14 @@
 //! version that names the one it amends and why; earlier versions stay as they were.
 
 pub mod answer;
+mod deliveries;
+pub mod document;
+pub mod pdf;
+pub mod printed;
 
 use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use crate::access::{Denied, Principal, Role};
 use crate::archive::{keys, Archive, ArchiveError};
@@ -18,8 +24,10 @@ use crate::catalog;
 use crate::config::Config;
 use crate::fault::Fault;
 use crate::index::{
-    now_micros, rfc3339, CaseRow, Index, IndexError, JournalEntry, ReportRow, Saved, SignedReport,
+    now_micros, rfc3339, CaseRow, Index, IndexError, JournalEntry, Push, ReportRow, Saved,
+    SignedReport,
 };
+use crate::ingest::{Ingest, IngestError, Origin};
 use crate::routing::{Routing, RoutingError};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +44,10 @@ pub enum ReportError {
     Archive(#[from] ArchiveError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error("the report object could not be stored: {0}")]
+    Ingest(#[from] IngestError),
+    #[error("the report object could not be made: {0}")]
+    Print(#[from] printed::PrintError),
 }
 
 impl ReportError {
@@ -45,6 +57,11 @@ impl ReportError {
             ReportError::Denied(_) => Fault::Forbidden,
             ReportError::Conflict(_) | ReportError::Invalid { .. } => Fault::BadInput,
             ReportError::Archive(_) | ReportError::Index(_) => Fault::Unavailable,
+            ReportError::Ingest(e) => match e.fault() {
+                Fault::Unavailable => Fault::Unavailable,
+                _ => Fault::Bug,
+            },
+            ReportError::Print(_) => Fault::Bug,
         }
     }
 }
@@ -84,6 +101,10 @@ pub struct Reports {
     config: Arc<Config>,
     routing: Routing,
     audit: AuditTrail,
+    /// Where the report object goes into the study.
+    ingest: Ingest,
+    /// Wakes this node's delivery worker when a signature queued deliveries.
+    deliveries_queued: Arc<Notify>,
 }
 
 impl Reports {
@@ -93,6 +114,8 @@ impl Reports {
         config: Arc<Config>,
         routing: Routing,
         audit: AuditTrail,
+        ingest: Ingest,
+        deliveries_queued: Arc<Notify>,
     ) -> Reports {
         Reports {
             index,
@@ -100,6 +123,8 @@ impl Reports {
             config,
             routing,
             audit,
+            ingest,
+            deliveries_queued,
         }
     }
 
@@ -309,6 +334,14 @@ impl Reports {
             self.archive.keep(&document, keys::answer_document).await?;
         signed.answer_key = answer_key;
         signed.answer_sha256 = answer_sha256;
+        // The report object in the study, stored and indexed like any instance, before the
+        // signature that names it.
+        let (document_uid, document_key) = self
+            .store_report_object(who, &case, &signed, signed_at, centre_name)
+            .await?;
+        signed.document_uid = document_uid;
+        signed.document_key = document_key;
+        let pushes = self.pushes_for(&case.clinic_id);
         let kind = if draft.amends.is_empty() {
             "report_signed"
         } else {
@@ -330,10 +363,17 @@ impl Reports {
                 draft.version, user.full_name, user.licence
             ),
         };
-        if !self.index.sign_report(&signed, &journal).await? {
+        if !self
+            .index
+            .sign_report(&signed, &journal, &case.clinic_id, &pushes)
+            .await?
+        {
             return Err(ReportError::Conflict(format!(
                 "the draft of case {case_id} was signed or replaced meanwhile"
             )));
+        }
+        if !pushes.is_empty() {
+            self.deliveries_queued.notify_one();
         }
         let mut event = catalog::event(who, kind);
         event.detail = format!(
@@ -345,6 +385,78 @@ impl Reports {
         event.outcome = "signed".into();
         self.audit.record(event).await;
         Ok(signed)
+    }
+
+    /// Makes the signed version's report object (DICOM Encapsulated PDF, a new series in the
+    /// case's study) and ingests it; its SOP Instance UID and object key.
+    async fn store_report_object(
+        &self,
+        who: &Principal,
+        case: &CaseRow,
+        signed: &ReportRow,
+        signed_at: i64,
+        centre_name: &str,
+    ) -> Result<(String, String), ReportError> {
+        let study = self
+            .index
+            .study(&case.study_uid)
+            .await?
+            .map(|detail| detail.study)
+            .ok_or_else(|| {
+                ReportError::Conflict(format!("study {} is not in the index", case.study_uid))
+            })?;
+        let clinic_name = self
+            .config
+            .clinics
+            .iter()
+            .find(|c| c.id == case.clinic_id)
+            .map_or(case.clinic_id.as_str(), |c| c.name.as_str());
+        let sop_instance_uid = answer::uuid_oid(&uuid::Uuid::new_v4().to_string());
+        let series_uid = answer::uuid_oid(&uuid::Uuid::new_v4().to_string());
+        let object = printed::report_object(&printed::Printed {
+            report: signed,
+            case,
+            study: &study,
+            clinic_name,
+            centre_name,
+            signed: &crate::index::hl7_timestamp(signed_at),
+            series_uid: &series_uid,
+            sop_instance_uid: &sop_instance_uid,
+        })?;
+        let origin = Origin {
+            // The object belongs to the clinic's study; the sender answerable for it is the
+            // signer.
+            clinic_id: case.clinic_id.clone(),
+            calling_ae: self.config.dicom.ae_title.clone(),
+            sender: who.clone(),
+        };
+        let mut receiving = self
+            .ingest
+            .begin_part10(origin, Some(case.study_uid.clone()));
+        receiving.write(&object).await;
+        let stored = receiving.finish().await?;
+        Ok((sop_instance_uid, stored.object_key))
+    }
+
+    /// The push deliveries the clinic is configured for.
+    fn pushes_for(&self, clinic_id: &str) -> Vec<Push> {
+        let Some(clinic) = self.config.clinics.iter().find(|c| c.id == clinic_id) else {
+            return Vec::new();
+        };
+        let mut pushes = Vec::new();
+        if let Some(pacs) = &clinic.delivery.pacs {
+            pushes.push(Push {
+                channel: "dicom".into(),
+                target: pacs.describe(),
+            });
+        }
+        if let Some(his) = &clinic.delivery.his {
+            pushes.push(Push {
+                channel: "hl7".into(),
+                target: his.describe(),
+            });
+        }
+        pushes
     }
 
     /// The answer document (HL7 CDA) of a signed version of the case's report.

@@ -80,6 +80,10 @@ pub struct Routing {
 }
 
 impl Routing {
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     pub fn new(index: Index, config: Arc<Config>, policy: Policy, audit: AuditTrail) -> Routing {
         Routing {
             index,

@@ -88,6 +88,13 @@ pub fn router(state: WebState) -> Router {
             "/api/cases/{id}/reports/{report}/answer",
             get(reports::answer_document),
         )
+        .route(
+            "/api/cases/{id}/reports/{report}/deliveries",
+            post(reports::send_again),
+        )
+        .route("/api/cases/{id}/deliveries", get(reports::case_deliveries))
+        .route("/api/deliveries", get(reports::deliveries))
+        .route("/api/deliveries/{id}/retry", post(reports::retry_delivery))
         .route("/api/cases/{id}/release", post(worklist::release))
         .route("/api/cases/{id}/route", post(worklist::reroute))
         .route("/api/studies/{uid}/route", post(worklist::route_study))

@@ -251,6 +251,36 @@ pub fn spec() -> Value {
                 ],
                 "responses": {"200": {"description": "{\"reports\": [...]}"}, "400": problem()}
             }},
+            "/api/cases/{id}/deliveries": {"get": {
+                "summary": "Delivery status of the case's reports per channel (dicom: C-STORE to the clinic's PACS; hl7: ORU^R01 to its HIS; pull: fetched from the API): pending with attempts and the next attempt, delivered at, or failed with the reason",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "{\"case_id\": id, \"deliveries\": [...]}"}, "404": problem()}
+            }},
+            "/api/deliveries": {"get": {
+                "summary": "Deliveries by status, newest first: a clinic its own, administrators and auditors all (status=failed: what needs an administrator)",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["pending", "delivered", "failed"]}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 500, "maximum": 10000}}
+                ],
+                "responses": {"200": {"description": "{\"deliveries\": [...]}"}, "400": problem(), "403": problem(), "422": problem()}
+            }},
+            "/api/deliveries/{id}/retry": {"post": {
+                "summary": "Administrators: put a failed delivery back in the queue, due now, attempts counted afresh (journaled, audited)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The delivery, pending"}, "403": problem(), "404": problem(), "409": problem()}
+            }},
+            "/api/cases/{id}/reports/{report}/deliveries": {"post": {
+                "summary": "Administrators: queue a signed report version again on one of the clinic's push channels (journaled, audited)",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "report", "in": "path", "required": true, "schema": {"type": "string"}}
+                ],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["channel"], "additionalProperties": false,
+                    "properties": {"channel": {"type": "string", "enum": ["dicom", "hl7"]}}
+                }}}},
+                "responses": {"202": {"description": "The new delivery, pending"}, "400": problem(), "403": problem(), "404": problem(), "422": problem()}
+            }},
             "/api/cases/{id}/release": {"post": {
                 "summary": "The claiming reader gives the case back to the worklist",
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -320,6 +350,10 @@ mod tests {
         ("get", "/api/reports"),
         ("get", "/api/cases/{id}/reports/{report}/answer"),
         ("post", "/api/cases/{id}/route"),
+        ("get", "/api/cases/{id}/deliveries"),
+        ("get", "/api/deliveries"),
+        ("post", "/api/deliveries/{id}/retry"),
+        ("post", "/api/cases/{id}/reports/{report}/deliveries"),
         ("post", "/api/studies/{uid}/route"),
         ("put", "/api/readers/{name}/availability"),
         ("get", "/api/link-exceptions"),

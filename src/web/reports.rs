@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::{Problem, WebState};
 use crate::access::Principal;
-use crate::index::{rfc3339, ReportRow};
+use crate::index::{rfc3339, DeliveryRow, ReportRow};
 use crate::reports::{ReportError, Text};
 
 fn problem(e: ReportError) -> Problem {
@@ -173,4 +173,107 @@ pub async fn versions(
             |list| json!({ "case_id": id, "reports": list.iter().map(view).collect::<Vec<_>>() }),
         ),
     )
+}
+
+fn delivery_view(d: &DeliveryRow) -> Value {
+    json!({
+        "id": d.id,
+        "report_id": d.report_id,
+        "case_id": d.case_id,
+        "clinic_id": d.clinic_id,
+        "channel": d.channel,
+        "target": d.target,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_error": d.last_error,
+        "delivered_at": d.delivered_at.map(rfc3339),
+        "next_attempt_at": d.next_attempt_at.filter(|_| d.status == "pending").map(rfc3339),
+        "last_attempt_at": d.last_attempt_at.map(rfc3339),
+        "requested_by": d.requested_by,
+        "created_at": rfc3339(d.created_at),
+    })
+}
+
+/// Delivery status of a case's reports, per channel.
+pub async fn case_deliveries(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    answer(state.reports.deliveries_of_case(&who, &id).await.map(|list| {
+        json!({ "case_id": id, "deliveries": list.iter().map(delivery_view).collect::<Vec<_>>() })
+    }))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryParams {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Deliveries by status, newest first: `?status=failed` is what needs an administrator.
+pub async fn deliveries(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    params: Result<axum::extract::Query<DeliveryParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let axum::extract::Query(p) = match params {
+        Ok(p) => p,
+        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    answer(
+        state
+            .reports
+            .deliveries(
+                &who,
+                p.status.as_deref().unwrap_or(""),
+                p.limit.unwrap_or(500),
+            )
+            .await
+            .map(
+                |list| json!({ "deliveries": list.iter().map(delivery_view).collect::<Vec<_>>() }),
+            ),
+    )
+}
+
+pub async fn retry_delivery(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    answer(
+        state
+            .reports
+            .retry_delivery(&who, &id)
+            .await
+            .map(|d| delivery_view(&d)),
+    )
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendAgain {
+    channel: String,
+}
+
+/// Queues a signed version again on a push channel: 202, the new delivery.
+pub async fn send_again(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path((id, report)): Path<(String, String)>,
+    body: Result<Json<SendAgain>, JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
+    match state
+        .reports
+        .send_again(&who, &id, &report, &body.channel)
+        .await
+    {
+        Ok(d) => (StatusCode::ACCEPTED, Json(delivery_view(&d))).into_response(),
+        Err(e) => problem(e).into_response(),
+    }
 }

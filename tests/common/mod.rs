@@ -304,6 +304,41 @@ impl Server {
         self.dir.path()
     }
 
+    /// A second node of the same service: the same index database and object store, its own
+    /// ports and data directory (PostgreSQL only: SQLite has one node).
+    pub fn twin(&self) -> Server {
+        assert_eq!(self.db, Db::Postgres, "two nodes share a PostgreSQL index");
+        let hl7_port = free_port();
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter(|(k, _)| k != "TELECARDIO_HL7__LISTEN")
+            .cloned()
+            .collect();
+        env.push((
+            "TELECARDIO_HL7__LISTEN".into(),
+            format!("127.0.0.1:{hl7_port}"),
+        ));
+        if self.store == Store::Local {
+            env.push((
+                "TELECARDIO_STORE__URL".into(),
+                self.data_dir().join("objects").display().to_string(),
+            ));
+        }
+        let mut twin = Server {
+            hl7_port,
+            child: None,
+            dir: tempfile::tempdir().expect("temp dir"),
+            dicom_port: free_port(),
+            http_port: free_port(),
+            db: self.db,
+            store: self.store,
+            env,
+        };
+        twin.launch();
+        twin
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.arg("--config")
