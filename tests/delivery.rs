@@ -117,23 +117,26 @@ impl Drop for Pacs {
 }
 
 fn start(db: Db, pacs_port: u16, his_port: u16) -> Server {
+    start_with(db, pacs_port, his_port, &[])
+}
+
+/// The demo clinic pushing to its PACS and HIS, quick retries, and `extra` settings.
+fn start_with(db: Db, pacs_port: u16, his_port: u16, extra: &[(&str, &str)]) -> Server {
     let clinics = format!(
         r#"[{{id="demo", name="Demo klinika", ae_titles=["{CLINIC_AE}"], networks=[],
              delivery={{pacs={{ae_title="{PACS_AE}", host="127.0.0.1", port={pacs_port}}},
                         his={{host="127.0.0.1", port={his_port}, application="HIS", facility="DEMO"}}}}}}]"#
     );
-    Server::start_with(
-        db,
-        Store::Local,
-        &[
-            ("TELECARDIO_CLINICS", clinics.as_str()),
-            ("TELECARDIO_ROUTING__STUDY_STABLE_SECONDS", "0"),
-            ("TELECARDIO_DELIVERY__POLL_SECONDS", "1"),
-            ("TELECARDIO_DELIVERY__RETRY_FIRST_SECONDS", "1"),
-            ("TELECARDIO_DELIVERY__RETRY_MAX_SECONDS", "2"),
-            ("TELECARDIO_DELIVERY__TIMEOUT_SECONDS", "10"),
-        ],
-    )
+    let mut env = vec![
+        ("TELECARDIO_CLINICS", clinics.as_str()),
+        ("TELECARDIO_ROUTING__STUDY_STABLE_SECONDS", "0"),
+        ("TELECARDIO_DELIVERY__POLL_SECONDS", "1"),
+        ("TELECARDIO_DELIVERY__RETRY_FIRST_SECONDS", "1"),
+        ("TELECARDIO_DELIVERY__RETRY_MAX_SECONDS", "2"),
+        ("TELECARDIO_DELIVERY__TIMEOUT_SECONDS", "10"),
+    ];
+    env.extend_from_slice(extra);
+    Server::start_with(db, Store::Local, &env)
 }
 
 fn call(server: &Server, token: &str, method: &str, path: &str, body: &str) -> Reply {
@@ -472,6 +475,41 @@ fn end_to_end(db: Db) {
         "{}",
         metrics.body
     );
+
+    // A correction goes out on both channels as a new object and a corrected result (OBR-25
+    // C) under the same filler order number, so the HIS replaces the first.
+    let amended = call(
+        &server,
+        &reader,
+        "PUT",
+        &format!("/api/cases/{case}/report"),
+        r#"{"conclusion": "Lengva mitralinė regurgitacija.", "amendment_reason": "praleista"}"#,
+    );
+    assert_eq!(amended.status, 200, "{}", amended.body);
+    let resigned = call(
+        &server,
+        &reader,
+        "POST",
+        &format!("/api/cases/{case}/report/sign"),
+        "",
+    );
+    assert_eq!(resigned.status, 200, "{}", resigned.body);
+    wait_for(Duration::from_secs(30), || {
+        pacs.files().len() == 2 && his.messages().len() == 2
+    });
+    let obr = |m: &str| -> Vec<String> {
+        m.split('\r')
+            .find(|s| s.starts_with("OBR"))
+            .unwrap()
+            .split('|')
+            .map(str::to_owned)
+            .collect()
+    };
+    let (first, second) = (obr(&his.messages()[0]), obr(&his.messages()[1]));
+    assert_eq!(first[3], second[3], "the same filler order");
+    assert!(first[3].len() <= 22);
+    assert_eq!((first[25].as_str(), second[25].as_str()), ("F", "C"));
+    assert!(his.messages()[1].contains("Lengva mitralinė regurgitacija."));
 }
 
 #[test]
@@ -544,20 +582,11 @@ fn survives_restart_postgres() {
 fn permanent_failure(db: Db) {
     let his = His::start(Duration::ZERO);
     let pacs_port = free_port();
-    let clinics = format!(
-        r#"[{{id="demo", name="Demo", ae_titles=["{CLINIC_AE}"], networks=[],
-             delivery={{pacs={{ae_title="{PACS_AE}", host="127.0.0.1", port={pacs_port}}},
-                        his={{host="127.0.0.1", port={}, application="HIS", facility="DEMO"}}}}}}]"#,
-        his.port
-    );
-    let server = Server::start_with(
+    let server = start_with(
         db,
-        Store::Local,
+        pacs_port,
+        his.port,
         &[
-            ("TELECARDIO_CLINICS", clinics.as_str()),
-            ("TELECARDIO_ROUTING__STUDY_STABLE_SECONDS", "0"),
-            ("TELECARDIO_DELIVERY__POLL_SECONDS", "1"),
-            ("TELECARDIO_DELIVERY__RETRY_FIRST_SECONDS", "1"),
             ("TELECARDIO_DELIVERY__RETRY_MAX_SECONDS", "1"),
             ("TELECARDIO_DELIVERY__MAX_ATTEMPTS", "2"),
         ],
@@ -706,7 +735,9 @@ fn two_nodes_share_the_queue_postgres() {
         .iter()
         .all(|d| d["status"] == "delivered" && d["attempts"] == 1));
     for id in hl7.iter().map(|d| d["id"].as_str().unwrap()) {
-        assert_eq!(seen.get(id), Some(&1), "delivery {id}");
+        let control = telecardio::delivery::control_id(id);
+        assert!(control.len() <= 20, "MSH-10 {control}");
+        assert_eq!(seen.get(&control), Some(&1), "delivery {id}");
     }
     // Both nodes took part.
     for node in [&first, &second] {

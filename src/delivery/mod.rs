@@ -40,12 +40,10 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
-    /// Errors no retry can mend: given up at once.
+    /// Errors no retry can mend: given up at once. A channel missing from this node's
+    /// configuration is retried: another node, or this one restarted, may have it.
     fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            DeliveryError::NotConfigured(_) | DeliveryError::Missing(_)
-        )
+        matches!(self, DeliveryError::Missing(_))
     }
 }
 
@@ -92,6 +90,11 @@ impl Deliveries {
                 break;
             }
             let now = now_micros();
+            // Counted even while busy, so the gauge does not go stale under load.
+            if now - counted_at > 10_000_000 {
+                counted_at = now;
+                self.count().await;
+            }
             let leased = self
                 .index
                 .lease_deliveries(
@@ -103,28 +106,24 @@ impl Deliveries {
                 .await;
             match leased {
                 Ok(batch) if !batch.is_empty() => {
-                    futures::future::join_all(batch.into_iter().map(|row| self.attempt(row))).await;
+                    // Each attempt on a task of its own: a panic costs that attempt (its lease
+                    // lapses and it is tried again), not the worker.
+                    let attempts: Vec<_> = batch
+                        .into_iter()
+                        .map(|row| {
+                            let me = self.clone();
+                            tokio::spawn(async move { me.attempt(row).await })
+                        })
+                        .collect();
+                    for attempt in attempts {
+                        if let Err(e) = attempt.await {
+                            tracing::error!(error = %e, "a delivery attempt panicked");
+                        }
+                    }
                     continue;
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read the delivery queue"),
-            }
-            if now - counted_at > 10_000_000 {
-                counted_at = now;
-                if let Ok(counts) = self.index.delivery_counts().await {
-                    // Every channel and status, so a count that fell to nothing reads 0.
-                    let mut all = Vec::new();
-                    for channel in ["dicom", "hl7", "pull"] {
-                        for status in ["pending", "delivered", "failed"] {
-                            let n = counts
-                                .iter()
-                                .find(|(c, s, _)| c == channel && s == status)
-                                .map_or(0, |(_, _, n)| *n);
-                            all.push((channel.to_owned(), status.to_owned(), n));
-                        }
-                    }
-                    self.metrics.deliveries(&all);
-                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
@@ -134,74 +133,134 @@ impl Deliveries {
         }
     }
 
-    /// One attempt at a leased delivery, and its outcome recorded.
+    /// The queue gauge: every channel and status, so a count that fell to nothing reads 0.
+    async fn count(&self) {
+        let Ok(counts) = self.index.delivery_counts().await else {
+            return;
+        };
+        let mut all = Vec::new();
+        for channel in ["dicom", "hl7", "pull"] {
+            for status in ["pending", "delivered", "failed", "superseded"] {
+                let n = counts
+                    .iter()
+                    .find(|(c, s, _)| c == channel && s == status)
+                    .map_or(0, |(_, _, n)| *n);
+                all.push((channel.to_owned(), status.to_owned(), n));
+            }
+        }
+        self.metrics.deliveries(&all);
+    }
+
+    /// One attempt at a leased delivery, and its outcome recorded; counted and alerted only
+    /// once recorded (a lapsed lease means another node owns the outcome).
     async fn attempt(&self, row: DeliveryRow) {
+        let target = self.target_of(&row);
         let outcome = self.deliver(&row).await;
-        let recorded = match outcome {
+        match outcome {
             Ok(detail) => {
-                self.metrics.delivery_attempt(&row.channel, "delivered");
-                tracing::info!(delivery = %row.id, channel = %row.channel, target = %row.target, report = %row.report_id, "report delivered");
-                let entry = self.with_case_entry(&row, "report_delivered", detail).await;
-                self.index.delivery_done(&row, &self.node, &entry).await
+                let entry = self
+                    .with_case_entry(&row, &target, "report_delivered", detail)
+                    .await;
+                let recorded = self
+                    .index
+                    .delivery_done(&row, &self.node, &target, &entry)
+                    .await;
+                if self.recorded(&row, recorded) {
+                    self.metrics.delivery_attempt(&row.channel, "delivered");
+                    tracing::info!(delivery = %row.id, channel = %row.channel, target = %target, report = %row.report_id, "report delivered");
+                }
             }
             Err(e) => {
                 let permanent = e.is_permanent()
                     || row.attempts >= i64::from(self.config.delivery.max_attempts);
                 let retry_at =
                     (!permanent).then(|| self.config.delivery.retry_at(now_micros(), row.attempts));
-                let error = e.to_string();
-                if permanent {
-                    self.metrics.delivery_attempt(&row.channel, "failed");
-                    tracing::error!(alert = "delivery_failed", delivery = %row.id, channel = %row.channel, target = %row.target, report = %row.report_id, clinic = %row.clinic_id, attempts = row.attempts, error = %error, "report delivery failed for good; an administrator must act");
-                } else {
-                    self.metrics.delivery_attempt(&row.channel, "retry");
-                    tracing::warn!(delivery = %row.id, channel = %row.channel, target = %row.target, attempts = row.attempts, error = %error, "report delivery attempt failed; will retry");
-                }
+                // What a peer said goes into the index and the journal: no control characters
+                // (PostgreSQL takes no NUL) and a bounded length.
+                let error = printable(&e.to_string(), 500);
                 let entry = self
                     .with_case_entry(
                         &row,
+                        &target,
                         "report_delivery_failed",
                         format!("after {} attempts: {error}", row.attempts),
                     )
                     .await;
-                self.index
-                    .delivery_attempt_failed(&row, &self.node, &error, retry_at, Some(&entry))
-                    .await
-            }
-        };
-        match recorded {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(delivery = %row.id, "the delivery's lease lapsed before its outcome was recorded; another node owns it")
-            }
-            Err(e) => {
-                tracing::error!(delivery = %row.id, error = %e, "the outcome of a delivery could not be recorded; it will be tried again")
+                let recorded = self
+                    .index
+                    .delivery_attempt_failed(
+                        &row,
+                        &self.node,
+                        &target,
+                        &error,
+                        retry_at,
+                        Some(&entry),
+                    )
+                    .await;
+                if !self.recorded(&row, recorded) {
+                    return;
+                }
+                if permanent {
+                    self.metrics.delivery_attempt(&row.channel, "failed");
+                    tracing::error!(alert = "delivery_failed", delivery = %row.id, channel = %row.channel, target = %target, report = %row.report_id, clinic = %row.clinic_id, attempts = row.attempts, error = %error, "report delivery failed for good; an administrator must act");
+                } else {
+                    self.metrics.delivery_attempt(&row.channel, "retry");
+                    tracing::warn!(delivery = %row.id, channel = %row.channel, target = %target, attempts = row.attempts, error = %error, "report delivery attempt failed; will retry");
+                }
             }
         }
     }
 
+    fn recorded(&self, row: &DeliveryRow, recorded: Result<bool, IndexError>) -> bool {
+        match recorded {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(delivery = %row.id, "the delivery's lease lapsed before its outcome was recorded; another node owns it");
+                false
+            }
+            Err(e) => {
+                tracing::error!(delivery = %row.id, error = %e, "the outcome of a delivery could not be recorded; it will be tried again");
+                false
+            }
+        }
+    }
+
+    /// Where the delivery goes now: the clinic's channel as configured on this node (the
+    /// queued target when the channel is gone).
+    fn target_of(&self, row: &DeliveryRow) -> String {
+        let delivery = self.clinic(&row.clinic_id).map(|c| &c.delivery);
+        let current = match row.channel.as_str() {
+            "dicom" => delivery.and_then(|d| d.pacs.as_ref()).map(|p| p.describe()),
+            "hl7" => delivery.and_then(|d| d.his.as_ref()).map(|h| h.describe()),
+            _ => None,
+        };
+        current.unwrap_or_else(|| row.target.clone())
+    }
+
     /// A journal entry about the delivery, with the case's patient, referral and study.
-    async fn with_case_entry(&self, row: &DeliveryRow, kind: &str, detail: String) -> JournalEntry {
-        let case = self
+    async fn with_case_entry(
+        &self,
+        row: &DeliveryRow,
+        target: &str,
+        kind: &str,
+        detail: String,
+    ) -> JournalEntry {
+        let mut case = self
             .index
             .case(&row.case_id)
             .await
             .ok()
             .flatten()
             .unwrap_or_default();
-        JournalEntry {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: now_micros(),
-            kind: kind.to_owned(),
-            clinic_id: row.clinic_id.clone(),
-            institution: row.clinic_id.clone(),
-            actor: "telecardio".into(),
-            patient_id: case.patient_id,
-            referral_id: case.referral_id,
-            study_uid: case.study_uid,
-            report_id: row.report_id.clone(),
-            detail: format!("{} to {}: {detail}", row.channel, row.target),
-        }
+        case.clinic_id = row.clinic_id.clone();
+        JournalEntry::of_case(
+            &case,
+            kind,
+            &row.clinic_id,
+            "telecardio",
+            &row.report_id,
+            format!("{} to {target}: {detail}", row.channel),
+        )
     }
 
     fn clinic(&self, id: &str) -> Option<&Clinic> {
@@ -215,6 +274,11 @@ impl Deliveries {
             .report(&row.report_id)
             .await?
             .ok_or_else(|| DeliveryError::Missing(format!("report {}", row.report_id)))?;
+        let case = self
+            .index
+            .case(&row.case_id)
+            .await?
+            .ok_or_else(|| DeliveryError::Missing(format!("case {}", row.case_id)))?;
         let timeout = Duration::from_secs(self.config.delivery.timeout_seconds);
         let clinic = self.clinic(&row.clinic_id);
         match row.channel.as_str() {
@@ -222,11 +286,6 @@ impl Deliveries {
                 let target = clinic
                     .and_then(|c| c.delivery.pacs.as_ref())
                     .ok_or_else(|| DeliveryError::NotConfigured(row.clinic_id.clone()))?;
-                let case = self
-                    .index
-                    .case(&row.case_id)
-                    .await?
-                    .ok_or_else(|| DeliveryError::Missing(format!("case {}", row.case_id)))?;
                 let stored = self
                     .index
                     .instances_of(&case.study_uid)
@@ -262,28 +321,25 @@ impl Deliveries {
                 let target = clinic
                     .and_then(|c| c.delivery.his.as_ref())
                     .ok_or_else(|| DeliveryError::NotConfigured(row.clinic_id.clone()))?;
-                let case = self
-                    .index
-                    .case(&row.case_id)
-                    .await?
-                    .ok_or_else(|| DeliveryError::Missing(format!("case {}", row.case_id)))?;
                 let study = self.index.study(&case.study_uid).await?.map(|d| d.study);
                 let referral = if case.referral_id.is_empty() {
                     None
                 } else {
                     self.index.referral(&case.referral_id).await?
                 };
+                let filler = filler_order(&case.id);
                 let placer = referral
                     .as_ref()
                     .map(|r| r.order_number.clone())
                     .filter(|o| !o.is_empty())
-                    .unwrap_or_else(|| case.referral_id.clone());
+                    .unwrap_or_else(|| filler.clone());
+                let control = control_id(&row.id);
                 let signed_at = hl7_timestamp(report.signed_at.unwrap_or(0));
                 let now = hl7_timestamp(now_micros());
                 let study = study.unwrap_or_default();
                 let message = oru::oru(
                     &ReportMessage {
-                        control_id: &row.id,
+                        control_id: &control,
                         now: &now,
                         centre: &report.signer_centre,
                         patient_id: &case.patient_id,
@@ -295,7 +351,7 @@ impl Deliveries {
                         birth_date: &case.birth_date,
                         sex: &study.sex,
                         placer_order: &placer,
-                        report_id: &report.id,
+                        filler_order: &filler,
                         amended: !report.amends.is_empty(),
                         examination_date: &study.study_date,
                         signed_at: &signed_at,
@@ -308,7 +364,7 @@ impl Deliveries {
                     },
                     target,
                 );
-                oru::send(target, &message, &row.id, timeout).await?;
+                oru::send(target, &message, &control, timeout).await?;
                 Ok("ORU^R01 acknowledged".into())
             }
             other => Err(DeliveryError::NotConfigured(format!(
@@ -317,6 +373,32 @@ impl Deliveries {
             ))),
         }
     }
+}
+
+/// `text` without control characters, at most `max` characters.
+fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect()
+}
+
+/// The MSH-10 control id of a delivery: at most 20 characters (HL7 v2.5 ST), the same on every
+/// attempt, so the HIS's MSA-2 can echo it whole. The random tail of the delivery's UUIDv7.
+pub fn control_id(delivery_id: &str) -> String {
+    let hex: String = delivery_id.chars().filter(|c| *c != '-').collect();
+    hex.chars()
+        .skip(hex.chars().count().saturating_sub(20))
+        .collect()
+}
+
+/// A case's identifier short enough for an order number (EI, 22 characters in v2.5): the same
+/// for every version of the case's report, so a correction replaces the result it corrects.
+fn filler_order(case_id: &str) -> String {
+    let hex: String = case_id.chars().filter(|c| *c != '-').collect();
+    hex.chars()
+        .skip(hex.chars().count().saturating_sub(22))
+        .collect()
 }
 
 /// The data set of a stored Part 10 object: after the preamble, "DICM" and the file meta group,

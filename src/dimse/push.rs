@@ -12,6 +12,8 @@ use super::send;
 use crate::archive::ArchiveError;
 use crate::config::PacsTarget;
 
+const C_STORE_RSP: u16 = 0x8001;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     #[error("association with {target} failed: {message}")]
@@ -132,6 +134,15 @@ async fn attempt(
         }
     };
     let _ = peer.release().await;
+    if reply.command_field != C_STORE_RSP || reply.message_id_responded_to != 1 {
+        return Err(PushError::Send {
+            target: name,
+            message: format!(
+                "answered command {:04X}H to message {} instead of a C-STORE response",
+                reply.command_field, reply.message_id_responded_to
+            ),
+        });
+    }
     // Success, or a warning (coercion, elements discarded): the object is stored.
     if reply.status == 0x0000 || (reply.status & 0xF000) == 0xB000 || reply.status == 0x0107 {
         Ok(reply.status)

@@ -3,7 +3,7 @@
 //!
 //! The report text goes in TX observations, one OBX per line, coded with LOINC section codes
 //! so a HIS can file findings, conclusion and recommendations apart; OBR names the referral
-//! (placer order) and the report (filler order) and the signer as principal result interpreter.
+//! (placer order) and the case (filler order) and the signer as principal result interpreter.
 
 use std::time::Duration;
 
@@ -43,9 +43,10 @@ pub struct ReportMessage<'a> {
     pub patient_name: &'a str,
     pub birth_date: &'a str,
     pub sex: &'a str,
-    /// The referral's order number (placer) and the report version's id (filler).
+    /// The referral's order number (placer) and ours for the case (filler: the same for every
+    /// version, so a correction replaces the result it corrects).
     pub placer_order: &'a str,
-    pub report_id: &'a str,
+    pub filler_order: &'a str,
     pub amended: bool,
     pub examination_date: &'a str,
     pub signed_at: &'a str,
@@ -101,12 +102,12 @@ pub fn oru(m: &ReportMessage, target: &HisTarget) -> String {
     let orc = SegmentBuilder::new("ORC")
         .with_field_value(1, "RE")
         .with_field_value(2, m.placer_order)
-        .with_field_value(3, m.report_id);
+        .with_field_value(3, m.filler_order);
     let (signer_family, signer_given) = split_person(m.signer_name);
     let obr = SegmentBuilder::new("OBR")
         .with_field_value(1, "1")
         .with_field_value(2, m.placer_order)
-        .with_field_value(3, m.report_id)
+        .with_field_value(3, m.filler_order)
         .with_field(
             4,
             FieldBuilder::default()
@@ -282,7 +283,7 @@ mod tests {
             birth_date: "19850712",
             sex: "F",
             placer_order: "E027-2026-0001",
-            report_id: "r-1",
+            filler_order: "r-1",
             amended: false,
             examination_date: "20261130",
             signed_at: "20261130115900+0000",

@@ -19,7 +19,8 @@ pub struct DeliveryRow {
     pub channel: String,
     /// Where it went or goes, as configured when it was queued (AE@host:port, host:port).
     pub target: String,
-    /// pending, delivered or failed (given up after the last attempt).
+    /// pending, delivered, failed (given up after the last attempt) or superseded (a later
+    /// version was signed before this one went out).
     pub status: String,
     pub attempts: i64,
     pub last_error: String,
@@ -61,6 +62,34 @@ fn delivery_row(r: &AnyRow) -> Result<DeliveryRow, sqlx::Error> {
 pub struct Push {
     pub channel: String,
     pub target: String,
+}
+
+/// An older version still waiting on a channel would reach the clinic after a newly signed one
+/// and stand as the latest result: it is superseded, in the signature's transaction (one in
+/// flight may still arrive first).
+pub(super) async fn supersede(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    report_id: &str,
+    case_id: &str,
+    pushes: &[Push],
+    now: i64,
+) -> Result<(), IndexError> {
+    for push in pushes {
+        sqlx::query(
+            "UPDATE deliveries SET status = 'superseded', next_attempt_at = NULL,
+               last_error = 'a later version of the report was signed', updated_at = $3
+             WHERE case_id = $1 AND channel = $2 AND status = 'pending' AND report_id <> $4
+               AND (lease_until IS NULL OR lease_until < $3)",
+        )
+        .bind(case_id)
+        .bind(&push.channel)
+        .bind(now)
+        .bind(report_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(IndexError::query("supersede deliveries"))?;
+    }
+    Ok(())
 }
 
 /// Queues pending push deliveries of a report inside the caller's transaction.
@@ -149,6 +178,7 @@ impl Index {
         &self,
         delivery: &DeliveryRow,
         node: &str,
+        target: &str,
         journal: &JournalEntry,
     ) -> Result<bool, IndexError> {
         let now = now_micros();
@@ -159,12 +189,13 @@ impl Index {
             .map_err(IndexError::query("begin delivery done"))?;
         let changed = sqlx::query(
             "UPDATE deliveries SET status = 'delivered', delivered_at = $3, last_error = '',
-               lease_until = NULL, next_attempt_at = NULL, updated_at = $3
+               lease_until = NULL, next_attempt_at = NULL, updated_at = $3, target = $4
              WHERE id = $1 AND leased_by = $2 AND status = 'pending'",
         )
         .bind(&delivery.id)
         .bind(node)
         .bind(now)
+        .bind(target)
         .execute(&mut *tx)
         .await
         .map_err(IndexError::query("delivery done"))?
@@ -193,6 +224,7 @@ impl Index {
         &self,
         delivery: &DeliveryRow,
         node: &str,
+        target: &str,
         error: &str,
         retry_at: Option<i64>,
         journal: Option<&JournalEntry>,
@@ -210,7 +242,7 @@ impl Index {
         };
         let changed = sqlx::query(
             "UPDATE deliveries SET status = $3, last_error = $4, next_attempt_at = $5,
-               lease_until = NULL, updated_at = $6
+               lease_until = NULL, updated_at = $6, target = $7
              WHERE id = $1 AND leased_by = $2 AND status = 'pending'",
         )
         .bind(&delivery.id)
@@ -219,6 +251,7 @@ impl Index {
         .bind(error)
         .bind(retry_at)
         .bind(now)
+        .bind(target)
         .execute(&mut *tx)
         .await
         .map_err(IndexError::query("delivery failed"))?

@@ -107,6 +107,32 @@ pub struct JournalEntry {
     pub detail: String,
 }
 
+impl JournalEntry {
+    /// An entry about a case (its clinic, patient, referral and study), stamped now.
+    pub fn of_case(
+        case: &super::CaseRow,
+        kind: &str,
+        institution: &str,
+        actor: &str,
+        report_id: &str,
+        detail: String,
+    ) -> JournalEntry {
+        JournalEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: now_micros(),
+            kind: kind.to_owned(),
+            clinic_id: case.clinic_id.clone(),
+            institution: institution.to_owned(),
+            actor: actor.to_owned(),
+            patient_id: case.patient_id.clone(),
+            referral_id: case.referral_id.clone(),
+            study_uid: case.study_uid.clone(),
+            report_id: report_id.to_owned(),
+            detail,
+        }
+    }
+}
+
 /// What a referral insert found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {

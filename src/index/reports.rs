@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::deliveries::{enqueue, Push};
+use super::deliveries::{enqueue, supersede, Push};
 use super::referrals::journal_if;
 use super::{now_micros, Index, IndexError, JournalEntry};
 
@@ -237,6 +237,7 @@ impl Index {
             .execute(&mut *tx)
             .await
             .map_err(IndexError::query("case reported"))?;
+            supersede(&mut tx, &signed.id, &signed.case_id, pushes, now).await?;
             enqueue(
                 &mut tx,
                 &signed.id,

@@ -3,7 +3,7 @@
 
 use crate::access::{Action, Principal, Role};
 use crate::catalog;
-use crate::index::{now_micros, DeliveryRow, JournalEntry};
+use crate::index::{DeliveryRow, JournalEntry};
 use crate::routing::RoutingError;
 
 use super::{invalid, ReportError, Reports};
@@ -108,6 +108,12 @@ impl Reports {
                     "signed report {report_id} of case {case_id}"
                 )))
             })?;
+        if channel == "dicom" && report.document_uid.is_empty() {
+            return Err(invalid(
+                "channel",
+                "this version was signed before reports had a DICOM object; it goes by hl7 or pull",
+            ));
+        }
         let Some(push) = self
             .pushes_for(&case.clinic_id)
             .into_iter()
@@ -156,6 +162,25 @@ impl Reports {
         kind: &str,
         what: &str,
     ) -> JournalEntry {
+        let mut case = self
+            .index
+            .case(&d.case_id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        case.clinic_id = d.clinic_id.clone();
+        JournalEntry::of_case(
+            &case,
+            kind,
+            &who.institution,
+            &who.name,
+            &d.report_id,
+            format!("{} to {}: {what}", d.channel, d.target),
+        )
+    }
+
+    async fn audit_action(&self, who: &Principal, d: &DeliveryRow, kind: &str) {
         let case = self
             .index
             .case(&d.case_id)
@@ -163,24 +188,10 @@ impl Reports {
             .ok()
             .flatten()
             .unwrap_or_default();
-        JournalEntry {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: now_micros(),
-            kind: kind.to_owned(),
-            clinic_id: d.clinic_id.clone(),
-            institution: who.institution.clone(),
-            actor: who.name.clone(),
-            patient_id: case.patient_id,
-            referral_id: case.referral_id,
-            study_uid: case.study_uid,
-            report_id: d.report_id.clone(),
-            detail: format!("{} to {}: {what}", d.channel, d.target),
-        }
-    }
-
-    async fn audit_action(&self, who: &Principal, d: &DeliveryRow, kind: &str) {
         let mut event = catalog::event(who, kind);
         event.detail = format!("case {}, report {}, {}", d.case_id, d.report_id, d.channel);
+        event.patient_id = case.patient_id;
+        event.study_uid = case.study_uid;
         event.outcome = "queued".into();
         self.audit.record(event).await;
     }

@@ -13,7 +13,8 @@ pub mod document;
 pub mod pdf;
 pub mod printed;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
@@ -105,6 +106,32 @@ pub struct Reports {
     ingest: Ingest,
     /// Wakes this node's delivery worker when a signature queued deliveries.
     deliveries_queued: Arc<Notify>,
+    /// Cases being signed on this node: a second signature of the same draft (a double click)
+    /// is refused before it makes a report object that would never be signed.
+    signing: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A case marked as being signed until dropped.
+struct Signing {
+    cases: Arc<Mutex<HashSet<String>>>,
+    case_id: String,
+}
+
+impl Signing {
+    fn take(cases: &Arc<Mutex<HashSet<String>>>, case_id: &str) -> Option<Signing> {
+        let mut held = cases.lock().unwrap_or_else(|e| e.into_inner());
+        held.insert(case_id.to_owned()).then(|| Signing {
+            cases: cases.clone(),
+            case_id: case_id.to_owned(),
+        })
+    }
+}
+
+impl Drop for Signing {
+    fn drop(&mut self) {
+        let mut held = self.cases.lock().unwrap_or_else(|e| e.into_inner());
+        held.remove(&self.case_id);
+    }
 }
 
 impl Reports {
@@ -125,6 +152,7 @@ impl Reports {
             audit,
             ingest,
             deliveries_queued,
+            signing: Arc::default(),
         }
     }
 
@@ -250,6 +278,9 @@ impl Reports {
     pub async fn sign(&self, who: &Principal, case_id: &str) -> Result<ReportRow, ReportError> {
         let case = self.routing.visible(who, case_id).await?;
         self.reader_of(who, &case)?;
+        let _signing = Signing::take(&self.signing, case_id).ok_or_else(|| {
+            ReportError::Conflict(format!("case {case_id} is being signed right now"))
+        })?;
         let draft = self.draft_of(case_id, &who.name).await?;
         if draft.conclusion.trim().is_empty() {
             return Err(invalid(

@@ -234,6 +234,8 @@ impl Pages {
     /// "Label: value" with the value wrapped in a column of its own.
     fn fact(&mut self, fonts: &mut [Font; 2], column: f32, label: &str, value: &str) {
         let size = Style::Body.size();
+        let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        let value = value.as_str();
         let lines = wrap(&fonts[0], value, size, PAGE_WIDTH - MARGIN - column);
         self.room(size * 1.45);
         let y = self.y - size;
