@@ -89,5 +89,6 @@ if [ -z "$FILTER" ]; then
   cargo fmt --all -- --check
   cargo clippy --release --all-targets --locked -- -D warnings
 fi
+# Every test binary runs even after a failure, so one run shows all of them.
 say "tests"
-cargo test --release --locked -- ${FILTER:+"$FILTER"}
+cargo test --release --locked --no-fail-fast -- ${FILTER:+"$FILTER"}

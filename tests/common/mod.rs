@@ -48,11 +48,22 @@ pub fn test_images() -> Vec<PathBuf> {
     files
 }
 
+/// A port nothing listens on now and that this test process has not handed out before: the
+/// kernel may offer a just-released port again, and one server's DICOM and HTTP ports (or two
+/// servers of parallel tests) must differ.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// PostgreSQL server for tests; `./deploy/test.sh` exports the URL of the one it ensured.
