@@ -466,6 +466,12 @@ fn end_to_end(db: Db) {
         .filter(|k| *k == "report_delivered")
         .count();
     assert_eq!(delivered, 3, "{}", journal.body);
+    // The report object is not data the clinic sent.
+    let received = kinds(&journal)
+        .iter()
+        .filter(|k| *k == "data_received")
+        .count();
+    assert_eq!(received, 1, "{}", journal.body);
     assert_eq!(case_row["status"], "delivered");
     let metrics = request(server.http_port, "GET", "/metrics", &[], b"");
     assert!(

@@ -120,6 +120,7 @@ async fn stow(
         clinic_id: who.institution.clone(),
         calling_ae: "STOW-RS".into(),
         sender: who.clone(),
+        made_here: false,
     };
     let mut outcomes = Vec::new();
     let mut broken = None;

@@ -72,6 +72,7 @@ where
             clinic_id: self.principal.institution.clone(),
             calling_ae: self.calling.clone(),
             sender: self.principal.clone(),
+            made_here: false,
         };
         let declared = Declared {
             sop_class_uid: request.affected_sop_class_uid.clone(),

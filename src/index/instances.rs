@@ -22,6 +22,8 @@ pub struct InstanceRecord {
     pub dataset_sha256: String,
     pub clinic_id: String,
     pub calling_ae: String,
+    /// Made by the service (a report object), not received: no `data_received` entry.
+    pub made_here: bool,
     pub patient_id: String,
     pub patient_issuer: String,
     pub patient_name: String,
@@ -119,7 +121,7 @@ impl Index {
             }
             None => Recorded::New { new_series },
         };
-        if new_series {
+        if new_series && !rec.made_here {
             journal_series(&mut tx, rec, now).await?;
         }
         tx.commit().await.map_err(IndexError::query("commit"))?;

@@ -99,6 +99,9 @@ pub struct Origin {
     /// The principal that sent it (the clinic's AE, or the user or system that uploaded it),
     /// answerable for what the object carries, such as a referral.
     pub sender: Principal,
+    /// An object the service made itself (a signed report's object), not data received from
+    /// the clinic: the registration journal does not record it as data received.
+    pub made_here: bool,
 }
 
 /// What the sender said it is sending, before the data set arrives.
@@ -407,6 +410,7 @@ impl Receiving {
             dataset_sha256: dataset_sha256.to_owned(),
             clinic_id: self.origin.clinic_id.clone(),
             calling_ae: self.origin.calling_ae.clone(),
+            made_here: self.origin.made_here,
             patient_id: meta.patient_id.clone(),
             patient_issuer: meta.patient_issuer.clone(),
             patient_name: meta.patient_name.clone(),

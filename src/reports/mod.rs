@@ -460,6 +460,7 @@ impl Reports {
             clinic_id: case.clinic_id.clone(),
             calling_ae: self.config.dicom.ae_title.clone(),
             sender: who.clone(),
+            made_here: true,
         };
         let mut receiving = self
             .ingest
