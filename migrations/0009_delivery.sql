@@ -19,3 +19,5 @@ CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
 -- The report as a DICOM Encapsulated PDF in the study: its SOP Instance UID and stored object.
 ALTER TABLE reports ADD COLUMN document_uid TEXT NOT NULL DEFAULT '';
 ALTER TABLE reports ADD COLUMN document_key TEXT NOT NULL DEFAULT '';
+-- A draft being signed, until then: a second signature of it is refused before it makes anything.
+ALTER TABLE reports ADD COLUMN signing_until BIGINT;

@@ -211,15 +211,19 @@ fn read_and_sign(server: &Server, reader: &str, case: &str) -> Value {
             "recommendations": "Kontrolė po metų; kreiptis, jei atsiras dusulys."}"#,
     );
     assert_eq!(draft.status, 200, "{}", draft.body);
-    let signed = call(
-        server,
-        reader,
-        "POST",
-        &format!("/api/cases/{case}/report/sign"),
-        "",
-    );
-    assert_eq!(signed.status, 200, "{}", signed.body);
-    signed.json()
+    // A double click: two signatures of one draft at once; one signs, the other is refused.
+    let path = format!("/api/cases/{case}/report/sign");
+    let mut replies: Vec<Reply> = std::thread::scope(|s| {
+        let both = [
+            s.spawn(|| call(server, reader, "POST", &path, "")),
+            s.spawn(|| call(server, reader, "POST", &path, "")),
+        ];
+        both.map(|t| t.join().unwrap()).into_iter().collect()
+    });
+    replies.sort_by_key(|r| r.status);
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 409], "{}", replies[1].body);
+    replies[0].json()
 }
 
 fn profile(server: &Server) {
@@ -355,8 +359,13 @@ fn end_to_end(db: Db) {
         "every font embedded:\n{fonts}"
     );
     // The report is in the study as a new series, found like any instance.
-    let shown = server.show(&study_uid);
-    assert!(shown.to_string().contains("DOC"), "{shown}");
+    let shown = server.show(&study_uid).to_string();
+    assert!(shown.contains("DOC"), "{shown}");
+    assert_eq!(
+        shown.matches("1.2.840.10008.5.1.4.1.1.104.1").count(),
+        1,
+        "one report object, none from the refused second signature: {shown}"
+    );
 
     // The HIS receives ORU^R01, readable by a parser nobody here wrote.
     wait_for(Duration::from_secs(30), || !his.messages().is_empty());

@@ -81,6 +81,8 @@ pub enum Saved {
     Taken {
         author: String,
     },
+    /// The draft is being signed: it stays as it is.
+    Signing,
 }
 
 impl Index {
@@ -130,10 +132,11 @@ impl Index {
                 if author != d.author {
                     return Ok(Saved::Taken { author });
                 }
-                sqlx::query(
+                let updated = sqlx::query(
                     "UPDATE reports SET findings = $2, conclusion = $3, recommendations = $4,
                        free_text = $5, updated_at = $6
-                     WHERE id = $1 AND status = 'draft'",
+                     WHERE id = $1 AND status = 'draft'
+                       AND (signing_until IS NULL OR signing_until < $6)",
                 )
                 .bind(&id)
                 .bind(&d.findings)
@@ -143,8 +146,13 @@ impl Index {
                 .bind(now)
                 .execute(&self.pool)
                 .await
-                .map_err(IndexError::query("update draft"))?;
-                Saved::Updated
+                .map_err(IndexError::query("update draft"))?
+                .rows_affected();
+                if updated == 1 {
+                    Saved::Updated
+                } else {
+                    Saved::Signing
+                }
             }
             None => {
                 // The unique indexes on (case, version) and on the open draft make a concurrent
@@ -181,6 +189,47 @@ impl Index {
     /// Signs the author's draft: frozen content, signer, time; the case becomes reported (its
     /// claim ends; an amendment must be delivered again) and keeps the first signing time. Journaled; `false` if there was no such
     /// draft.
+    /// Reserves the author's unchanged draft for a signature until `until` (microseconds);
+    /// `false` if it changed, was signed, or another signature holds it.
+    pub async fn reserve_signing(
+        &self,
+        id: &str,
+        author: &str,
+        updated_at: i64,
+        until: i64,
+    ) -> Result<bool, IndexError> {
+        let now = now_micros();
+        Ok(sqlx::query(
+            "UPDATE reports SET signing_until = $4
+             WHERE id = $1 AND author = $2 AND status = 'draft' AND updated_at = $3
+               AND (signing_until IS NULL OR signing_until < $5)",
+        )
+        .bind(id)
+        .bind(author)
+        .bind(updated_at)
+        .bind(until)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(IndexError::query("reserve signing"))?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Ends a reservation whose signature failed.
+    pub async fn release_signing(&self, id: &str, until: i64) -> Result<(), IndexError> {
+        sqlx::query(
+            "UPDATE reports SET signing_until = NULL
+             WHERE id = $1 AND status = 'draft' AND signing_until = $2",
+        )
+        .bind(id)
+        .bind(until)
+        .execute(&self.pool)
+        .await
+        .map_err(IndexError::query("release signing"))?;
+        Ok(())
+    }
+
     /// The pushes are queued in the same transaction, so a signed report is never left
     /// without its deliveries.
     pub async fn sign_report(
@@ -200,7 +249,7 @@ impl Index {
             "UPDATE reports SET status = 'signed', signer = $3, signer_name = $4,
                signer_licence = $5, signer_centre = $6, signed_at = $7, content_key = $8,
                content_sha256 = $9, answer_key = $10, answer_sha256 = $11, updated_at = $7,
-               document_uid = $13, document_key = $14
+               document_uid = $13, document_key = $14, signing_until = NULL
              WHERE id = $1 AND author = $2 AND status = 'draft' AND updated_at = $12",
         )
         .bind(&signed.id)

@@ -13,8 +13,7 @@ pub mod document;
 pub mod pdf;
 pub mod printed;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::Notify;
 
@@ -95,6 +94,10 @@ pub struct Text {
 /// request can make us store.
 const MAX_FIELD_CHARS: usize = 100_000;
 
+/// How long a draft stays reserved for a signature that neither completes nor fails (its node
+/// died): then it can be signed again.
+const SIGNING_MICROS: i64 = 120_000_000;
+
 #[derive(Clone)]
 pub struct Reports {
     index: Index,
@@ -106,32 +109,6 @@ pub struct Reports {
     ingest: Ingest,
     /// Wakes this node's delivery worker when a signature queued deliveries.
     deliveries_queued: Arc<Notify>,
-    /// Cases being signed on this node: a second signature of the same draft (a double click)
-    /// is refused before it makes a report object that would never be signed.
-    signing: Arc<Mutex<HashSet<String>>>,
-}
-
-/// A case marked as being signed until dropped.
-struct Signing {
-    cases: Arc<Mutex<HashSet<String>>>,
-    case_id: String,
-}
-
-impl Signing {
-    fn take(cases: &Arc<Mutex<HashSet<String>>>, case_id: &str) -> Option<Signing> {
-        let mut held = cases.lock().unwrap_or_else(|e| e.into_inner());
-        held.insert(case_id.to_owned()).then(|| Signing {
-            cases: cases.clone(),
-            case_id: case_id.to_owned(),
-        })
-    }
-}
-
-impl Drop for Signing {
-    fn drop(&mut self) {
-        let mut held = self.cases.lock().unwrap_or_else(|e| e.into_inner());
-        held.remove(&self.case_id);
-    }
 }
 
 impl Reports {
@@ -152,7 +129,6 @@ impl Reports {
             audit,
             ingest,
             deliveries_queued,
-            signing: Arc::default(),
         }
     }
 
@@ -255,6 +231,11 @@ impl Reports {
                     "{author} has a draft of this case's report open"
                 )))
             }
+            Saved::Signing => {
+                return Err(ReportError::Conflict(format!(
+                    "the draft of case {case_id} is being signed right now"
+                )))
+            }
         }
         let mut event = catalog::event(who, "report_draft_saved");
         event.detail = format!("case {case_id}");
@@ -278,9 +259,6 @@ impl Reports {
     pub async fn sign(&self, who: &Principal, case_id: &str) -> Result<ReportRow, ReportError> {
         let case = self.routing.visible(who, case_id).await?;
         self.reader_of(who, &case)?;
-        let _signing = Signing::take(&self.signing, case_id).ok_or_else(|| {
-            ReportError::Conflict(format!("case {case_id} is being signed right now"))
-        })?;
         let draft = self.draft_of(case_id, &who.name).await?;
         if draft.conclusion.trim().is_empty() {
             return Err(invalid(
@@ -303,6 +281,37 @@ impl Reports {
                 ),
             ));
         };
+        // The draft is reserved for this signature (across nodes) before anything is made
+        // from it: a second signature of it (a double click) is refused here rather than after
+        // it made a report object in the study that would never be signed.
+        let until = now_micros() + SIGNING_MICROS;
+        if !self
+            .index
+            .reserve_signing(&draft.id, &who.name, draft.updated_at, until)
+            .await?
+        {
+            return Err(ReportError::Conflict(format!(
+                "the draft of case {case_id} is being signed right now, or changed"
+            )));
+        }
+        let result = self.sign_reserved(who, &case, draft.clone(), user).await;
+        if result.is_err() {
+            if let Err(e) = self.index.release_signing(&draft.id, until).await {
+                tracing::warn!(report = %draft.id, error = %e, "a failed signature's reservation stays until it lapses");
+            }
+        }
+        result
+    }
+
+    /// Signing once the draft is reserved: frozen content, answer, report object, signature.
+    async fn sign_reserved(
+        &self,
+        who: &Principal,
+        case: &CaseRow,
+        draft: ReportRow,
+        user: crate::index::UserRow,
+    ) -> Result<ReportRow, ReportError> {
+        let case_id = case.id.as_str();
         let signed_at = now_micros();
         let content = serde_json::json!({
             "report_id": draft.id,
