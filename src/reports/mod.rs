@@ -361,7 +361,7 @@ impl Reports {
             .map_or(case.centre_id.as_str(), |c| c.name.as_str());
         let document = answer::document(&answer::Answer {
             report: &signed,
-            case: &case,
+            case,
             referral: referral.as_ref(),
             centre_name,
             signed: &crate::index::hl7_timestamp(signed_at),
@@ -377,7 +377,7 @@ impl Reports {
         // The report object in the study, stored and indexed like any instance, before the
         // signature that names it.
         let (document_uid, document_key) = self
-            .store_report_object(who, &case, &signed, signed_at, centre_name)
+            .store_report_object(who, case, &signed, signed_at, centre_name)
             .await?;
         signed.document_uid = document_uid;
         signed.document_key = document_key;
