@@ -259,7 +259,7 @@ pub fn spec() -> Value {
             "/api/deliveries": {"get": {
                 "summary": "Deliveries by status, newest first: a clinic its own, administrators and auditors all (status=failed: what needs an administrator)",
                 "parameters": [
-                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["pending", "delivered", "failed"]}},
+                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["pending", "delivered", "failed", "superseded"]}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 500, "maximum": 10000}}
                 ],
                 "responses": {"200": {"description": "{\"deliveries\": [...]}"}, "400": problem(), "403": problem(), "422": problem()}
