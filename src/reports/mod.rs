@@ -387,22 +387,18 @@ impl Reports {
         } else {
             "report_amended"
         };
-        let journal = JournalEntry {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: signed_at,
-            kind: kind.to_owned(),
-            clinic_id: case.clinic_id.clone(),
-            institution: who.institution.clone(),
-            actor: who.name.clone(),
-            patient_id: case.patient_id.clone(),
-            referral_id: case.referral_id.clone(),
-            study_uid: case.study_uid.clone(),
-            report_id: draft.id.clone(),
-            detail: format!(
+        let mut journal = JournalEntry::of_case(
+            case,
+            kind,
+            &who.institution,
+            &who.name,
+            &draft.id,
+            format!(
                 "version {} signed by {} ({})",
                 draft.version, user.full_name, user.licence
             ),
-        };
+        );
+        journal.at = signed_at;
         if !self
             .index
             .sign_report(&signed, &journal, &case.clinic_id, &pushes)
@@ -527,19 +523,14 @@ impl Reports {
         // latest version), recorded once, after the document was read.
         let case = self.routing.visible(who, case_id).await?;
         if delivering && who.role == Role::Clinic && case.clinic_id == who.institution {
-            let journal = JournalEntry {
-                id: uuid::Uuid::now_v7().to_string(),
-                at: now_micros(),
-                kind: "report_delivered".into(),
-                clinic_id: case.clinic_id.clone(),
-                institution: who.institution.clone(),
-                actor: who.name.clone(),
-                patient_id: case.patient_id.clone(),
-                referral_id: case.referral_id.clone(),
-                study_uid: case.study_uid.clone(),
-                report_id: report.id.clone(),
-                detail: format!("version {} fetched by the clinic (pull)", report.version),
-            };
+            let journal = JournalEntry::of_case(
+                &case,
+                "report_delivered",
+                &who.institution,
+                &who.name,
+                &report.id,
+                format!("version {} fetched by the clinic (pull)", report.version),
+            );
             self.index
                 .record_pull(&report, &case.clinic_id, &journal)
                 .await?;

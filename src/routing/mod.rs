@@ -198,7 +198,7 @@ impl Routing {
         if let Some(reason) = reason {
             detail = format!("{detail}, without a referral: {reason}");
         }
-        let journal = self.entry(&case, "routed", actor, &case.centre_id, detail);
+        let journal = JournalEntry::of_case(&case, "routed", &case.centre_id, actor, "", detail);
         let inserted = self.index.insert_case(&case, Some(&journal)).await?;
         Ok(inserted.then_some(case))
     }
@@ -230,29 +230,6 @@ impl Routing {
             tracing::warn!(rule = %rule.name, centre = %rule.centre, "no reader available; case goes to the shared worklist");
         }
         Ok(chosen.unwrap_or_default())
-    }
-
-    fn entry(
-        &self,
-        case: &CaseRow,
-        kind: &str,
-        actor: &str,
-        institution: &str,
-        detail: String,
-    ) -> JournalEntry {
-        JournalEntry {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: now_micros(),
-            kind: kind.to_owned(),
-            clinic_id: case.clinic_id.clone(),
-            institution: institution.to_owned(),
-            actor: actor.to_owned(),
-            patient_id: case.patient_id.clone(),
-            referral_id: case.referral_id.clone(),
-            study_uid: case.study_uid.clone(),
-            report_id: String::new(),
-            detail,
-        }
     }
 
     /// The cases `who` works on or oversees: a cardiologist their centre's, a clinic its own,
@@ -350,11 +327,12 @@ impl Routing {
             let now = now_micros();
             let expires = now + self.config.routing.claim_micros();
             let renewal = case.claimed_by == who.name;
-            let journal = self.entry(
+            let journal = JournalEntry::of_case(
                 &case,
                 "claimed",
-                &who.name,
                 &who.institution,
+                &who.name,
+                "",
                 format!("case {} claimed", case.id),
             );
             let claimed = self
@@ -400,11 +378,12 @@ impl Routing {
     /// The claiming reader gives the case back to the worklist.
     pub async fn release(&self, who: &Principal, id: &str) -> Result<CaseRow, RoutingError> {
         let case = self.visible(who, id).await?;
-        let journal = self.entry(
+        let journal = JournalEntry::of_case(
             &case,
             "released",
-            &who.name,
             &who.institution,
+            &who.name,
+            "",
             format!("case {id} given back to the worklist"),
         );
         if !self.index.release(id, &who.name, &journal).await? {
@@ -532,7 +511,7 @@ impl Routing {
                 reader
             }
         );
-        let journal = self.entry(&case, "routed", &who.name, centre, detail.clone());
+        let journal = JournalEntry::of_case(&case, "routed", centre, &who.name, "", detail.clone());
         let rule = format!("re-routed by {}", who.name);
         if !self
             .index

@@ -89,7 +89,8 @@ pub async fn case(
     answer.await.unwrap_or_else(|p: Problem| p.into_response())
 }
 
-fn query<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+/// A query string's parameters, or 400 naming what is wrong with them.
+pub(super) fn query<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
     params
         .map(|Query(p)| p)
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))

@@ -98,9 +98,9 @@ pub async fn since(
     Extension(who): Extension<Principal>,
     params: Result<axum::extract::Query<SinceParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let axum::extract::Query(p) = match params {
+    let p = match super::journal::query(params) {
         Ok(p) => p,
-        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+        Err(problem) => return problem.into_response(),
     };
     let since = match p
         .since
@@ -218,9 +218,9 @@ pub async fn deliveries(
     Extension(who): Extension<Principal>,
     params: Result<axum::extract::Query<DeliveryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let axum::extract::Query(p) = match params {
+    let p = match super::journal::query(params) {
         Ok(p) => p,
-        Err(e) => return Problem::new(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+        Err(problem) => return problem.into_response(),
     };
     answer(
         state
