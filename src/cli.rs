@@ -1,10 +1,11 @@
-//! What `telecardio studies`, `show`, `unlinked`, `exceptions`, `user list` and `token list`
-//! print: aligned tables for
-//! people (JSON is printed by the caller for scripts). Formats index rows only.
+//! What `telecardio studies`, `show`, `unlinked`, `exceptions`, `refusals`, `user list` and
+//! `token list` print: aligned tables for people (JSON is printed by the caller for scripts). Formats index rows only.
 
 use std::fmt::Write;
 
-use crate::index::{LinkException, StudyDetail, StudyForLink, StudyRow, TokenRow, UserRow};
+use crate::index::{
+    LinkException, Refusal, StudyDetail, StudyForLink, StudyRow, TokenRow, UserRow,
+};
 
 /// `YYYY-MM-DD HH:MM:SS` UTC from index microseconds.
 pub fn format_time(micros: i64) -> String {
@@ -279,4 +280,23 @@ pub fn exceptions_table(rows: &[LinkException]) -> String {
         })
         .collect();
     table(&header, &cells, "(no open exceptions)")
+}
+
+/// `telecardio refusals`: objects refused because they named another clinic's data.
+pub fn refusals_table(rows: &[Refusal]) -> String {
+    let header = ["WHEN", "FROM", "OWNER", "NAMED", "DOOR", "BY"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                format_time(r.at),
+                r.clinic_id.clone(),
+                r.owner_id.clone(),
+                format!("{} {}", r.what, r.uid),
+                r.door.clone(),
+                format!("{} ({})", r.actor, r.address),
+            ]
+        })
+        .collect();
+    table(&header, &cells, "(no write was refused)")
 }

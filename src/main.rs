@@ -70,6 +70,13 @@ enum Command {
         #[arg(long)]
         resolved: bool,
     },
+    /// List objects refused because they named another clinic's study, series or instance.
+    Refusals {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
     /// Write deterministic test objects (the committed set, or a larger benchmark corpus).
     Generate(telecardio::synth::GenerateArgs),
     /// Benchmarks only: fill the configured index with rows for `--count` synthetic instances
@@ -261,6 +268,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print!("{}", telecardio::cli::exceptions_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Refusals { json, limit } => {
+            let config = load_config(&cli, None, None)?;
+            let rows = runtime()?.block_on(async {
+                let index = open_index(&config).await?;
+                Ok::<_, anyhow::Error>(index.refusals(0, *limit).await?)
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", telecardio::cli::refusals_table(&rows));
             }
             Ok(ExitCode::SUCCESS)
         }

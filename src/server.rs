@@ -78,6 +78,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let ingest = Ingest::new(
         archive.clone(),
         index.clone(),
+        audit.clone(),
         metrics.clone(),
         config.ingest.max_object_bytes,
     )

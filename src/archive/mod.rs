@@ -311,6 +311,14 @@ impl Archive {
             .unwrap_or(0)
     }
 
+    /// Removes an object this process created a moment ago and never acknowledged nor
+    /// indexed (it lost a race the index settled). The only delete outside staging.
+    pub async fn withdraw(&self, key: &Path) {
+        if let Err(e) = self.store.delete(key).await {
+            tracing::error!(key = %key, error = %e, "could not withdraw an unacknowledged object");
+        }
+    }
+
     async fn delete_quietly(&self, key: &Path) {
         if let Err(e) = self.store.delete(key).await {
             tracing::warn!(key = %key, error = %e, "could not delete staging object");

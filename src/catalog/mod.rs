@@ -246,6 +246,25 @@ impl Catalog {
         Ok(hits)
     }
 
+    /// Writes refused because they named another clinic's data, newest first: for
+    /// administrators and auditors, who follow them up.
+    pub async fn refusals(
+        &self,
+        who: &Principal,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::index::Refusal>, CatalogError> {
+        let mut event = event(who, "refusals_read");
+        event.detail = format!("ownership refusals since {}", crate::index::rfc3339(since));
+        self.permit(who, Action::ReadAudit, &mut event).await?;
+        event.outcome = "answered".into();
+        self.audit
+            .record_required(event)
+            .await
+            .map_err(CatalogError::AuditUnavailable)?;
+        Ok(self.index.refusals(since, limit).await?)
+    }
+
     /// Where the data set of a retrieved instance starts in its stored Part 10 object.
     pub async fn dataset_offset(&self, hit: &Hit) -> Result<u64, CatalogError> {
         let key = ObjectKey::from(hit.object_key.as_str());

@@ -30,6 +30,7 @@ const OUT_OF_RESOURCES: u16 = 0xA700;
 const DATA_SET_MISMATCH: u16 = 0xA900;
 const CANNOT_UNDERSTAND: u16 = 0xC000;
 const SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
+const NOT_AUTHORIZED: u16 = 0x0124;
 /// Warning: coercion of data elements (our "kept beside other content under this UID").
 const WARNING_CONFLICT: u16 = 0xB000;
 
@@ -43,6 +44,7 @@ fn failure_reason(e: &IngestError) -> u16 {
     match e {
         IngestError::Mismatch { .. } | IngestError::TransferSyntax(_) => DATA_SET_MISMATCH,
         IngestError::SopClass(_) => SOP_CLASS_NOT_SUPPORTED,
+        IngestError::Foreign { .. } => NOT_AUTHORIZED,
         IngestError::TooLarge { .. } | IngestError::Store(_) | IngestError::Index(_) => {
             OUT_OF_RESOURCES
         }
@@ -194,6 +196,8 @@ async fn answer(
     let base = base_url(state, headers);
     let mut referenced = Vec::new();
     let mut failed = Vec::new();
+    // Why each instance failed, in words (PS3.18 8.4.4: a Warning header per problem).
+    let mut warnings = Vec::new();
     let mut studies: Vec<String> = Vec::new();
     for o in &outcomes {
         let mut item = json!({
@@ -221,6 +225,8 @@ async fn answer(
                 item[tag_key(tags::FAILURE_REASON)] =
                     attribute(VR::US, &[failure_reason(e).to_string()]);
                 failed.push(item);
+                let text = format!("{}: {e}", o.sop_instance_uid).replace(['"', '\\'], "'");
+                warnings.push(format!("299 telecardio \"{text}\""));
             }
         }
     }
@@ -255,12 +261,29 @@ async fn answer(
         event.study_uid = studies[0].clone();
     }
     state.audit.record(event).await;
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, "application/dicom+json")],
         Value::Object(body).to_string(),
     )
-        .into_response()
+        .into_response();
+    for warning in warnings {
+        // Header values take visible ASCII only; anything else in a reason becomes '?'.
+        let ascii: String = warning
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        if let Ok(value) = header::HeaderValue::from_str(&ascii) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 pub async fn studies(

@@ -59,6 +59,13 @@ where
             .permit(&self.principal, Action::Store)
         {
             tracing::warn!(sop_instance_uid = %request.affected_sop_instance_uid, %denied, "C-STORE refused");
+            let mut event = crate::catalog::event(&self.principal, "store");
+            event.detail = format!(
+                "C-STORE of SOP Instance {}",
+                request.affected_sop_instance_uid
+            );
+            event.outcome = format!("denied: {denied}");
+            self.ctx.audit.record(event).await;
             self.tally.failed += 1;
             self.incoming = Some(Incoming::Discard {
                 request,
@@ -157,6 +164,7 @@ fn store_status(result: &Result<Stored, IngestError>) -> (u16, Option<String>) {
                     STATUS_DATA_SET_DOES_NOT_MATCH_SOP_CLASS
                 }
                 IngestError::TooLarge { .. } => STATUS_OUT_OF_RESOURCES,
+                IngestError::Foreign { .. } => STATUS_NOT_AUTHORIZED,
                 _ => match e.fault() {
                     crate::fault::Fault::BadInput => STATUS_CANNOT_UNDERSTAND,
                     _ => STATUS_OUT_OF_RESOURCES,

@@ -97,6 +97,9 @@ pub struct CaseFilter {
     pub examination: Option<String>,
     /// Assigned to or claimed by this reader.
     pub reader: Option<String>,
+    /// Only cases whose referral names the same national personal code as this referral's
+    /// (never the referral's own case).
+    pub same_person_as: Option<String>,
     pub limit: i64,
 }
 
@@ -113,7 +116,8 @@ impl Index {
                r.updated_at, s.last_received_at
              FROM referrals r
              JOIN studies s ON s.study_uid = r.study_uid
-             LEFT JOIN patients p ON p.patient_id = s.patient_id AND p.issuer = s.issuer
+             LEFT JOIN patients p ON p.clinic_id = s.clinic_id AND p.patient_id = s.patient_id
+               AND p.issuer = s.issuer
              WHERE r.status = 'linked' AND s.last_received_at <= $1
                AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.study_uid = r.study_uid)
              ORDER BY s.last_received_at, r.id LIMIT $2",
@@ -150,7 +154,8 @@ impl Index {
             "SELECT s.study_uid, s.clinic_id, s.patient_id, COALESCE(p.name, ''),
                COALESCE(p.birth_date, ''), s.last_received_at
              FROM studies s
-             LEFT JOIN patients p ON p.patient_id = s.patient_id AND p.issuer = s.issuer
+             LEFT JOIN patients p ON p.clinic_id = s.clinic_id AND p.patient_id = s.patient_id
+               AND p.issuer = s.issuer
              WHERE s.study_uid = $1",
         )
         .bind(study_uid)
@@ -269,6 +274,15 @@ impl Index {
             args.push(reader.clone());
             conditions.push(format!(
                 "(reader = ${n} OR claimed_by = ${n})",
+                n = args.len()
+            ));
+        }
+        if let Some(referral) = &f.same_person_as {
+            args.push(referral.clone());
+            conditions.push(format!(
+                "referral_id IN (SELECT o.id FROM referrals o JOIN referrals me
+                   ON me.personal_code = o.personal_code
+                   WHERE me.id = ${n} AND me.personal_code <> '' AND o.id <> me.id)",
                 n = args.len()
             ));
         }

@@ -6,6 +6,7 @@
 
 use sqlx::{Any, Row, Transaction};
 
+use super::demographics::{self, Held, Source};
 use super::{now_micros, Index, IndexError};
 
 /// Everything the index keeps about one stored object.
@@ -56,9 +57,82 @@ pub enum Recorded {
     Duplicate,
     /// New row, but other content was already stored under this SOP Instance UID.
     Conflict { existing_key: String },
+    /// Nothing was recorded: the object names what it may not write into.
+    Refused(Collision),
+}
+
+/// Why an object may not be recorded where it says it belongs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Collision {
+    /// The study, series or SOP instance (`what`) belongs to another clinic, `owner`.
+    Foreign {
+        what: &'static str,
+        uid: String,
+        owner: String,
+    },
+    /// The series already belongs to another study of the same clinic.
+    SeriesElsewhere {
+        series_uid: String,
+        study_uid: String,
+    },
 }
 
 impl Index {
+    /// What stands in the way of recording an object of `clinic_id` under these UIDs, if
+    /// anything: asked before the object is made durable, so a refused object is never
+    /// stored. [`Index::record_instance`] asks again under its locks.
+    pub async fn collision(
+        &self,
+        clinic_id: &str,
+        study_uid: &str,
+        series_uid: &str,
+        sop_instance_uid: &str,
+    ) -> Result<Option<Collision>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT 'study', clinic_id, study_uid FROM studies WHERE study_uid = $1
+             UNION ALL
+             SELECT 'series', s.clinic_id, r.study_uid FROM series r
+               JOIN studies s ON s.study_uid = r.study_uid WHERE r.series_uid = $2
+             UNION ALL
+             SELECT 'instance', clinic_id, study_uid FROM instances WHERE sop_instance_uid = $3",
+        )
+        .bind(study_uid)
+        .bind(series_uid)
+        .bind(sop_instance_uid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(IndexError::query("ownership of uids"))?;
+        let found: Vec<(String, String, String)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(IndexError::query("read ownership"))?;
+        // The widest thing named first: a foreign study says more than its instance.
+        let levels = [
+            ("study", study_uid),
+            ("series", series_uid),
+            ("instance", sop_instance_uid),
+        ];
+        for (what, uid) in levels {
+            for (_, owner, owner_study) in found.iter().filter(|(level, _, _)| level == what) {
+                if owner != clinic_id {
+                    return Ok(Some(Collision::Foreign {
+                        what,
+                        uid: uid.to_owned(),
+                        owner: owner.clone(),
+                    }));
+                }
+                if what == "series" && owner_study != study_uid {
+                    return Ok(Some(Collision::SeriesElsewhere {
+                        series_uid: series_uid.to_owned(),
+                        study_uid: owner_study.clone(),
+                    }));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     pub async fn record_instance(&self, rec: &InstanceRecord) -> Result<Recorded, IndexError> {
         // A patient the clinic merged into another (ADT^A40) is filed under the survivor,
         // whose demographics the object does not overwrite. Looked up before the transaction:
@@ -78,44 +152,42 @@ impl Index {
             .await
             .map_err(IndexError::query("begin"))?;
         let now = now_micros();
-        let rec = match &merged {
-            Some(redirected) => {
-                // The survivor keeps its demographics; its row is made only if it has none.
-                sqlx::query(
-                    "INSERT INTO patients (patient_id, issuer, name, name_search, birth_date, sex,
-                       other_ids, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, '', $7)
-                     ON CONFLICT (patient_id, issuer) DO NOTHING",
-                )
-                .bind(&redirected.patient_id)
-                .bind(&redirected.patient_issuer)
-                .bind(&redirected.patient_name)
-                .bind(&redirected.patient_name_search)
-                .bind(&redirected.birth_date)
-                .bind(&redirected.sex)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(IndexError::query("survivor patient"))?;
-                redirected
-            }
-            None => {
-                upsert_patient(&mut tx, rec, now).await?;
-                rec
-            }
-        };
-        upsert_study(&mut tx, rec, now).await?;
-        // Under the study lock: what this SOP Instance UID already has.
+        // The survivor of a merge keeps its demographics, and so does every patient when the
+        // object is one the service made itself.
+        let speaks = merged.is_none() && !rec.made_here;
+        let rec = merged.as_ref().unwrap_or(rec);
+        upsert_patient(&mut tx, rec, speaks, now).await?;
+        // Under the study lock: who owns the study, and what this SOP Instance UID has.
+        let owner = upsert_study(&mut tx, rec, now).await?;
+        if owner != rec.clinic_id {
+            return refuse(tx, "study", &rec.study_uid, owner).await;
+        }
         let existing = keys_of_instance(&mut tx, &rec.sop_instance_uid).await?;
-        if existing.contains(&rec.object_key) {
+        if let Some((_, owner)) = existing.iter().find(|(_, c)| *c != rec.clinic_id) {
+            let owner = owner.clone();
+            return refuse(tx, "instance", &rec.sop_instance_uid, owner).await;
+        }
+        if existing.iter().any(|(key, _)| *key == rec.object_key) {
             tx.commit().await.map_err(IndexError::query("commit"))?;
             return Ok(Recorded::Duplicate);
         }
-        let new_series = count_in_series(&mut tx, rec, now).await? == 1;
+        let (count, series_study) = count_in_series(&mut tx, rec, now).await?;
+        if series_study != rec.study_uid {
+            let owner = owner_of_study(&mut tx, &series_study).await?;
+            if owner != rec.clinic_id {
+                return refuse(tx, "series", &rec.series_uid, owner).await;
+            }
+            tx.rollback().await.map_err(IndexError::query("rollback"))?;
+            return Ok(Recorded::Refused(Collision::SeriesElsewhere {
+                series_uid: rec.series_uid.clone(),
+                study_uid: series_study,
+            }));
+        }
+        let new_series = count == 1;
         insert_instance(&mut tx, rec, !existing.is_empty(), now).await?;
         update_study(&mut tx, rec, new_series, now).await?;
         let outcome = match existing.into_iter().next() {
-            Some(existing_key) => {
+            Some((existing_key, _)) => {
                 insert_conflict(&mut tx, rec, &existing_key, now).await?;
                 Recorded::Conflict { existing_key }
             }
@@ -138,9 +210,9 @@ impl Index {
             .map_err(IndexError::query("begin"))?;
         let now = now_micros();
         for rec in records {
-            upsert_patient(&mut tx, rec, now).await?;
+            upsert_patient(&mut tx, rec, true, now).await?;
             upsert_study(&mut tx, rec, now).await?;
-            let new_series = count_in_series(&mut tx, rec, now).await? == 1;
+            let new_series = count_in_series(&mut tx, rec, now).await?.0 == 1;
             insert_instance(&mut tx, rec, false, now).await?;
             update_study(&mut tx, rec, new_series, now).await?;
         }
@@ -157,6 +229,33 @@ impl Index {
             .map_err(IndexError::query("select instance by key"))?;
         Ok(row.is_some())
     }
+}
+
+/// Undoes the transaction: nothing of the object is recorded.
+async fn refuse(
+    tx: Transaction<'_, Any>,
+    what: &'static str,
+    uid: &str,
+    owner: String,
+) -> Result<Recorded, IndexError> {
+    tx.rollback().await.map_err(IndexError::query("rollback"))?;
+    Ok(Recorded::Refused(Collision::Foreign {
+        what,
+        uid: uid.to_owned(),
+        owner,
+    }))
+}
+
+async fn owner_of_study(
+    tx: &mut Transaction<'_, Any>,
+    study_uid: &str,
+) -> Result<String, IndexError> {
+    let row = sqlx::query("SELECT clinic_id FROM studies WHERE study_uid = $1")
+        .bind(study_uid)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(IndexError::query("owner of study"))?;
+    row.try_get(0).map_err(IndexError::query("read owner"))
 }
 
 /// The registration journal's `data_received` entry for a new series, in the instance's own
@@ -187,54 +286,150 @@ async fn journal_series(
     Ok(())
 }
 
+/// Makes sure the clinic's patient record exists and, when the object `speaks` for the
+/// patient, merges its demographics by the rules of [`demographics`]: one statement when they
+/// agree with the record, which is nearly always.
 async fn upsert_patient(
     tx: &mut Transaction<'_, Any>,
     rec: &InstanceRecord,
+    speaks: bool,
     now: i64,
 ) -> Result<(), IndexError> {
-    sqlx::query(
-        "INSERT INTO patients (patient_id, issuer, name, name_search, birth_date, sex, other_ids, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (patient_id, issuer) DO UPDATE SET
-           name = CASE WHEN patients.maintained_by = '' THEN excluded.name ELSE patients.name END,
-           name_search = CASE WHEN patients.maintained_by = '' THEN excluded.name_search
-                              ELSE patients.name_search END,
-           birth_date = CASE WHEN patients.maintained_by = '' THEN excluded.birth_date
-                             ELSE patients.birth_date END,
-           sex = CASE WHEN patients.maintained_by = '' THEN excluded.sex ELSE patients.sex END,
-           other_ids = CASE WHEN excluded.other_ids = '' THEN patients.other_ids
-                            ELSE excluded.other_ids END,
-           updated_at = excluded.updated_at",
+    // The no-op update makes the statement answer the row as it stands, and locks it. Other
+    // IDs start empty, so a new record's are filed below like a changed list.
+    let row = sqlx::query(
+        "INSERT INTO patients (clinic_id, patient_id, issuer, name, name_search, birth_date, sex,
+           other_ids, updated_at, maintained_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, '')
+         ON CONFLICT (clinic_id, patient_id, issuer) DO UPDATE SET updated_at = patients.updated_at
+         RETURNING name, name_search, birth_date, sex, maintained_by, other_ids",
     )
+    .bind(&rec.clinic_id)
     .bind(&rec.patient_id)
     .bind(&rec.patient_issuer)
     .bind(&rec.patient_name)
     .bind(&rec.patient_name_search)
     .bind(&rec.birth_date)
     .bind(&rec.sex)
-    .bind(&rec.other_patient_ids)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(IndexError::query("upsert patient"))?;
+    if !speaks {
+        return Ok(());
+    }
+    let text = |i: usize| row.try_get::<String, _>(i);
+    let read = || -> Result<(Held, String), sqlx::Error> {
+        Ok((
+            Held {
+                name: text(0)?,
+                name_search: text(1)?,
+                birth_date: text(2)?,
+                sex: text(3)?,
+                maintained_by: text(4)?,
+            },
+            text(5)?,
+        ))
+    };
+    let (held, held_other_ids) = read().map_err(IndexError::query("read patient"))?;
+    let incoming = Held {
+        name: rec.patient_name.clone(),
+        name_search: rec.patient_name_search.clone(),
+        birth_date: rec.birth_date.clone(),
+        sex: rec.sex.clone(),
+        maintained_by: String::new(),
+    };
+    let key = PatientKey::of(rec);
+    if let Some(next) = demographics::merge(&held, &incoming, Source::Object) {
+        set_demographics(tx, &key, &next, now).await?;
+    }
+    // An object without Other Patient IDs says nothing about them: the known ones stay. An
+    // object that lists others replaces them.
+    if !rec.other_patient_ids.is_empty() && rec.other_patient_ids != held_other_ids {
+        replace_other_ids(tx, &key, &rec.other_patient_ids).await?;
+    }
+    Ok(())
+}
+
+/// One clinic's patient record: who keeps it, the identifier and its issuer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PatientKey<'a> {
+    pub clinic_id: &'a str,
+    pub patient_id: &'a str,
+    pub issuer: &'a str,
+}
+
+impl<'a> PatientKey<'a> {
+    fn of(rec: &'a InstanceRecord) -> PatientKey<'a> {
+        PatientKey {
+            clinic_id: &rec.clinic_id,
+            patient_id: &rec.patient_id,
+            issuer: &rec.patient_issuer,
+        }
+    }
+}
+
+/// Writes a record's merged demographics.
+pub(super) async fn set_demographics(
+    tx: &mut Transaction<'_, Any>,
+    key: &PatientKey<'_>,
+    d: &Held,
+    now: i64,
+) -> Result<(), IndexError> {
+    sqlx::query(
+        "UPDATE patients SET name = $4, name_search = $5, birth_date = $6, sex = $7,
+           maintained_by = $8, updated_at = $9
+         WHERE clinic_id = $1 AND patient_id = $2 AND issuer = $3",
+    )
+    .bind(key.clinic_id)
+    .bind(key.patient_id)
+    .bind(key.issuer)
+    .bind(&d.name)
+    .bind(&d.name_search)
+    .bind(&d.birth_date)
+    .bind(&d.sex)
+    .bind(&d.maintained_by)
     .bind(now)
     .execute(&mut **tx)
     .await
-    .map_err(IndexError::query("upsert patient"))?;
-    // An object without Other Patient IDs says nothing about them: the known ones stay (and
-    // the common case costs no statement). An object that lists them replaces them.
-    if rec.other_patient_ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("DELETE FROM patient_other_ids WHERE patient_id = $1 AND issuer = $2")
-        .bind(&rec.patient_id)
-        .bind(&rec.patient_issuer)
-        .execute(&mut **tx)
-        .await
-        .map_err(IndexError::query("replace other patient ids"))?;
-    for (other_id, other_issuer) in other_ids(&rec.other_patient_ids) {
+    .map_err(IndexError::query("set demographics"))?;
+    Ok(())
+}
+
+/// Replaces a record's Other Patient IDs (the text form and the rows sequence matching uses).
+async fn replace_other_ids(
+    tx: &mut Transaction<'_, Any>,
+    key: &PatientKey<'_>,
+    list: &str,
+) -> Result<(), IndexError> {
+    sqlx::query(
+        "UPDATE patients SET other_ids = $4
+         WHERE clinic_id = $1 AND patient_id = $2 AND issuer = $3",
+    )
+    .bind(key.clinic_id)
+    .bind(key.patient_id)
+    .bind(key.issuer)
+    .bind(list)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("set other patient ids"))?;
+    sqlx::query(
+        "DELETE FROM patient_other_ids WHERE clinic_id = $1 AND patient_id = $2 AND issuer = $3",
+    )
+    .bind(key.clinic_id)
+    .bind(key.patient_id)
+    .bind(key.issuer)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("replace other patient ids"))?;
+    for (other_id, other_issuer) in other_ids(list) {
         sqlx::query(
-            "INSERT INTO patient_other_ids (patient_id, issuer, other_id, other_issuer)
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            "INSERT INTO patient_other_ids (clinic_id, patient_id, issuer, other_id, other_issuer)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
-        .bind(&rec.patient_id)
-        .bind(&rec.patient_issuer)
+        .bind(key.clinic_id)
+        .bind(key.patient_id)
+        .bind(key.issuer)
         .bind(other_id)
         .bind(other_issuer)
         .execute(&mut **tx)
@@ -251,19 +446,21 @@ pub fn other_ids(text: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|item| item.split_once("^^^").unwrap_or((item, "")))
 }
 
+/// Creates the study or takes its row lock; answers the clinic that owns it.
 async fn upsert_study(
     tx: &mut Transaction<'_, Any>,
     rec: &InstanceRecord,
     now: i64,
-) -> Result<(), IndexError> {
+) -> Result<String, IndexError> {
     // The DO UPDATE takes the study row lock that serialises writers of one study.
-    sqlx::query(
+    let row = sqlx::query(
         "INSERT INTO studies (study_uid, patient_id, issuer, study_date, study_time,
            accession_number, accession_issuer, study_id, description, referring_physician,
            referring_search, modalities, clinic_id, num_series, num_instances, total_bytes,
            first_received_at, last_received_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, '', $11, 0, 0, 0, $12, $12)
-         ON CONFLICT (study_uid) DO UPDATE SET last_received_at = excluded.last_received_at",
+         ON CONFLICT (study_uid) DO UPDATE SET last_received_at = excluded.last_received_at
+         RETURNING clinic_id",
     )
     .bind(&rec.study_uid)
     .bind(&rec.patient_id)
@@ -278,24 +475,26 @@ async fn upsert_study(
     .bind(&rec.clinic_id)
     .bind(now)
     .bind(&rec.referring_physician_search)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await
     .map_err(IndexError::query("upsert study"))?;
-    Ok(())
+    row.try_get(0)
+        .map_err(IndexError::query("read study owner"))
 }
 
-/// Adds the instance to its series (creating it) and returns the series' new count.
+/// Adds the instance to its series (creating it); answers the series' new count and the study
+/// the series belongs to.
 async fn count_in_series(
     tx: &mut Transaction<'_, Any>,
     rec: &InstanceRecord,
     now: i64,
-) -> Result<i64, IndexError> {
+) -> Result<(i64, String), IndexError> {
     let row = sqlx::query(
         "INSERT INTO series (series_uid, study_uid, modality, series_number, description,
            num_instances, first_received_at)
          VALUES ($1, $2, $3, $4, $5, 1, $6)
          ON CONFLICT (series_uid) DO UPDATE SET num_instances = series.num_instances + 1
-         RETURNING num_instances",
+         RETURNING num_instances, study_uid",
     )
     .bind(&rec.series_uid)
     .bind(&rec.study_uid)
@@ -306,24 +505,25 @@ async fn count_in_series(
     .fetch_one(&mut **tx)
     .await
     .map_err(IndexError::query("upsert series"))?;
-    row.try_get(0)
-        .map_err(IndexError::query("decode series count"))
+    (|| Ok((row.try_get(0)?, row.try_get(1)?)))().map_err(IndexError::query("decode series count"))
 }
 
+/// The objects already under a SOP Instance UID, oldest first, with the clinic of each.
 async fn keys_of_instance(
     tx: &mut Transaction<'_, Any>,
     sop_instance_uid: &str,
-) -> Result<Vec<String>, IndexError> {
+) -> Result<Vec<(String, String)>, IndexError> {
     let rows = sqlx::query(
-        "SELECT object_key FROM instances WHERE sop_instance_uid = $1 ORDER BY received_at",
+        "SELECT object_key, clinic_id FROM instances WHERE sop_instance_uid = $1
+         ORDER BY received_at",
     )
     .bind(sop_instance_uid)
     .fetch_all(&mut **tx)
     .await
     .map_err(IndexError::query("select instance keys"))?;
     rows.iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
         .map_err(IndexError::query("decode instance key"))
 }
 

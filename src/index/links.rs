@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use super::patients::restore_from_referral;
 use super::referrals::{insert_journal, journal_if, JournalEntry, ReferralRow};
 use super::{now_micros, Index, IndexError, Scope};
 
@@ -59,7 +60,8 @@ impl Index {
     ) -> Result<Option<StudyForLink>, IndexError> {
         let sql = format!(
             "SELECT {STUDY_COLUMNS} FROM studies s
-             JOIN patients p ON p.patient_id = s.patient_id AND p.issuer = s.issuer
+             JOIN patients p ON p.clinic_id = s.clinic_id AND p.patient_id = s.patient_id
+               AND p.issuer = s.issuer
              WHERE s.study_uid = $1"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -80,7 +82,8 @@ impl Index {
     ) -> Result<Vec<StudyForLink>, IndexError> {
         let sql = format!(
             "SELECT {STUDY_COLUMNS} FROM studies s
-             JOIN patients p ON p.patient_id = s.patient_id AND p.issuer = s.issuer
+             JOIN patients p ON p.clinic_id = s.clinic_id AND p.patient_id = s.patient_id
+               AND p.issuer = s.issuer
              WHERE s.clinic_id = $1 AND s.accession_number = $2 ORDER BY s.study_uid"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -127,10 +130,13 @@ impl Index {
             .begin()
             .await
             .map_err(IndexError::query("begin link"))?;
+        // A referral is linked only to a study of its own clinic, whoever asks.
         let changed = sqlx::query(
             "UPDATE referrals SET status = 'linked', study_uid = $1, updated_at = $2
              WHERE id = $3 AND status = 'awaiting_examination'
-               AND NOT EXISTS (SELECT 1 FROM referrals o WHERE o.study_uid = $1)",
+               AND NOT EXISTS (SELECT 1 FROM referrals o WHERE o.study_uid = $1)
+               AND EXISTS (SELECT 1 FROM studies s WHERE s.study_uid = $1
+                           AND s.clinic_id = referrals.clinic_id)",
         )
         .bind(study_uid)
         .bind(now_micros())
@@ -140,6 +146,9 @@ impl Index {
         .map_err(IndexError::query("link referral"))?
         .rows_affected()
             == 1;
+        if changed {
+            restore_from_referral(&mut tx, referral_id, study_uid).await?;
+        }
         journal_if(tx, changed, Some(journal)).await
     }
 
@@ -176,7 +185,9 @@ impl Index {
             let linked = sqlx::query(
                 "UPDATE referrals SET status = 'linked', study_uid = $1, updated_at = $2
                  WHERE id = $3 AND status = 'awaiting_examination'
-                   AND NOT EXISTS (SELECT 1 FROM referrals o WHERE o.study_uid = $1)",
+                   AND NOT EXISTS (SELECT 1 FROM referrals o WHERE o.study_uid = $1)
+                   AND EXISTS (SELECT 1 FROM studies s WHERE s.study_uid = $1
+                               AND s.clinic_id = referrals.clinic_id)",
             )
             .bind(&journal.study_uid)
             .bind(now_micros())
@@ -193,6 +204,7 @@ impl Index {
                 return Ok(Resolved::Taken);
             }
             insert_journal(&mut tx, journal).await?;
+            restore_from_referral(&mut tx, &journal.referral_id, &journal.study_uid).await?;
         }
         let closed = sqlx::query(
             "UPDATE link_exceptions SET status = 'resolved', resolution = $1, resolved_by = $2,
@@ -294,7 +306,8 @@ impl Index {
         let clinics = clinic_filter("s.clinic_id", scope, &mut args);
         let sql = format!(
             "SELECT {STUDY_COLUMNS} FROM studies s
-             JOIN patients p ON p.patient_id = s.patient_id AND p.issuer = s.issuer
+             JOIN patients p ON p.clinic_id = s.clinic_id AND p.patient_id = s.patient_id
+               AND p.issuer = s.issuer
              WHERE NOT EXISTS (SELECT 1 FROM referrals r WHERE r.study_uid = s.study_uid){clinics}
              ORDER BY s.last_received_at DESC, s.study_uid LIMIT {}",
             limit.clamp(1, 10_000)

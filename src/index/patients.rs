@@ -1,10 +1,13 @@
 //! Patient maintenance rows (HL7 v2 ADT from the clinics' HIS): demographics updates and
-//! merges. A clinic maintains only the patients of its own studies; stored objects are never
-//! touched, only the index that answers queries. Demographics the HIS sent are not overwritten
-//! by objects arriving later (`patients.maintained_by`).
+//! merges. A clinic maintains only its own patient records (every record belongs to one
+//! clinic); stored objects are never touched, only the index that answers queries. What the
+//! HIS sends is merged by the rules of [`demographics`]: it is the authority for a record once
+//! it has spoken, but it never degrades a name either.
 
 use sqlx::{Any, Row, Transaction};
 
+use super::demographics::{self, Held, Source};
+use super::instances::{set_demographics, PatientKey};
 use super::referrals::insert_journal;
 use super::{now_micros, Index, IndexError, JournalEntry};
 
@@ -37,8 +40,8 @@ pub struct Merged {
 }
 
 impl Index {
-    /// Updates the demographics of `d.patient_id` as far as the clinic's studies know the
-    /// patient; returns how many patient rows changed (0: the clinic has no such patient).
+    /// Merges the HIS's demographics into the clinic's records of `d.patient_id`; returns how
+    /// many records the clinic has under that identifier (0: none, nothing changed).
     pub async fn update_demographics(
         &self,
         d: &Demographics,
@@ -49,14 +52,14 @@ impl Index {
             .begin()
             .await
             .map_err(IndexError::query("begin demographics"))?;
-        let updated = set_demographics(&mut tx, d, &d.patient_id).await?;
-        if updated > 0 {
+        let found = maintain(&mut tx, d, &d.patient_id).await?;
+        if found > 0 {
             insert_journal(&mut tx, journal).await?;
         }
         tx.commit()
             .await
             .map_err(IndexError::query("commit demographics"))?;
-        Ok(updated)
+        Ok(found)
     }
 
     /// Records a merge and moves the clinic's studies of the prior patient to the survivor,
@@ -118,13 +121,11 @@ impl Index {
         .or_else(|| prior_issuers.first().cloned())
         .unwrap_or_default();
         // The survivor's row, if it has none yet: the prior patient's demographics as this
-        // clinic's studies knew them (the message's new ones are applied after the move).
+        // clinic knew them (the message's new ones are merged in after the move).
         let prior = sqlx::query(
-            "SELECT p.name, p.name_search, p.birth_date, p.sex FROM patients p
-             WHERE p.patient_id = $1
-               AND EXISTS (SELECT 1 FROM studies s WHERE s.patient_id = p.patient_id
-                             AND s.issuer = p.issuer AND s.clinic_id = $2)
-             ORDER BY p.updated_at DESC LIMIT 1",
+            "SELECT name, name_search, birth_date, sex FROM patients
+             WHERE patient_id = $1 AND clinic_id = $2
+             ORDER BY updated_at DESC LIMIT 1",
         )
         .bind(&m.prior_id)
         .bind(clinic)
@@ -143,10 +144,10 @@ impl Index {
             .await
             .map_err(IndexError::query("begin merge"))?;
         sqlx::query(
-            "INSERT INTO patients (patient_id, issuer, name, name_search, birth_date, sex,
-               other_ids, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, '', $7)
-             ON CONFLICT (patient_id, issuer) DO NOTHING",
+            "INSERT INTO patients (clinic_id, patient_id, issuer, name, name_search, birth_date,
+               sex, other_ids, updated_at, maintained_by)
+             VALUES ($8, $1, $2, $3, $4, $5, $6, '', $7, '')
+             ON CONFLICT (clinic_id, patient_id, issuer) DO NOTHING",
         )
         .bind(survivor_id)
         .bind(&survivor_issuer)
@@ -155,6 +156,7 @@ impl Index {
         .bind(text(2))
         .bind(text(3))
         .bind(now)
+        .bind(clinic)
         .execute(&mut *tx)
         .await
         .map_err(IndexError::query("survivor patient"))?;
@@ -170,7 +172,7 @@ impl Index {
         .await
         .map_err(IndexError::query("move studies"))?
         .rows_affected();
-        set_demographics(&mut tx, &m.survivor, survivor_id).await?;
+        maintain(&mut tx, &m.survivor, survivor_id).await?;
         let issuers = if prior_issuers.is_empty() {
             vec![String::new()]
         } else {
@@ -180,13 +182,15 @@ impl Index {
             // The prior identifier stays findable as one of the survivor's other ids (once: a
             // resent merge adds nothing).
             let added = sqlx::query(
-                "INSERT INTO patient_other_ids (patient_id, issuer, other_id, other_issuer)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                "INSERT INTO patient_other_ids (clinic_id, patient_id, issuer, other_id,
+                   other_issuer)
+                 VALUES ($5, $1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
             .bind(survivor_id)
             .bind(&survivor_issuer)
             .bind(&m.prior_id)
             .bind(issuer)
+            .bind(clinic)
             .execute(&mut *tx)
             .await
             .map_err(IndexError::query("prior id as other id"))?
@@ -197,23 +201,25 @@ impl Index {
                 sqlx::query(
                     "UPDATE patients SET other_ids = CASE WHEN other_ids = '' THEN $3
                    ELSE other_ids || '\\' || $3 END
-                 WHERE patient_id = $1 AND issuer = $2",
+                 WHERE patient_id = $1 AND issuer = $2 AND clinic_id = $4",
                 )
                 .bind(survivor_id)
                 .bind(&survivor_issuer)
                 .bind(&item)
+                .bind(clinic)
                 .execute(&mut *tx)
                 .await
                 .map_err(IndexError::query("other ids text"))?;
             }
-            // A prior patient left without studies (of any clinic) is gone from the index.
+            // The clinic's prior record, left without studies, is gone from the index.
             sqlx::query(
-                "DELETE FROM patients WHERE patient_id = $1 AND issuer = $2
-                   AND NOT EXISTS (SELECT 1 FROM studies s
-                                   WHERE s.patient_id = $1 AND s.issuer = $2)",
+                "DELETE FROM patients WHERE patient_id = $1 AND issuer = $2 AND clinic_id = $3
+                   AND NOT EXISTS (SELECT 1 FROM studies s WHERE s.clinic_id = $3
+                                   AND s.patient_id = $1 AND s.issuer = $2)",
             )
             .bind(&m.prior_id)
             .bind(issuer)
+            .bind(clinic)
             .execute(&mut *tx)
             .await
             .map_err(IndexError::query("remove merged patient"))?;
@@ -308,34 +314,120 @@ impl Index {
     }
 }
 
-async fn set_demographics(
+/// Merges what the HIS says into each of the clinic's records under `patient_id`; answers how
+/// many records it has under it.
+async fn maintain(
     tx: &mut Transaction<'_, Any>,
     d: &Demographics,
     patient_id: &str,
 ) -> Result<u64, IndexError> {
-    Ok(sqlx::query(
-        "UPDATE patients SET
-           name = CASE WHEN $3 = '' THEN name ELSE $3 END,
-           name_search = CASE WHEN $3 = '' THEN name_search ELSE $4 END,
-           birth_date = CASE WHEN $5 = '' THEN birth_date ELSE $5 END,
-           sex = CASE WHEN $6 = '' THEN sex ELSE $6 END,
-           maintained_by = 'hl7',
-           updated_at = $7
-         WHERE patient_id = $1
-           AND EXISTS (SELECT 1 FROM studies s WHERE s.patient_id = patients.patient_id
-                         AND s.issuer = patients.issuer AND s.clinic_id = $2)
-           AND NOT EXISTS (SELECT 1 FROM studies o WHERE o.patient_id = patients.patient_id
-                             AND o.issuer = patients.issuer AND o.clinic_id <> $2)",
+    // A no-op write first: it locks the records and keeps SQLite from failing busy on a
+    // transaction that read before it wrote.
+    let rows = sqlx::query(
+        "UPDATE patients SET updated_at = updated_at WHERE clinic_id = $1 AND patient_id = $2
+         RETURNING issuer, name, name_search, birth_date, sex, maintained_by",
     )
-    .bind(patient_id)
     .bind(&d.clinic_id)
-    .bind(&d.name)
-    .bind(&d.name_search)
-    .bind(&d.birth_date)
-    .bind(&d.sex)
-    .bind(now_micros())
-    .execute(&mut **tx)
+    .bind(patient_id)
+    .fetch_all(&mut **tx)
     .await
-    .map_err(IndexError::query("update demographics"))?
-    .rows_affected())
+    .map_err(IndexError::query("patient records"))?;
+    let incoming = Held {
+        name: d.name.clone(),
+        name_search: d.name_search.clone(),
+        birth_date: d.birth_date.clone(),
+        sex: d.sex.clone(),
+        maintained_by: String::new(),
+    };
+    let now = now_micros();
+    for row in &rows {
+        let read = || -> Result<(String, Held), sqlx::Error> {
+            Ok((
+                row.try_get(0)?,
+                Held {
+                    name: row.try_get(1)?,
+                    name_search: row.try_get(2)?,
+                    birth_date: row.try_get(3)?,
+                    sex: row.try_get(4)?,
+                    maintained_by: row.try_get(5)?,
+                },
+            ))
+        };
+        let (issuer, held) = read().map_err(IndexError::query("read patient record"))?;
+        if let Some(next) = demographics::merge(&held, &incoming, Source::His) {
+            let key = PatientKey {
+                clinic_id: &d.clinic_id,
+                patient_id,
+                issuer: &issuer,
+            };
+            set_demographics(tx, &key, &next, now).await?;
+        }
+    }
+    Ok(rows.len() as u64)
+}
+
+/// Restores letters the study's patient record lost, from the referral just linked to the
+/// study (its name is written in UTF-8 by the clinic's information system).
+pub(super) async fn restore_from_referral(
+    tx: &mut Transaction<'_, Any>,
+    referral_id: &str,
+    study_uid: &str,
+) -> Result<(), IndexError> {
+    let referral = sqlx::query("SELECT family_name, given_names FROM referrals WHERE id = $1")
+        .bind(referral_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(IndexError::query("referral name"))?;
+    let Some(referral) = referral else {
+        return Ok(());
+    };
+    let (family, given): (String, String) = (|| Ok((referral.try_get(0)?, referral.try_get(1)?)))()
+        .map_err(IndexError::query("read referral name"))?;
+    let name = if given.is_empty() {
+        family
+    } else {
+        format!("{family}^{given}")
+    };
+    let row = sqlx::query(
+        "SELECT p.clinic_id, p.patient_id, p.issuer, p.name, p.name_search, p.birth_date, p.sex,
+           p.maintained_by
+         FROM studies s JOIN patients p ON p.clinic_id = s.clinic_id
+           AND p.patient_id = s.patient_id AND p.issuer = s.issuer
+         WHERE s.study_uid = $1",
+    )
+    .bind(study_uid)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(IndexError::query("patient of study"))?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let read = || -> Result<([String; 3], Held), sqlx::Error> {
+        Ok((
+            [row.try_get(0)?, row.try_get(1)?, row.try_get(2)?],
+            Held {
+                name: row.try_get(3)?,
+                name_search: row.try_get(4)?,
+                birth_date: row.try_get(5)?,
+                sex: row.try_get(6)?,
+                maintained_by: row.try_get(7)?,
+            },
+        ))
+    };
+    let ([clinic_id, patient_id, issuer], held) =
+        read().map_err(IndexError::query("read patient of study"))?;
+    let incoming = Held {
+        name_search: demographics::search_form(&name),
+        name,
+        ..Held::default()
+    };
+    if let Some(next) = demographics::merge(&held, &incoming, Source::Referral) {
+        let key = PatientKey {
+            clinic_id: &clinic_id,
+            patient_id: &patient_id,
+            issuer: &issuer,
+        };
+        set_demographics(tx, &key, &next, now_micros()).await?;
+    }
+    Ok(())
 }

@@ -236,7 +236,9 @@ impl Search {
         } else {
             format!(" WHERE {}", conditions.join(" AND "))
         };
-        let patient_join = "JOIN patients p ON p.patient_id = s.patient_id AND p.issuer = s.issuer";
+        let patient_join =
+            "JOIN patients p ON p.clinic_id = s.clinic_id AND p.patient_id = s.patient_id
+               AND p.issuer = s.issuer";
         // Sequence values come last and are read by name, so positions above stay put.
         let head = match self.level {
             Level::Patient => format!(
@@ -261,8 +263,11 @@ impl Search {
         };
         let tail = match self.level {
             Level::Patient => {
-                " GROUP BY p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.other_ids
-                  ORDER BY p.patient_id, p.issuer"
+                // One clinic's record is one patient: two clinics' records of one identifier
+                // are two patients, each with its own clinic's demographics.
+                " GROUP BY p.clinic_id, p.patient_id, p.issuer, p.name, p.birth_date, p.sex,
+                    p.other_ids
+                  ORDER BY p.patient_id, p.issuer, p.clinic_id"
             }
             Level::Study => " ORDER BY s.study_date DESC, s.study_time DESC, s.study_uid",
             Level::Series => " ORDER BY s.study_uid, r.series_number, r.series_uid",
@@ -308,7 +313,9 @@ fn condition_sql(sql: &mut Sql, filter: &Filter) -> Option<String> {
             // Only Other Patient IDs is kept item by item.
             _ => return Some("1 = 0".into()),
         };
-        let mut test = "o.patient_id = p.patient_id AND o.issuer = p.issuer".to_owned();
+        let mut test =
+            "o.clinic_id = p.clinic_id AND o.patient_id = p.patient_id AND o.issuer = p.issuer"
+                .to_owned();
         for t in tests {
             test.push_str(" AND ");
             test.push_str(&t);

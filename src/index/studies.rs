@@ -70,7 +70,8 @@ macro_rules! study_select {
     s.accession_number, s.description, s.referring_physician, s.modalities, s.clinic_id,
     s.num_series, s.num_instances, s.total_bytes, s.first_received_at, s.last_received_at
         FROM studies s
-        LEFT JOIN patients p ON p.patient_id = s.patient_id AND p.issuer = s.issuer"
+        LEFT JOIN patients p ON p.clinic_id = s.clinic_id AND p.patient_id = s.patient_id
+               AND p.issuer = s.issuer"
     };
 }
 

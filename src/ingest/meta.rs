@@ -5,7 +5,6 @@
 //! the bytes as received; only the index holds the decoded text.
 
 use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
-use unicode_normalization::UnicodeNormalization;
 
 use super::scanner::{
     tag, Kept, Tag, ISSUER_OF_ACCESSION_NUMBER_SEQUENCE, OTHER_PATIENT_IDS_SEQUENCE,
@@ -206,14 +205,7 @@ fn other_ids(kept: &Kept, d: &Decoder) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The form of a name used for matching: lower case, without diacritics, so that "zukauskas"
-/// and "ŽUKAUSKAS" both find "Žukauskas^Rūta".
-pub fn search_form(name: &str) -> String {
-    name.nfd()
-        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect()
-}
+pub use crate::index::demographics::search_form;
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,12 @@
 //! C-STORE, later STOW-RS) feed it bytes as they arrive and map its result to their protocol.
 //! Nothing is acknowledged by an edge before [`Receiving::finish`] returns: by then the object is
 //! durable in the store and its index row committed.
+//!
+//! Ownership is checked here for every door: a study, its series and instances belong to the
+//! clinic that first sent them, and an object naming another clinic's study, series or SOP
+//! Instance UID is refused before it is stored ([`IngestError::Foreign`]), audited and kept on
+//! the administrators' list of refusals. The index checks again under its locks, so two clinics
+//! racing to create one study cannot both win.
 
 pub mod accepted;
 mod digest;
@@ -14,10 +20,11 @@ pub mod scanner;
 
 pub use part10::Part10Receiving;
 
-use crate::access::Principal;
+use crate::access::{Principal, Via};
 use crate::archive::{keys, Archive, ArchiveError, ObjectWriter, Written};
+use crate::audit::AuditTrail;
 use crate::fault::Fault;
-use crate::index::{Index, IndexError, InstanceRecord, Recorded};
+use crate::index::{Collision, Index, IndexError, InstanceRecord, Recorded, Refusal};
 use crate::metrics::Metrics;
 use crate::referral::{self, Referrals};
 use digest::Digests;
@@ -55,6 +62,19 @@ pub enum IngestError {
     SopClass(String),
     #[error("not a DICOM Part 10 file: {0}")]
     NotPart10(String),
+    /// The object names a study, series or instance another institution owns. The message
+    /// goes back to the sender, so it does not say whose.
+    #[error("{what} {uid} belongs to another institution; the object is refused")]
+    Foreign {
+        what: &'static str,
+        uid: String,
+        owner: String,
+    },
+    #[error("series {series_uid} already belongs to study {study_uid}")]
+    SeriesElsewhere {
+        series_uid: String,
+        study_uid: String,
+    },
     #[error("internal error: {0}")]
     Internal(&'static str),
     #[error(transparent)]
@@ -68,6 +88,7 @@ impl IngestError {
         match self {
             IngestError::Store(_) | IngestError::Index(_) => Fault::Unavailable,
             IngestError::Internal(_) => Fault::Bug,
+            IngestError::Foreign { .. } => Fault::Forbidden,
             _ => Fault::BadInput,
         }
     }
@@ -83,6 +104,8 @@ impl IngestError {
             IngestError::TransferSyntax(_) => "transfer_syntax",
             IngestError::SopClass(_) => "sop_class",
             IngestError::NotPart10(_) => "not_part10",
+            IngestError::Foreign { .. } => "foreign",
+            IngestError::SeriesElsewhere { .. } => "series_elsewhere",
             IngestError::Internal(_) => "internal",
             IngestError::Store(_) => "store",
             IngestError::Index(_) => "index",
@@ -102,6 +125,32 @@ pub struct Origin {
     /// An object the service made itself (a signed report's object), not data received from
     /// the clinic: the registration journal does not record it as data received.
     pub made_here: bool,
+}
+
+impl Origin {
+    /// The door the object came in by, for the audit trail and the list of refusals.
+    fn door(&self) -> &str {
+        match (self.made_here, self.sender.via) {
+            (true, _) => "report object",
+            (false, Via::Dicom) => "C-STORE",
+            (false, _) => &self.calling_ae,
+        }
+    }
+}
+
+impl From<Collision> for IngestError {
+    fn from(c: Collision) -> IngestError {
+        match c {
+            Collision::Foreign { what, uid, owner } => IngestError::Foreign { what, uid, owner },
+            Collision::SeriesElsewhere {
+                series_uid,
+                study_uid,
+            } => IngestError::SeriesElsewhere {
+                series_uid,
+                study_uid,
+            },
+        }
+    }
 }
 
 /// What the sender said it is sending, before the data set arrives.
@@ -131,6 +180,7 @@ pub struct Stored {
 pub struct Ingest {
     archive: Archive,
     index: Index,
+    audit: AuditTrail,
     metrics: Metrics,
     max_object_bytes: u64,
     /// Storage classes accepted besides the built-in set (`dicom.extra_sop_classes`).
@@ -140,10 +190,17 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(archive: Archive, index: Index, metrics: Metrics, max_object_bytes: u64) -> Ingest {
+    pub fn new(
+        archive: Archive,
+        index: Index,
+        audit: AuditTrail,
+        metrics: Metrics,
+        max_object_bytes: u64,
+    ) -> Ingest {
         Ingest {
             archive,
             index,
+            audit,
             metrics,
             max_object_bytes,
             extra_sop_classes: Vec::new(),
@@ -261,6 +318,9 @@ impl Receiving {
     /// Checks the complete data set, makes it durable and indexes it.
     pub async fn finish(mut self) -> Result<Stored, IngestError> {
         let result = self.complete().await;
+        if let Err(IngestError::Foreign { what, uid, owner }) = &result {
+            self.refused(what, uid, owner).await;
+        }
         let metrics = &self.ingest.metrics;
         match &result {
             Ok(stored) => metrics.object_stored(stored.size_bytes),
@@ -314,6 +374,29 @@ impl Receiving {
             what: e.what,
             value: e.value,
         })?;
+        // Refused before anything is made durable: an object naming another clinic's data
+        // never reaches the store.
+        let collision = self
+            .ingest
+            .index
+            .collision(
+                &self.origin.clinic_id,
+                &meta.study_uid,
+                &meta.series_uid,
+                &meta.sop_instance_uid,
+            )
+            .await;
+        match collision {
+            Ok(None) => {}
+            Ok(Some(c)) => {
+                self.fail(c.into()).await;
+                return Err(self.failure.take().expect("just set"));
+            }
+            Err(e) => {
+                self.fail(e.into()).await;
+                return Err(self.failure.take().expect("just set"));
+            }
+        }
         let writer = self.writer.take().expect("writer exists while not failed");
         let size_bytes = writer.len();
         let started = std::time::Instant::now();
@@ -328,6 +411,14 @@ impl Receiving {
         }
         let record = self.record(&meta, key.as_ref(), size_bytes, &sha256, &dataset_sha256);
         let recorded = self.ingest.index.record_instance(&record).await?;
+        if let Recorded::Refused(collision) = recorded {
+            // Another clinic created the study (or series, or instance) between the check above
+            // and the index's locks: what this call just wrote goes again, unseen.
+            if written == Written::Created {
+                self.ingest.archive.withdraw(&key).await;
+            }
+            return Err(collision.into());
+        }
         Ok(Stored {
             object_key: key.to_string(),
             size_bytes,
@@ -335,6 +426,38 @@ impl Receiving {
             recorded,
             meta,
         })
+    }
+
+    /// Keeps a refused write into another clinic's data on record: a security event with both
+    /// institutions, and a row on the administrators' list.
+    async fn refused(&mut self, what: &'static str, uid: &str, owner: &str) {
+        let sender = &self.origin.sender;
+        let refusal = Refusal {
+            at: crate::index::now_micros(),
+            clinic_id: self.origin.clinic_id.clone(),
+            owner_id: owner.to_owned(),
+            what: what.to_owned(),
+            uid: uid.to_owned(),
+            sop_instance_uid: self.declared.sop_instance_uid.clone(),
+            door: self.origin.door().to_owned(),
+            actor: sender.name.clone(),
+            address: sender.address.clone(),
+        };
+        tracing::warn!(clinic = %refusal.clinic_id, owner = %owner, what, uid, door = %refusal.door, "object refused: names another institution's data");
+        let mut event = crate::catalog::event(sender, "ownership_refused");
+        event.institution = refusal.clinic_id.clone();
+        event.outcome = "refused".into();
+        event.detail = format!(
+            "{}: {what} {uid} belongs to `{owner}`; SOP Instance {} from `{}` not stored",
+            refusal.door, refusal.sop_instance_uid, refusal.clinic_id
+        );
+        if what == "study" {
+            event.study_uid = uid.to_owned();
+        }
+        if let Err(e) = self.ingest.index.record_refusal(&refusal).await {
+            tracing::error!(error = %e, "refusal not listed");
+        }
+        self.ingest.audit.record(event).await;
     }
 
     fn check(&self, meta: &InstanceMeta) -> Result<(), IngestError> {

@@ -2,8 +2,7 @@
 //! over a period, within the reader's scope and audited like any access to patient data.
 
 use super::{ReferralError, Referrals};
-use crate::access::{Action, Principal};
-use crate::catalog;
+use crate::access::Principal;
 use crate::index::{JournalEntry, JournalQuery};
 
 /// Most entries one request answers.
@@ -30,25 +29,19 @@ impl Referrals {
         to: Option<i64>,
         limit: i64,
     ) -> Result<Vec<JournalEntry>, ReferralError> {
-        self.policy.permit(who, Action::Query)?;
-        let mut patients = Vec::new();
-        if let Some(p) = patient {
-            patients.push(p.to_owned());
-            patients.extend(self.index.merged_from(p, &self.policy.scope(who)).await?);
-        }
-        let mut event = catalog::event(who, "journal_read");
-        event.patient_id = patient.unwrap_or_default().to_owned();
-        event.detail = format!(
+        let detail = format!(
             "patient={} from={} to={}",
             patient.unwrap_or("*"),
             from.map_or("*".into(), |t| t.to_string()),
             to.map_or("*".into(), |t| t.to_string())
         );
-        event.outcome = "answered".into();
-        self.audit
-            .record_required(event)
-            .await
-            .map_err(ReferralError::Index)?;
+        self.reading(who, "journal_read", detail, patient.unwrap_or_default())
+            .await?;
+        let mut patients = Vec::new();
+        if let Some(p) = patient {
+            patients.push(p.to_owned());
+            patients.extend(self.index.merged_from(p, &self.policy.scope(who)).await?);
+        }
         Ok(self
             .index
             .journal(&JournalQuery {

@@ -456,18 +456,12 @@ impl Referrals {
         order_number: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ReferralRow>, ReferralError> {
-        self.policy.permit(who, Action::Query)?;
-        let mut event = catalog::event(who, "referral_list");
-        event.detail = format!(
+        let detail = format!(
             "status={} order={}",
             status.unwrap_or("*"),
             order_number.unwrap_or("*")
         );
-        event.outcome = "answered".into();
-        self.audit
-            .record_required(event)
-            .await
-            .map_err(ReferralError::Index)?;
+        self.reading(who, "referral_list", detail, "").await?;
         Ok(self
             .index
             .referrals(&self.policy.scope(who), status, order_number, limit)
@@ -507,7 +501,9 @@ impl Referrals {
         who: &Principal,
         status: &str,
     ) -> Result<Vec<crate::index::LinkException>, ReferralError> {
-        self.policy.permit(who, Action::Query)?;
+        let detail = format!("status={status}");
+        self.reading(who, "link_exceptions_read", detail, "")
+            .await?;
         Ok(self
             .index
             .link_exceptions(&self.policy.scope(who), status)
@@ -520,11 +516,37 @@ impl Referrals {
         who: &Principal,
         limit: i64,
     ) -> Result<Vec<crate::index::StudyForLink>, ReferralError> {
-        self.policy.permit(who, Action::Query)?;
+        let detail = format!("limit={limit}");
+        self.reading(who, "unlinked_studies_read", detail, "")
+            .await?;
         Ok(self
             .index
             .unlinked_studies(&self.policy.scope(who), limit)
             .await?)
+    }
+
+    /// Lets `who` read patient data through a list, audited either way: a refusal is recorded,
+    /// and an allowed read is answered only once its record is written.
+    pub(crate) async fn reading(
+        &self,
+        who: &Principal,
+        kind: &str,
+        detail: String,
+        patient_id: &str,
+    ) -> Result<(), ReferralError> {
+        let mut event = catalog::event(who, kind);
+        event.detail = detail;
+        event.patient_id = patient_id.to_owned();
+        if let Err(denied) = self.policy.permit(who, Action::Query) {
+            event.outcome = format!("denied: {denied}");
+            self.audit.record(event).await;
+            return Err(denied.into());
+        }
+        event.outcome = "answered".into();
+        self.audit
+            .record_required(event)
+            .await
+            .map_err(ReferralError::Index)
     }
 }
 

@@ -15,6 +15,18 @@ impl Reports {
         who: &Principal,
         case_id: &str,
     ) -> Result<Vec<DeliveryRow>, ReportError> {
+        let result = self.read_deliveries_of_case(who, case_id).await;
+        let detail = format!("case {case_id}");
+        self.audit
+            .refusal(who, "deliveries_read", detail, result)
+            .await
+    }
+
+    async fn read_deliveries_of_case(
+        &self,
+        who: &Principal,
+        case_id: &str,
+    ) -> Result<Vec<DeliveryRow>, ReportError> {
         let case = self.routing.visible(who, case_id).await?;
         let mut event = catalog::event(who, "deliveries_read");
         event.detail = format!("case {case_id}");
@@ -28,6 +40,19 @@ impl Reports {
     /// Deliveries in a status (any when empty): a clinic its own, administrators and auditors
     /// all; consulting centres follow their cases instead.
     pub async fn deliveries(
+        &self,
+        who: &Principal,
+        status: &str,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>, ReportError> {
+        let result = self.list_deliveries(who, status, limit).await;
+        let detail = format!("status `{status}`");
+        self.audit
+            .refusal(who, "deliveries_listed", detail, result)
+            .await
+    }
+
+    async fn list_deliveries(
         &self,
         who: &Principal,
         status: &str,
@@ -61,6 +86,14 @@ impl Reports {
         who: &Principal,
         id: &str,
     ) -> Result<DeliveryRow, ReportError> {
+        let result = self.retry_failed(who, id).await;
+        let detail = format!("delivery {id}");
+        self.audit
+            .refusal(who, "delivery_retried", detail, result)
+            .await
+    }
+
+    async fn retry_failed(&self, who: &Principal, id: &str) -> Result<DeliveryRow, ReportError> {
         self.routing.policy().permit(who, Action::Administer)?;
         let delivery =
             self.index.delivery(id).await?.ok_or_else(|| {
@@ -90,6 +123,20 @@ impl Reports {
 
     /// Queues a signed version again on one of the clinic's push channels (administrators).
     pub async fn send_again(
+        &self,
+        who: &Principal,
+        case_id: &str,
+        report_id: &str,
+        channel: &str,
+    ) -> Result<DeliveryRow, ReportError> {
+        let result = self.queue_again(who, case_id, report_id, channel).await;
+        let detail = format!("case {case_id}, report {report_id}, {channel}");
+        self.audit
+            .refusal(who, "delivery_requested", detail, result)
+            .await
+    }
+
+    async fn queue_again(
         &self,
         who: &Principal,
         case_id: &str,

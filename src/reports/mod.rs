@@ -154,6 +154,19 @@ impl Reports {
         case_id: &str,
         text: &Text,
     ) -> Result<ReportRow, ReportError> {
+        let result = self.write_draft(who, case_id, text).await;
+        let detail = format!("case {case_id}");
+        self.audit
+            .refusal(who, "report_draft_saved", detail, result)
+            .await
+    }
+
+    async fn write_draft(
+        &self,
+        who: &Principal,
+        case_id: &str,
+        text: &Text,
+    ) -> Result<ReportRow, ReportError> {
         let case = self.routing.visible(who, case_id).await?;
         self.reader_of(who, &case)?;
         for (field, value) in [
@@ -257,6 +270,14 @@ impl Reports {
 
     /// Signs `who`'s draft: frozen in the store, then marked signed; journaled and audited.
     pub async fn sign(&self, who: &Principal, case_id: &str) -> Result<ReportRow, ReportError> {
+        let result = self.sign_draft(who, case_id).await;
+        let detail = format!("case {case_id}");
+        self.audit
+            .refusal(who, "report_signed", detail, result)
+            .await
+    }
+
+    async fn sign_draft(&self, who: &Principal, case_id: &str) -> Result<ReportRow, ReportError> {
         let case = self.routing.visible(who, case_id).await?;
         self.reader_of(who, &case)?;
         let draft = self.draft_of(case_id, &who.name).await?;
@@ -504,8 +525,20 @@ impl Reports {
         report_id: &str,
         delivering: bool,
     ) -> Result<Vec<u8>, ReportError> {
+        let result = self.read_answer(who, case_id, report_id, delivering).await;
+        let detail = format!("case {case_id}, report {report_id}");
+        self.audit.refusal(who, "answer_read", detail, result).await
+    }
+
+    async fn read_answer(
+        &self,
+        who: &Principal,
+        case_id: &str,
+        report_id: &str,
+        delivering: bool,
+    ) -> Result<Vec<u8>, ReportError> {
         let report = self
-            .versions(who, case_id)
+            .read_versions(who, case_id)
             .await?
             .into_iter()
             .find(|r| r.id == report_id && !r.answer_key.is_empty())
@@ -565,6 +598,16 @@ impl Reports {
     /// Every version of the case's report `who` may see, oldest first; a draft only to its
     /// author.
     pub async fn versions(
+        &self,
+        who: &Principal,
+        case_id: &str,
+    ) -> Result<Vec<ReportRow>, ReportError> {
+        let result = self.read_versions(who, case_id).await;
+        let detail = format!("case {case_id}");
+        self.audit.refusal(who, "report_read", detail, result).await
+    }
+
+    async fn read_versions(
         &self,
         who: &Principal,
         case_id: &str,

@@ -21,7 +21,9 @@ use crate::audit::AuditTrail;
 use crate::catalog;
 use crate::config::{Assignment, Config, RoutingRule};
 use crate::fault::Fault;
-use crate::index::{now_micros, Candidate, CaseFilter, CaseRow, Index, IndexError, JournalEntry};
+use crate::index::{
+    now_micros, Candidate, CaseFilter, CaseRow, Index, IndexError, JournalEntry, Scope,
+};
 use rules::{age_on, first_match, Facts};
 
 #[derive(Debug, thiserror::Error)]
@@ -310,6 +312,42 @@ impl Routing {
         found
     }
 
+    /// The other cases of the person `case` is about, as far as `who` sees cases: those whose
+    /// referral carries the same national personal code. Each keeps the demographics its own
+    /// clinic sent; only the code, which names one person in the whole country, ties them.
+    pub async fn same_person(
+        &self,
+        who: &Principal,
+        case: &CaseRow,
+    ) -> Result<Vec<CaseRow>, RoutingError> {
+        let mut filter = CaseFilter {
+            same_person_as: Some(case.referral_id.clone()),
+            limit: 100,
+            ..CaseFilter::default()
+        };
+        match self.policy.scope(who) {
+            Scope::Everything => {}
+            Scope::Clinics(clinics) => filter.clinics = Some(clinics),
+        }
+        let others = self.index.cases(&filter).await?;
+        if !others.is_empty() {
+            let mut event = catalog::event(who, "case_read");
+            event.detail = format!(
+                "cases {} of the person of case {}",
+                others
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                case.id
+            );
+            event.patient_id = case.patient_id.clone();
+            event.outcome = "answered".into();
+            self.audit.record_required(event).await?;
+        }
+        Ok(others)
+    }
+
     /// A reader takes a case from the worklist; another reader's live claim is a conflict.
     /// Claiming one's own case again renews the claim.
     pub async fn claim(&self, who: &Principal, id: &str) -> Result<CaseRow, RoutingError> {
@@ -377,6 +415,14 @@ impl Routing {
 
     /// The claiming reader gives the case back to the worklist.
     pub async fn release(&self, who: &Principal, id: &str) -> Result<CaseRow, RoutingError> {
+        let result = self.give_back(who, id).await;
+        let detail = format!("case {id}");
+        self.audit
+            .refusal(who, "case_released", detail, result)
+            .await
+    }
+
+    async fn give_back(&self, who: &Principal, id: &str) -> Result<CaseRow, RoutingError> {
         let case = self.visible(who, id).await?;
         let journal = JournalEntry::of_case(
             &case,
@@ -409,13 +455,19 @@ impl Routing {
         reader: &str,
         away: bool,
     ) -> Result<(), RoutingError> {
+        let detail = format!("{reader} {}", if away { "away" } else { "available" });
         let own = who.role == Role::Cardiologist && who.name == reader;
         if !own {
-            self.policy.permit(who, Action::Administer)?;
+            let permitted = self.policy.permit(who, Action::Administer);
+            let kind = "reader_availability";
+            (self
+                .audit
+                .refusal(who, kind, detail.clone(), permitted)
+                .await)?;
         }
         self.index.set_away(reader, away, &who.name).await?;
         let mut event = catalog::event(who, "reader_availability");
-        event.detail = format!("{reader} {}", if away { "away" } else { "available" });
+        event.detail = detail;
         event.outcome = "done".into();
         self.audit.record(event).await;
         Ok(())
@@ -423,6 +475,17 @@ impl Routing {
 
     /// An administrator routes a study that has no referral (yet), by the rules, stating why.
     pub async fn route_study(
+        &self,
+        who: &Principal,
+        study_uid: &str,
+        reason: &str,
+    ) -> Result<CaseRow, RoutingError> {
+        let result = self.route_study_by_hand(who, study_uid, reason).await;
+        let detail = format!("study {study_uid} without a referral");
+        self.audit.refusal(who, "case_routed", detail, result).await
+    }
+
+    async fn route_study_by_hand(
         &self,
         who: &Principal,
         study_uid: &str,
@@ -457,6 +520,19 @@ impl Routing {
 
     /// An administrator sends an open case to another centre (within a contract) or reader.
     pub async fn reroute(
+        &self,
+        who: &Principal,
+        id: &str,
+        centre: &str,
+        reader: &str,
+        reason: &str,
+    ) -> Result<CaseRow, RoutingError> {
+        let result = self.reroute_by_hand(who, id, centre, reader, reason).await;
+        let detail = format!("case {id} to {centre}");
+        self.audit.refusal(who, "case_routed", detail, result).await
+    }
+
+    async fn reroute_by_hand(
         &self,
         who: &Principal,
         id: &str,

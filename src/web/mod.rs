@@ -4,13 +4,16 @@
 //! scraper presenting `http.metrics_token`) and `POST /api/login`. Every other route, the
 //! not-found fallback included, sits behind the one authentication layer ([`auth::require`]),
 //! so an unauthenticated caller learns nothing but 401; what an authenticated caller may see
-//! is decided by the catalog's scope, not by handlers.
+//! is decided by the catalog's scope, not by handlers. Behind it, one more layer
+//! ([`audited::every_request`]) makes sure every authenticated request leaves an audit record.
 
+mod audited;
 mod auth;
 mod journal;
 mod openapi;
 mod problem;
 mod referrals;
+mod refusals;
 mod reports;
 mod serve;
 mod session;
@@ -72,6 +75,7 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/api/referrals/{id}/unlink", post(referrals::unlink))
         .route("/api/studies/unlinked", get(referrals::unlinked))
+        .route("/api/ownership-refusals", get(refusals::list))
         .route("/api/referrals/{id}/journal", get(journal::case))
         .route("/api/journal", get(journal::search))
         .route("/api/worklist", get(worklist::worklist))
@@ -104,6 +108,11 @@ pub fn router(state: WebState) -> Router {
         )
         .merge(crate::dicomweb::routes())
         .fallback(not_found)
+        // Layers run from the last one added: authentication first, then the audit net.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audited::every_request,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require));
     Router::new()
         .route("/healthz", get(healthz))

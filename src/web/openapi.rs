@@ -195,6 +195,14 @@ pub fn spec() -> Value {
                 "summary": "Studies no referral is linked to yet",
                 "responses": {"200": {"description": "{\"studies\": [...]}"}}
             }},
+            "/api/ownership-refusals": {"get": {
+                "summary": "Administrators and auditors: objects refused because they named a study, series or SOP instance another clinic owns (nothing of them was stored), newest first",
+                "parameters": [
+                    {"name": "since", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 time or a date"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}
+                ],
+                "responses": {"200": {"description": "{\"refusals\": [{at, clinic_id, owner_id, what, uid, sop_instance_uid, door, actor, address}]}"}, "400": problem(), "403": problem()}
+            }},
             "/api/worklist": {"get": {
                 "summary": "Cases to read: a cardiologist's centre's, a clinic's own, all for administrators and auditors (unrouted included); most urgent, then longest waiting, first",
                 "parameters": [
@@ -360,6 +368,7 @@ mod tests {
         ("post", "/api/link-exceptions/{id}/resolve"),
         ("post", "/api/referrals/{id}/unlink"),
         ("get", "/api/studies/unlinked"),
+        ("get", "/api/ownership-refusals"),
         ("get", "/healthz"),
         ("get", "/metrics"),
     ];

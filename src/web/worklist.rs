@@ -118,14 +118,28 @@ pub async fn case(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
-    answer(
-        state
+    let result = async {
+        let case = state.routing.case(&who, &id).await.map_err(problem)?;
+        let others = state
             .routing
-            .case(&who, &id)
+            .same_person(&who, &case)
             .await
-            .map(|c| view(&c))
-            .map_err(problem),
-    )
+            .map_err(problem)?;
+        let mut body = view(&case);
+        body["same_person"] = json!(others
+            .iter()
+            .map(|c| json!({
+                "id": c.id,
+                "clinic_id": c.clinic_id,
+                "study_uid": c.study_uid,
+                "status": c.status,
+                "examination": c.examination,
+                "ready": rfc3339(c.ready_at),
+            }))
+            .collect::<Vec<_>>());
+        Ok(body)
+    };
+    answer(result.await)
 }
 
 pub async fn claim(

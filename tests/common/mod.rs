@@ -3,6 +3,8 @@
 //! clients nobody here wrote (DCMTK) or by raw sockets.
 #![allow(dead_code)]
 
+pub mod hl7;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -603,6 +605,61 @@ impl Server {
                 .collect()
         })
     }
+}
+
+impl Server {
+    /// How many audit events the index holds, read directly from the index database.
+    pub fn audit_total(&self) -> i64 {
+        use sqlx::Row;
+        let url = self.database_url();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::any::AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .expect("open index");
+            let row = sqlx::query("SELECT COUNT(*) FROM audit_events")
+                .fetch_one(&pool)
+                .await
+                .expect("count audit events");
+            pool.close().await;
+            row.try_get::<i64, _>(0).expect("a count")
+        })
+    }
+
+    /// Every DICOM object in the local store (referral documents and HL7 messages aside).
+    pub fn stored_objects(&self) -> Vec<PathBuf> {
+        files_under(&self.dir.path().join("objects"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
+            .collect()
+    }
+}
+
+/// STOW-RS of Part 10 files to `path` (`/dicom-web/studies` or a study's URL) as `token`.
+pub fn stow(port: u16, token: &str, path: &str, files: &[PathBuf]) -> Reply {
+    let mut body = Vec::new();
+    for f in files {
+        body.extend_from_slice(b"--stow\r\nContent-Type: application/dicom\r\n\r\n");
+        body.extend_from_slice(&std::fs::read(f).expect("read object"));
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--stow--\r\n");
+    request(
+        port,
+        "POST",
+        path,
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            (
+                "Content-Type",
+                "multipart/related; type=\"application/dicom\"; boundary=stow",
+            ),
+        ],
+        &body,
+    )
 }
 
 impl Drop for Server {
