@@ -279,6 +279,12 @@ fn referral(clinic: &str, order: &str, n: u32) -> String {
         .replace("E027-2026-0001", order)
 }
 
+/// Posts clinic `clinic`'s form 027 for order `order` (document number `n`) as `token`.
+fn post_referral(server: &Server, token: &str, clinic: &str, order: &str, n: u32) -> Reply {
+    let document = referral(clinic, order, n);
+    call(server, token, "POST", "/api/referrals", document.as_bytes())
+}
+
 fn walk(db: Db) {
     let server = start(db);
     let nurse_a = server.token("nurse-a", "clinic", "demo");
@@ -306,13 +312,7 @@ fn walk(db: Db) {
     );
     let (ok, log) = storescu_as(&server, OTHER_AE, &[b1.clone(), b2]);
     assert!(ok, "{log}");
-    let reply = call(
-        &server,
-        &nurse_b,
-        "POST",
-        "/api/referrals",
-        referral("kaunas", "E027-2026-0001", 1).as_bytes(),
-    );
+    let reply = post_referral(&server, &nurse_b, "kaunas", "E027-2026-0001", 1);
     assert_eq!(reply.status, 201, "{}", reply.body);
     assert_eq!(reply.json()["status"], "linked", "{}", reply.body);
     let case_of = |study: &str| -> String {
@@ -492,33 +492,15 @@ fn walk(db: Db) {
     // naming B's order number is A's referral and never links to B's study; a document that
     // names B as the performing clinic is refused.
     let again = audited(&server, "A resends B's document", || {
-        call(
-            &server,
-            &nurse_a,
-            "POST",
-            "/api/referrals",
-            referral("demo", "E027-2026-0001", 1).as_bytes(),
-        )
+        post_referral(&server, &nurse_a, "demo", "E027-2026-0001", 1)
     });
     assert_eq!(again.status, 409, "{}", again.body);
     assert!(!again.body.contains(STUDY_B), "{}", again.body);
-    let own = call(
-        &server,
-        &nurse_a,
-        "POST",
-        "/api/referrals",
-        referral("demo", "E027-2026-0001", 3).as_bytes(),
-    );
+    let own = post_referral(&server, &nurse_a, "demo", "E027-2026-0001", 3);
     assert_eq!(own.status, 200, "enriches A's own HL7 order: {}", own.body);
     assert_eq!(own.json()["study_uid"], "");
     let as_b = audited(&server, "A sends a referral as B", || {
-        call(
-            &server,
-            &nurse_a,
-            "POST",
-            "/api/referrals",
-            referral("kaunas", "E027-2026-0002", 4).as_bytes(),
-        )
+        post_referral(&server, &nurse_a, "kaunas", "E027-2026-0002", 4)
     });
     assert_eq!(as_b.status, 422, "{}", as_b.body);
     assert_same_view(&before, &b_view(), "after HL7 and referrals");
@@ -598,13 +580,7 @@ fn walk(db: Db) {
         ]
         .concat(),
     );
-    let reply = call(
-        &server,
-        &nurse_a,
-        "POST",
-        "/api/referrals",
-        referral("demo", "A-ORDER-9", 9).as_bytes(),
-    );
+    let reply = post_referral(&server, &nurse_a, "demo", "A-ORDER-9", 9);
     assert_eq!(reply.status, 201, "{}", reply.body);
     let (ok, log) = storescu_as(&server, CLINIC_AE, std::slice::from_ref(&a_case_study));
     assert!(ok, "{log}");

@@ -59,13 +59,8 @@ where
             .permit(&self.principal, Action::Store)
         {
             tracing::warn!(sop_instance_uid = %request.affected_sop_instance_uid, %denied, "C-STORE refused");
-            let mut event = crate::catalog::event(&self.principal, "store");
-            event.detail = format!(
-                "C-STORE of SOP Instance {}",
-                request.affected_sop_instance_uid
-            );
-            event.outcome = format!("denied: {denied}");
-            self.ctx.audit.record(event).await;
+            self.audit_refusal(&request, format!("denied: {denied}"))
+                .await;
             self.tally.failed += 1;
             self.incoming = Some(Incoming::Discard {
                 request,
@@ -95,6 +90,17 @@ where
             receiving,
         })));
         Ok(())
+    }
+
+    /// Records a C-STORE this association was refused.
+    async fn audit_refusal(&mut self, request: &Request, outcome: String) {
+        let mut event = crate::catalog::event(&self.principal, "store");
+        event.detail = format!(
+            "C-STORE of SOP Instance {}",
+            request.affected_sop_instance_uid
+        );
+        event.outcome = outcome;
+        self.ctx.audit.record(event).await;
     }
 
     pub(super) async fn on_store_data(
@@ -140,6 +146,11 @@ where
                     error = %e,
                     "C-STORE refused"
                 );
+                // A write into another clinic's data is audited by ingest, with both parties.
+                if !matches!(e, IngestError::Foreign { .. }) {
+                    self.audit_refusal(&request, format!("refused {status:#06X}: {e}"))
+                        .await;
+                }
             }
         }
         self.respond(context_id, &request, status, comment.as_deref())

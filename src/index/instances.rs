@@ -318,20 +318,8 @@ async fn upsert_patient(
     if !speaks {
         return Ok(());
     }
-    let text = |i: usize| row.try_get::<String, _>(i);
-    let read = || -> Result<(Held, String), sqlx::Error> {
-        Ok((
-            Held {
-                name: text(0)?,
-                name_search: text(1)?,
-                birth_date: text(2)?,
-                sex: text(3)?,
-                maintained_by: text(4)?,
-            },
-            text(5)?,
-        ))
-    };
-    let (held, held_other_ids) = read().map_err(IndexError::query("read patient"))?;
+    let (held, held_other_ids) = (|| Ok((held_at(&row, 0)?, row.try_get::<String, _>(5)?)))()
+        .map_err(IndexError::query("read patient"))?;
     let incoming = Held {
         name: rec.patient_name.clone(),
         name_search: rec.patient_name_search.clone(),
@@ -349,6 +337,18 @@ async fn upsert_patient(
         replace_other_ids(tx, &key, &rec.other_patient_ids).await?;
     }
     Ok(())
+}
+
+/// A record's demographics from five columns of `row` starting at `first`: name, its search
+/// form, birth date, sex, and who maintains it.
+pub(super) fn held_at(row: &sqlx::any::AnyRow, first: usize) -> Result<Held, sqlx::Error> {
+    Ok(Held {
+        name: row.try_get(first)?,
+        name_search: row.try_get(first + 1)?,
+        birth_date: row.try_get(first + 2)?,
+        sex: row.try_get(first + 3)?,
+        maintained_by: row.try_get(first + 4)?,
+    })
 }
 
 /// One clinic's patient record: who keeps it, the identifier and its issuer.

@@ -7,7 +7,7 @@
 use sqlx::{Any, Row, Transaction};
 
 use super::demographics::{self, Held, Source};
-use super::instances::{set_demographics, PatientKey};
+use super::instances::{held_at, set_demographics, PatientKey};
 use super::referrals::insert_journal;
 use super::{now_micros, Index, IndexError, JournalEntry};
 
@@ -341,19 +341,8 @@ async fn maintain(
     };
     let now = now_micros();
     for row in &rows {
-        let read = || -> Result<(String, Held), sqlx::Error> {
-            Ok((
-                row.try_get(0)?,
-                Held {
-                    name: row.try_get(1)?,
-                    name_search: row.try_get(2)?,
-                    birth_date: row.try_get(3)?,
-                    sex: row.try_get(4)?,
-                    maintained_by: row.try_get(5)?,
-                },
-            ))
-        };
-        let (issuer, held) = read().map_err(IndexError::query("read patient record"))?;
+        let (issuer, held): (String, Held) = (|| Ok((row.try_get(0)?, held_at(row, 1)?)))()
+            .map_err(IndexError::query("read patient record"))?;
         if let Some(next) = demographics::merge(&held, &incoming, Source::His) {
             let key = PatientKey {
                 clinic_id: &d.clinic_id,
@@ -403,16 +392,8 @@ pub(super) async fn restore_from_referral(
         return Ok(());
     };
     let read = || -> Result<([String; 3], Held), sqlx::Error> {
-        Ok((
-            [row.try_get(0)?, row.try_get(1)?, row.try_get(2)?],
-            Held {
-                name: row.try_get(3)?,
-                name_search: row.try_get(4)?,
-                birth_date: row.try_get(5)?,
-                sex: row.try_get(6)?,
-                maintained_by: row.try_get(7)?,
-            },
-        ))
+        let key = [row.try_get(0)?, row.try_get(1)?, row.try_get(2)?];
+        Ok((key, held_at(&row, 3)?))
     };
     let ([clinic_id, patient_id, issuer], held) =
         read().map_err(IndexError::query("read patient of study"))?;

@@ -21,9 +21,7 @@ use crate::audit::AuditTrail;
 use crate::catalog;
 use crate::config::{Assignment, Config, RoutingRule};
 use crate::fault::Fault;
-use crate::index::{
-    now_micros, Candidate, CaseFilter, CaseRow, Index, IndexError, JournalEntry, Scope,
-};
+use crate::index::{now_micros, Candidate, CaseFilter, CaseRow, Index, IndexError, JournalEntry};
 use rules::{age_on, first_match, Facts};
 
 #[derive(Debug, thiserror::Error)]
@@ -312,7 +310,7 @@ impl Routing {
         found
     }
 
-    /// The other cases of the person `case` is about, as far as `who` sees cases: those whose
+    /// The other cases of the person `case` is about, among those `who` could open: those whose
     /// referral carries the same national personal code. Each keeps the demographics its own
     /// clinic sent; only the code, which names one person in the whole country, ties them.
     pub async fn same_person(
@@ -325,9 +323,11 @@ impl Routing {
             limit: 100,
             ..CaseFilter::default()
         };
-        match self.policy.scope(who) {
-            Scope::Everything => {}
-            Scope::Clinics(clinics) => filter.clinics = Some(clinics),
+        // The cases the caller could open: as on the worklist.
+        match who.role {
+            Role::Cardiologist => filter.centres = Some(vec![who.institution.clone()]),
+            Role::Clinic => filter.clinics = Some(vec![who.institution.clone()]),
+            Role::Admin | Role::Auditor => {}
         }
         let others = self.index.cases(&filter).await?;
         if !others.is_empty() {
