@@ -4,8 +4,11 @@
 -- A patient record is keyed by the clinic whose objects and messages made it, then by the
 -- identifier and its issuer: clinic A's `MRN-123` and clinic B's `MRN-123` are two records, and
 -- even one national personal code at two clinics is two records, each with its own clinic's
--- demographics. Existing shared rows become one row per clinic that has studies of the patient
--- (with the demographics the shared row held); a row no study names is kept under clinic ''.
+-- demographics. Existing shared rows become one row per clinic that has studies of the patient;
+-- a row no study names is kept under clinic ''. Where studies of several clinics shared a row,
+-- its demographics came from whichever clinic wrote last: each clinic's copy is marked `stale`
+-- (and no longer HIS-maintained) until the service has read them again from that clinic's own
+-- newest object, at start-up.
 CREATE TABLE patients_by_clinic (
     clinic_id       TEXT   NOT NULL,
     patient_id      TEXT   NOT NULL,
@@ -17,6 +20,7 @@ CREATE TABLE patients_by_clinic (
     other_ids       TEXT   NOT NULL,
     updated_at      BIGINT NOT NULL,
     maintained_by   TEXT   NOT NULL,
+    stale           BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (clinic_id, patient_id, issuer)
 );
 INSERT INTO patients_by_clinic (clinic_id, patient_id, issuer, name, name_search, birth_date,
@@ -31,8 +35,13 @@ SELECT '', p.patient_id, p.issuer, p.name, p.name_search, p.birth_date, p.sex, p
 FROM patients p
 WHERE NOT EXISTS (SELECT 1 FROM studies s WHERE s.patient_id = p.patient_id
                   AND s.issuer = p.issuer);
+UPDATE patients_by_clinic SET stale = 1, maintained_by = ''
+WHERE (SELECT COUNT(DISTINCT s.clinic_id) FROM studies s
+       WHERE s.patient_id = patients_by_clinic.patient_id
+         AND s.issuer = patients_by_clinic.issuer) > 1;
 DROP TABLE patients;
 ALTER TABLE patients_by_clinic RENAME TO patients;
+CREATE INDEX patients_stale ON patients (stale);
 CREATE INDEX patients_name_search ON patients (name_search);
 CREATE INDEX patients_birth_date ON patients (birth_date);
 CREATE INDEX patients_id ON patients (patient_id);
@@ -54,6 +63,17 @@ CREATE INDEX patient_other_ids_other ON patient_other_ids (other_id);
 
 -- The studies of one clinic's patient, found from the patient side.
 CREATE INDEX studies_clinic_patient ON studies (clinic_id, patient_id, issuer);
+
+-- Who holds each SOP Instance UID: the clinic that stored it first. Ingest takes this row
+-- under its lock before it files an instance, so two clinics sending one SOP Instance UID at
+-- once cannot both keep it.
+CREATE TABLE instance_owners (
+    sop_instance_uid TEXT   NOT NULL PRIMARY KEY,
+    clinic_id        TEXT   NOT NULL
+);
+INSERT INTO instance_owners (sop_instance_uid, clinic_id)
+SELECT sop_instance_uid, clinic_id FROM instances WHERE 1 = 1 ORDER BY received_at
+ON CONFLICT (sop_instance_uid) DO NOTHING;
 
 -- Objects refused because they named a study, series or SOP instance another clinic owns: what
 -- was tried, by whom, through which door, and whose data it named. Nothing of the object was

@@ -227,6 +227,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli, None, None)?;
             let rows = runtime()?.block_on(async {
                 let index = open_index(&config).await?;
+                cli_read(&index, "studies_listed", format!("limit {limit}")).await?;
                 Ok::<_, anyhow::Error>(index.list_studies(*limit).await?)
             })?;
             if *json {
@@ -240,6 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli, None, None)?;
             let rows = runtime()?.block_on(async {
                 let index = open_index(&config).await?;
+                cli_read(&index, "unlinked_studies_read", format!("limit {limit}")).await?;
                 Ok::<_, anyhow::Error>(
                     index
                         .unlinked_studies(&telecardio::index::Scope::Everything, *limit)
@@ -258,6 +260,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let status = if *resolved { "resolved" } else { "open" };
             let rows = runtime()?.block_on(async {
                 let index = open_index(&config).await?;
+                cli_read(&index, "link_exceptions_read", format!("status={status}")).await?;
                 Ok::<_, anyhow::Error>(
                     index
                         .link_exceptions(&telecardio::index::Scope::Everything, status)
@@ -275,6 +278,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli, None, None)?;
             let rows = runtime()?.block_on(async {
                 let index = open_index(&config).await?;
+                cli_read(&index, "refusals_read", format!("limit {limit}")).await?;
                 Ok::<_, anyhow::Error>(index.refusals(0, *limit).await?)
             })?;
             if *json {
@@ -288,6 +292,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli, None, None)?;
             let detail = runtime()?.block_on(async {
                 let index = open_index(&config).await?;
+                cli_read(&index, "study_read", format!("study {study_uid}")).await?;
                 Ok::<_, anyhow::Error>(index.study(study_uid).await?)
             })?;
             match detail {
@@ -353,14 +358,34 @@ async fn accounts(config: Config) -> anyhow::Result<(Accounts, AuditTrail)> {
 }
 
 /// Account changes made on the command line are audited like those made over the API.
-async fn audit_cli(audit: &AuditTrail, kind: &str, detail: String) {
+/// Records a read of the index from the command line; nothing is printed unless it is recorded.
+async fn cli_read(
+    index: &telecardio::index::Index,
+    kind: &str,
+    detail: String,
+) -> anyhow::Result<()> {
+    let mut event = cli_event(kind, detail);
+    event.outcome = "answered".into();
+    AuditTrail::new(index.clone())
+        .record_required(event)
+        .await
+        .context("the read cannot be audited, so nothing is shown")
+}
+
+/// An audit event for the operator at this machine's command line.
+fn cli_event(kind: &str, detail: String) -> AuditEvent {
     let who = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_default();
     let mut event = AuditEvent::now(kind, &format!("cli:{who}"), "", "local");
     event.role = "admin".into();
-    event.outcome = "done".into();
     event.detail = detail;
+    event
+}
+
+async fn audit_cli(audit: &AuditTrail, kind: &str, detail: String) {
+    let mut event = cli_event(kind, detail);
+    event.outcome = "done".into();
     audit.record(event).await;
 }
 

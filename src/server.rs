@@ -84,6 +84,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     )
     .with_extra_sop_classes(config.dicom.extra_sop_classes.clone())
     .with_referrals(referrals.clone());
+    // Patient records an older index shared between clinics take their own clinic's
+    // demographics again, read from its objects (nothing to do on an index made after that).
+    let rederiving = ingest.clone();
+    tokio::spawn(async move {
+        let refreshed = rederiving.rederive_stale_patients().await;
+        if refreshed > 0 {
+            tracing::info!(
+                refreshed,
+                "patient records read again from their clinics' objects"
+            );
+        }
+    });
     let patients = Patients::new(index.clone(), policy.clone(), audit.clone());
     let routing = Routing::new(index.clone(), config.clone(), policy.clone(), audit.clone());
     let catalog = Catalog::new(index.clone(), archive.clone(), policy, audit.clone());

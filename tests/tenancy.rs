@@ -262,12 +262,13 @@ fn assert_same_view(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)], s
     }
 }
 
-/// Runs one attempt and checks it left at least one audit record; answers what it returned.
-fn audited<T>(server: &Server, what: &str, attempt: impl FnOnce() -> T) -> T {
-    let before = server.audit_total();
+/// Runs one attempt by `actor` and checks it left at least one audit record naming them (the
+/// summary every association ends with does not count); answers what it returned.
+fn audited<T>(server: &Server, actor: &str, what: &str, attempt: impl FnOnce() -> T) -> T {
+    let before = server.audit_count(actor);
     let result = attempt();
-    let after = server.audit_total();
-    assert!(after > before, "{what} left no audit record");
+    let after = server.audit_count(actor);
+    assert!(after > before, "{what} by {actor} left no audit record");
     result
 }
 
@@ -310,7 +311,18 @@ fn walk(db: Db) {
         "b2.dcm",
         &[uids(STUDY_B, "2.25.5001.2", "2.25.5001.2.1"), b_patient()].concat(),
     );
-    let (ok, log) = storescu_as(&server, OTHER_AE, &[b1.clone(), b2]);
+    // B also has a patient under the record number clinic A will later merge into: another
+    // person, whom A's merge must never bring into answers about A's patient.
+    let b3 = object(
+        dir.path(),
+        "b3.dcm",
+        &[
+            uids("2.25.5003", "2.25.5003.1", "2.25.5003.1.1"),
+            patient("MRN-A-1", "Kitas^Žmogus", "19500505", "B-ACC-3"),
+        ]
+        .concat(),
+    );
+    let (ok, log) = storescu_as(&server, OTHER_AE, &[b1.clone(), b2, b3]);
     assert!(ok, "{log}");
     let reply = post_referral(&server, &nurse_b, "kaunas", "E027-2026-0001", 1);
     assert_eq!(reply.status, 201, "{}", reply.body);
@@ -336,7 +348,7 @@ fn walk(db: Db) {
     let b_view = || view_of(&server, &nurse_b, OTHER_AE, STUDY_B);
     let before = b_view();
     let objects_before = server.stored_objects();
-    assert_eq!(objects_before.len(), 2);
+    assert_eq!(objects_before.len(), 3);
 
     // Clinic A's objects naming B's study, B's series, B's SOP instance.
     let a_patient = patient(MRN, "Kolizijaitė^Aldona", "19800202", "A-ACC-1");
@@ -365,7 +377,7 @@ fn walk(db: Db) {
     );
     let mut refused = 0;
     for file in [&into_study, &into_series, &into_instance] {
-        let log = audited(&server, "C-STORE into B", || {
+        let log = audited(&server, CLINIC_AE, "C-STORE into B", || {
             storescu_as(&server, CLINIC_AE, std::slice::from_ref(file)).1
         });
         // DCMTK names 0x0124 (Refused: Not Authorized) "Unknown Status".
@@ -383,7 +395,7 @@ fn walk(db: Db) {
             vec![into_series.clone(), into_instance.clone()],
         ),
     ] {
-        let reply = audited(&server, "STOW-RS into B", || {
+        let reply = audited(&server, "nurse-a", "STOW-RS into B", || {
             stow(server.http_port, &nurse_a, &path, &files)
         });
         assert_eq!(reply.status, 409, "{path}: {}", reply.body);
@@ -420,7 +432,7 @@ fn walk(db: Db) {
         cmd
     });
     assert!(ok, "{log}");
-    let log = audited(&server, "Encapsulated CDA into B", || {
+    let log = audited(&server, CLINIC_AE, "Encapsulated CDA into B", || {
         dcmsend(server.dicom_port, std::slice::from_ref(&cda)).1
     });
     assert!(
@@ -448,7 +460,7 @@ fn walk(db: Db) {
     for what in ["study", "series", "instance"] {
         assert!(whats.contains(&what), "{whats:?}");
     }
-    let forbidden = audited(&server, "clinic reads the refusals", || {
+    let forbidden = audited(&server, "nurse-a", "clinic reads the refusals", || {
         get(&server, &nurse_a, "/api/ownership-refusals")
     });
     assert_eq!(forbidden.status, 403);
@@ -456,6 +468,8 @@ fn walk(db: Db) {
     let a_referrals = get(&server, &nurse_a, "/api/referrals").json();
     assert_eq!(a_referrals["referrals"].as_array().unwrap().len(), 0);
     assert_same_view(&before, &b_view(), "after the objects");
+    let a_journal = get(&server, &nurse_a, "/api/journal").json();
+    assert_eq!(a_journal["entries"], serde_json::json!([]), "{a_journal}");
 
     // HL7 from clinic A's HIS about B's Patient ID and B's order number: an order becomes A's
     // own referral; an update of a patient A does not hold changes nothing.
@@ -474,9 +488,12 @@ fn walk(db: Db) {
         format!("PID|1||{MRN}^^^&2.999.370.3&ISO^MR||Pakeista^Vardenė||19010101|M"),
     ]
     .join("\r");
-    let acks = audited(&server, "HL7 from A about B's patient", || {
-        send(server.hl7_port, &[order, update])
-    });
+    let acks = audited(
+        &server,
+        "HIS@DEMO_HIS",
+        "HL7 from A about B's patient",
+        || send(server.hl7_port, &[order, update]),
+    );
     assert_eq!(field(&acks[0], "MSA", 1), "AA", "{acks:?}");
     assert_eq!(field(&acks[1], "MSA", 1), "AA", "{acks:?}");
     assert!(
@@ -491,7 +508,7 @@ fn walk(db: Db) {
     // The referral API: B's document id is B's (409, revealing nothing); A's own document
     // naming B's order number is A's referral and never links to B's study; a document that
     // names B as the performing clinic is refused.
-    let again = audited(&server, "A resends B's document", || {
+    let again = audited(&server, "nurse-a", "A resends B's document", || {
         post_referral(&server, &nurse_a, "demo", "E027-2026-0001", 1)
     });
     assert_eq!(again.status, 409, "{}", again.body);
@@ -499,7 +516,7 @@ fn walk(db: Db) {
     let own = post_referral(&server, &nurse_a, "demo", "E027-2026-0001", 3);
     assert_eq!(own.status, 200, "enriches A's own HL7 order: {}", own.body);
     assert_eq!(own.json()["study_uid"], "");
-    let as_b = audited(&server, "A sends a referral as B", || {
+    let as_b = audited(&server, "nurse-a", "A sends a referral as B", || {
         post_referral(&server, &nurse_a, "kaunas", "E027-2026-0002", 4)
     });
     assert_eq!(as_b.status, 422, "{}", as_b.body);
@@ -626,6 +643,13 @@ fn walk(db: Db) {
         )]
     );
     assert_eq!(patients(OTHER_AE), ["Žukauskienė^Rūta"]);
+    // The regional centre asks for MRN: B's patient, and A's merged patient in A only; B's
+    // own MRN-A-1 is somebody else.
+    let regional_mrn: Vec<String> = studies_of(&server, &regional, &format!("PatientID={MRN}"))
+        .into_iter()
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(regional_mrn, [STUDY_B, STUDY_A]);
     assert_same_view(&before, &b_view(), "at the end");
 }
 
@@ -780,10 +804,13 @@ fn outsiders_are_audited(db: Db) {
     });
     let secrets = ["Kolizijait", STUDY_A, PERSONAL_CODE];
     let outsiders = [
-        server.token("nurse-b", "clinic", "kaunas"),
-        server.token("dr-b", "cardiologist", "kaunas-centre"),
+        ("nurse-b", server.token("nurse-b", "clinic", "kaunas")),
+        (
+            "dr-b",
+            server.token("dr-b", "cardiologist", "kaunas-centre"),
+        ),
     ];
-    let spec = get(&server, &outsiders[0], "/api/openapi.json").json();
+    let spec = get(&server, &outsiders[0].1, "/api/openapi.json").json();
     let fill = |path: &str| {
         path.replace(
             "/api/referrals/{id}",
@@ -826,8 +853,8 @@ fn outsiders_are_audited(db: Db) {
         for method in item.as_object().unwrap().keys() {
             let method = method.to_uppercase();
             let path = fill(template);
-            for token in &outsiders {
-                let reply = audited(&server, &format!("{method} {path}"), || {
+            for (name, token) in &outsiders {
+                let reply = audited(&server, name, &format!("{method} {path}"), || {
                     let body = if method == "GET" {
                         Vec::new()
                     } else {
@@ -876,8 +903,8 @@ fn outsiders_are_audited(db: Db) {
         format!("{object}/rendered"),
         format!("{object}/frames/1/rendered"),
     ] {
-        for token in &outsiders {
-            let reply = audited(&server, &path, || get(&server, token, &path));
+        for (name, token) in &outsiders {
+            let reply = audited(&server, name, &path, || get(&server, token, &path));
             assert!(
                 reply.status == 204 || reply.status >= 400 || reply.body.trim() == "[]",
                 "{path} answered {}: {}",
@@ -887,8 +914,8 @@ fn outsiders_are_audited(db: Db) {
             assert!(!reply.body.contains("Kolizijait"), "{path}: {}", reply.body);
         }
     }
-    for token in &outsiders {
-        let reply = audited(&server, "STOW-RS into A's study", || {
+    for (name, token) in &outsiders {
+        let reply = audited(&server, name, "STOW-RS into A's study", || {
             stow(
                 server.http_port,
                 token,
@@ -898,7 +925,7 @@ fn outsiders_are_audited(db: Db) {
         });
         assert!(reply.status >= 400, "{}", reply.body);
     }
-    let answers = audited(&server, "C-FIND for A's study", || {
+    let answers = audited(&server, OTHER_AE, "C-FIND for A's study", || {
         find(
             &server,
             OTHER_AE,
@@ -911,7 +938,7 @@ fn outsiders_are_audited(db: Db) {
         )
     });
     assert!(answers.is_empty());
-    let log = audited(&server, "C-GET of A's study", || {
+    let log = audited(&server, OTHER_AE, "C-GET of A's study", || {
         let mut cmd = dcmtk("getscu");
         cmd.args(["-S", "-aet", OTHER_AE, "-aec", AE, "-od"])
             .arg(dir.path())
@@ -931,4 +958,137 @@ fn outsiders_are_audited_on_every_route_sqlite() {
 #[test]
 fn outsiders_are_audited_on_every_route_postgres() {
     outsiders_are_audited(Db::Postgres);
+}
+
+/// The index's own check, under its locks, whatever ingest checked before: what another clinic
+/// owns is refused and nothing of the attempt is recorded (the race ingest's early check
+/// cannot see).
+fn index_refuses_under_its_locks(db: Db) {
+    use telecardio::index::{Collision, Index, InstanceRecord, Recorded};
+    let dir = tempfile::tempdir().unwrap();
+    let url = match db {
+        Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("i.db").display()),
+        Db::Postgres => create_pg_database(),
+    };
+    let record = |clinic: &str, study: &str, series: &str, sop: &str| InstanceRecord {
+        object_key: format!("{clinic}/{sop}"),
+        sop_class_uid: "1.2.840.10008.5.1.4.1.1.6.1".into(),
+        sop_instance_uid: sop.into(),
+        study_uid: study.into(),
+        series_uid: series.into(),
+        clinic_id: clinic.into(),
+        patient_id: MRN.into(),
+        patient_name: format!("Pacientas^{clinic}"),
+        ..InstanceRecord::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let index = Index::open(&url, 2).await.unwrap();
+        let first = index
+            .record_instance(&record("kaunas", "2.25.1", "2.25.1.1", "2.25.1.1.1"))
+            .await
+            .unwrap();
+        assert_eq!(first, Recorded::New { new_series: true });
+        let foreign = |what: &'static str, uid: &str| {
+            Recorded::Refused(Collision::Foreign {
+                what,
+                uid: uid.into(),
+                owner: "kaunas".into(),
+            })
+        };
+        for (attempt, expected) in [
+            (
+                record("demo", "2.25.1", "2.25.2.1", "2.25.2.1.1"),
+                foreign("study", "2.25.1"),
+            ),
+            (
+                record("demo", "2.25.3", "2.25.1.1", "2.25.3.1.1"),
+                foreign("series", "2.25.1.1"),
+            ),
+            (
+                record("demo", "2.25.4", "2.25.4.1", "2.25.1.1.1"),
+                foreign("instance", "2.25.1.1.1"),
+            ),
+            (
+                record("kaunas", "2.25.5", "2.25.1.1", "2.25.5.1.1"),
+                Recorded::Refused(Collision::SeriesElsewhere {
+                    series_uid: "2.25.1.1".into(),
+                    study_uid: "2.25.1".into(),
+                }),
+            ),
+        ] {
+            let before = index.collision("demo", "2.25.9", "2.25.9", "2.25.9").await;
+            assert_eq!(before.unwrap(), None);
+            let early = index
+                .collision(
+                    &attempt.clinic_id,
+                    &attempt.study_uid,
+                    &attempt.series_uid,
+                    &attempt.sop_instance_uid,
+                )
+                .await
+                .unwrap();
+            let Recorded::Refused(collision) = &expected else {
+                unreachable!()
+            };
+            assert_eq!(early.as_ref(), Some(collision));
+            let recorded = index.record_instance(&attempt).await.unwrap();
+            assert_eq!(recorded, expected, "{attempt:?}");
+            assert!(!index.has_object(&attempt.object_key).await.unwrap());
+        }
+        // Two clinics storing one SOP Instance UID into studies of their own at the same
+        // moment: one keeps it, the other is refused, every time.
+        for n in 0..20 {
+            let a = record(
+                "demo",
+                &format!("2.25.10{n}"),
+                &format!("2.25.10{n}.1"),
+                &format!("2.25.99.{n}"),
+            );
+            let b = record(
+                "kaunas",
+                &format!("2.25.20{n}"),
+                &format!("2.25.20{n}.1"),
+                &format!("2.25.99.{n}"),
+            );
+            let (a, b) = tokio::join!(index.record_instance(&a), index.record_instance(&b));
+            let outcomes = [a.unwrap(), b.unwrap()];
+            let kept = outcomes
+                .iter()
+                .filter(|o| matches!(o, Recorded::New { .. }))
+                .count();
+            let refused = outcomes
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o,
+                        Recorded::Refused(Collision::Foreign {
+                            what: "instance",
+                            ..
+                        })
+                    )
+                })
+                .count();
+            assert_eq!((kept, refused), (1, 1), "{outcomes:?}");
+        }
+        assert_eq!(index.count_instances().await.unwrap(), 21);
+        // Nothing of the refused attempts is anywhere: the first study of one instance, its
+        // patient as its own clinic named them.
+        let studies = index.list_studies(100).await.unwrap();
+        let first = studies.iter().find(|s| s.study_uid == "2.25.1").unwrap();
+        assert_eq!(first.num_instances, 1);
+        assert_eq!(first.patient_name, "Pacientas^kaunas");
+        assert_eq!(studies.len(), 21);
+        index.close().await;
+    });
+}
+
+#[test]
+fn the_index_refuses_under_its_locks_sqlite() {
+    index_refuses_under_its_locks(Db::Sqlite);
+}
+
+#[test]
+fn the_index_refuses_under_its_locks_postgres() {
+    index_refuses_under_its_locks(Db::Postgres);
 }

@@ -1,7 +1,7 @@
 //! The object key layout: where each kind of object lives in the store.
 //!
 //! ```text
-//! dicom/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}_{sha256 of the data set}.dcm
+//! dicom/{clinic}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}_{sha256 of data set}.dcm
 //! staging/{random id}
 //! cda/{sha256 of the document}.xml
 //! hl7/{sha256 of the message}.hl7
@@ -12,6 +12,10 @@
 //! AE, then the data set exactly as received), so the index can be rebuilt from the store alone.
 //! The content hash in the name makes identical resends land on the same key (stored once)
 //! while a different object under the same SOP Instance UID gets a key of its own (kept too).
+//! The clinic that sent it comes first: two clinics never write the same key, so an object one
+//! clinic was refused can be withdrawn without touching anything another clinic stored (and an
+//! index rebuilt from the store knows whose each object is). Objects stored before the clinic
+//! was part of the key keep their `dicom/{study}/…` keys, which the index records.
 //! Objects of a series share one directory: on a local disk a new object then costs one
 //! directory entry and one directory fsync, not a directory of its own.
 //! `staging/` holds large uploads in flight; nothing in the index ever points there.
@@ -43,6 +47,17 @@ pub fn is_valid_uid(uid: &str) -> bool {
                 && c.bytes().all(|b| b.is_ascii_digit())
                 && !(c.len() > 1 && c.starts_with('0'))
         })
+}
+
+/// An institution id as a key segment: ASCII letters, digits, `-`, `_` and `.`, not starting
+/// with `.`, at most 64 characters (configuration refuses any other id).
+pub fn is_valid_institution_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn uid_part(what: &'static str, uid: &str) -> Result<String, InvalidKeyPart> {
@@ -78,11 +93,18 @@ pub fn hl7_message(sha256_hex: &str) -> Path {
 
 /// Key of a received DICOM object.
 pub fn dicom_object(
+    clinic_id: &str,
     study_uid: &str,
     series_uid: &str,
     sop_uid: &str,
     dataset_sha256: &str,
 ) -> Result<Path, InvalidKeyPart> {
+    if !is_valid_institution_id(clinic_id) {
+        return Err(InvalidKeyPart {
+            what: "clinic id",
+            value: clinic_id.chars().take(80).collect(),
+        });
+    }
     let study = uid_part("Study Instance UID", study_uid)?;
     let series = uid_part("Series Instance UID", series_uid)?;
     let sop = uid_part("SOP Instance UID", sop_uid)?;
@@ -94,6 +116,7 @@ pub fn dicom_object(
     }
     Ok(Path::from_iter([
         DICOM_PREFIX,
+        clinic_id,
         &study,
         &series,
         &format!("{sop}_{dataset_sha256}.dcm"),
@@ -132,14 +155,23 @@ mod tests {
 
     #[test]
     fn object_key_layout() {
-        let key = dicom_object("1.2", "1.2.3", "1.2.3.4", SHA).unwrap();
-        assert_eq!(key.as_ref(), format!("dicom/1.2/1.2.3/1.2.3.4_{SHA}.dcm"));
+        let key = dicom_object("demo", "1.2", "1.2.3", "1.2.3.4", SHA).unwrap();
+        assert_eq!(
+            key.as_ref(),
+            format!("dicom/demo/1.2/1.2.3/1.2.3.4_{SHA}.dcm")
+        );
     }
 
     #[test]
     fn object_key_refuses_bad_parts() {
-        assert!(dicom_object("..", "1", "1", SHA).is_err());
-        assert!(dicom_object("1", "1/2", "1", SHA).is_err());
-        assert!(dicom_object("1", "1", "1", "zz").is_err());
+        assert!(dicom_object("demo", "..", "1", "1", SHA).is_err());
+        assert!(dicom_object("demo", "1", "1/2", "1", SHA).is_err());
+        assert!(dicom_object("demo", "1", "1", "1", "zz").is_err());
+        for clinic in ["", "..", ".x", "a/b", "klinika ą"] {
+            assert!(
+                dicom_object(clinic, "1", "1", "1", SHA).is_err(),
+                "{clinic}"
+            );
+        }
     }
 }

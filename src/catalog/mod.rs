@@ -147,7 +147,14 @@ impl Catalog {
                 return Err(e.into());
             }
         };
-        let search = self.honour_merges(search).await?;
+        let search = match self.honour_merges(search).await {
+            Ok(search) => search,
+            Err(e) => {
+                event.outcome = format!("refused: {e}");
+                self.audit.record(event).await;
+                return Err(e);
+            }
+        };
         event.outcome = "answered".into();
         self.audit
             .record_required(event)
@@ -161,7 +168,7 @@ impl Catalog {
     }
 
     /// A patient merged away (ADT^A40) is found under the patient it was merged into: a
-    /// match on the prior identifier also matches the survivor.
+    /// match on the prior identifier also matches the survivor, in the clinic that merged them.
     async fn honour_merges(&self, mut search: Search) -> Result<Search, CatalogError> {
         let clinics = match &search.scope {
             Scope::Everything => None,
@@ -176,9 +183,10 @@ impl Catalog {
             };
             let survivors = self.index.merged_into(prior, clinics.as_deref()).await?;
             if !survivors.is_empty() {
-                let mut any = vec![prior.clone()];
-                any.extend(survivors);
-                filter.condition = Condition::AnyOf(any);
+                filter.condition = Condition::Merged {
+                    id: prior.clone(),
+                    survivors,
+                };
             }
         }
         Ok(search)

@@ -474,6 +474,15 @@ impl Config {
                     format!("`{id}` is empty or declared twice"),
                 ));
             }
+            // The id names the clinic's part of the object store.
+            if !crate::archive::keys::is_valid_institution_id(id) {
+                return Err(ConfigError::key(
+                    format!("{prefix}.id"),
+                    format!(
+                        "`{id}`: use ASCII letters, digits, `-`, `_` and `.` (not first),                          at most 64"
+                    ),
+                ));
+            }
             if needs_title && ae_titles.is_empty() {
                 return Err(ConfigError::key(
                     format!("{prefix}.ae_titles"),

@@ -39,6 +39,8 @@ where
             STUDY_ROOT_FIND => Model::StudyRoot,
             _ => {
                 let comment = "C-FIND on a presentation context that is not a FIND model";
+                self.audit_refused("query", comment.into(), "refused".into())
+                    .await;
                 return self
                     .respond(
                         context_id,
@@ -58,6 +60,9 @@ where
                     _ => super::service::STATUS_CANNOT_UNDERSTAND,
                 };
                 tracing::info!(error = %e, "C-FIND identifier refused");
+                let detail = "C-FIND identifier".to_owned();
+                self.audit_refused("query", detail, format!("refused: {e}"))
+                    .await;
                 return self
                     .respond(context_id, &request, status, Some(&e.to_string()))
                     .await;

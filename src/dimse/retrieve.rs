@@ -138,6 +138,9 @@ where
         };
         if !models.contains(&abstract_syntax.as_str()) {
             let comment = "request on a presentation context of another service";
+            let detail = format!("{purpose}: {comment}");
+            self.audit_refused("retrieve", detail, "refused".into())
+                .await;
             self.respond(
                 context_id,
                 request,
@@ -152,6 +155,9 @@ where
             Ok((_, selection)) => selection,
             Err(e) => {
                 tracing::info!(error = %e, "retrieve identifier refused");
+                let detail = format!("{purpose}: identifier");
+                self.audit_refused("retrieve", detail, format!("refused: {e}"))
+                    .await;
                 self.respond(
                     context_id,
                     request,

@@ -438,6 +438,15 @@ where
         }
     }
 
+    /// Records a request of this association refused before it reached the catalog (which
+    /// audits what it answers itself).
+    pub(super) async fn audit_refused(&mut self, kind: &str, detail: String, outcome: String) {
+        let mut event = crate::catalog::event(&self.principal, kind);
+        event.detail = detail;
+        event.outcome = outcome;
+        self.ctx.audit.record(event).await;
+    }
+
     pub(super) async fn respond(
         &mut self,
         context_id: u8,

@@ -94,13 +94,11 @@ where
 
     /// Records a C-STORE this association was refused.
     async fn audit_refusal(&mut self, request: &Request, outcome: String) {
-        let mut event = crate::catalog::event(&self.principal, "store");
-        event.detail = format!(
+        let detail = format!(
             "C-STORE of SOP Instance {}",
             request.affected_sop_instance_uid
         );
-        event.outcome = outcome;
-        self.ctx.audit.record(event).await;
+        self.audit_refused("store", detail, outcome).await;
     }
 
     pub(super) async fn on_store_data(

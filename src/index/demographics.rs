@@ -20,10 +20,12 @@ pub enum Source {
     Object,
     /// The clinic's HIS (HL7 v2 ADT).
     His,
-    /// The referral (form 027) linked to one of the patient's studies: written in UTF-8 by the
-    /// clinic's information system, it restores letters a modality lost, and changes nothing
-    /// else (linking already checked that it names the same person).
-    Referral,
+    /// A source that may only restore letters a modality lost, and changes nothing else: the
+    /// referral (form 027) linked to one of the patient's studies (written in UTF-8 by the
+    /// clinic's information system; linking already checked that it names the same person), an
+    /// object filed under the survivor of a merge, the prior record of a merge, and the
+    /// objects the service makes itself.
+    Witness,
 }
 
 /// The demographics a record holds, or a source sends.
@@ -42,7 +44,7 @@ pub fn merge(held: &Held, incoming: &Held, source: Source) -> Option<Held> {
     let authority = match source {
         Source::His => true,
         Source::Object => held.maintained_by.is_empty(),
-        Source::Referral => false,
+        Source::Witness => false,
     };
     let mut next = held.clone();
     if incoming.name != held.name && !incoming.name.is_empty() {
@@ -184,15 +186,15 @@ mod tests {
     }
 
     #[test]
-    fn a_referral_only_restores_letters() {
+    fn a_witness_only_restores_letters() {
         let folded = held("Zukauskiene^Ruta", "19700101", "hl7");
         let referral = held(RICH, "19800101", "");
-        let next = merge(&folded, &referral, Source::Referral).unwrap();
+        let next = merge(&folded, &referral, Source::Witness).unwrap();
         assert_eq!(next.name, RICH);
         assert_eq!(next.birth_date, "19700101");
         assert_eq!(next.maintained_by, "hl7");
         let other = held("Petraitienė^Rūta", "", "");
-        assert_eq!(merge(&folded, &other, Source::Referral), None);
+        assert_eq!(merge(&folded, &other, Source::Witness), None);
     }
 
     #[test]

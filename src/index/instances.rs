@@ -94,7 +94,7 @@ impl Index {
              SELECT 'series', s.clinic_id, r.study_uid FROM series r
                JOIN studies s ON s.study_uid = r.study_uid WHERE r.series_uid = $2
              UNION ALL
-             SELECT 'instance', clinic_id, study_uid FROM instances WHERE sop_instance_uid = $3",
+             SELECT 'instance', clinic_id, '' FROM instance_owners WHERE sop_instance_uid = $3",
         )
         .bind(study_uid)
         .bind(series_uid)
@@ -113,24 +113,24 @@ impl Index {
             ("series", series_uid),
             ("instance", sop_instance_uid),
         ];
+        // Another clinic's anything first: that is the security event, whatever else is wrong.
         for (what, uid) in levels {
-            for (_, owner, owner_study) in found.iter().filter(|(level, _, _)| level == what) {
-                if owner != clinic_id {
-                    return Ok(Some(Collision::Foreign {
-                        what,
-                        uid: uid.to_owned(),
-                        owner: owner.clone(),
-                    }));
-                }
-                if what == "series" && owner_study != study_uid {
-                    return Ok(Some(Collision::SeriesElsewhere {
-                        series_uid: series_uid.to_owned(),
-                        study_uid: owner_study.clone(),
-                    }));
-                }
+            if let Some((_, owner, _)) = found.iter().find(|(l, o, _)| l == what && o != clinic_id)
+            {
+                return Ok(Some(Collision::Foreign {
+                    what,
+                    uid: uid.to_owned(),
+                    owner: owner.clone(),
+                }));
             }
         }
-        Ok(None)
+        Ok(found
+            .into_iter()
+            .find(|(level, _, owner_study)| level == "series" && owner_study != study_uid)
+            .map(|(_, _, owner_study)| Collision::SeriesElsewhere {
+                series_uid: series_uid.to_owned(),
+                study_uid: owner_study,
+            }))
     }
 
     pub async fn record_instance(&self, rec: &InstanceRecord) -> Result<Recorded, IndexError> {
@@ -153,21 +153,25 @@ impl Index {
             .map_err(IndexError::query("begin"))?;
         let now = now_micros();
         // The survivor of a merge keeps its demographics, and so does every patient when the
-        // object is one the service made itself.
-        let speaks = merged.is_none() && !rec.made_here;
+        // object is one the service made itself: such objects may only restore lost letters.
+        let source = if merged.is_none() && !rec.made_here {
+            Source::Object
+        } else {
+            Source::Witness
+        };
         let rec = merged.as_ref().unwrap_or(rec);
-        upsert_patient(&mut tx, rec, speaks, now).await?;
+        upsert_patient(&mut tx, rec, source, now).await?;
         // Under the study lock: who owns the study, and what this SOP Instance UID has.
         let owner = upsert_study(&mut tx, rec, now).await?;
         if owner != rec.clinic_id {
             return refuse(tx, "study", &rec.study_uid, owner).await;
         }
-        let existing = keys_of_instance(&mut tx, &rec.sop_instance_uid).await?;
-        if let Some((_, owner)) = existing.iter().find(|(_, c)| *c != rec.clinic_id) {
-            let owner = owner.clone();
+        let owner = claim_instance(&mut tx, rec).await?;
+        if owner != rec.clinic_id {
             return refuse(tx, "instance", &rec.sop_instance_uid, owner).await;
         }
-        if existing.iter().any(|(key, _)| *key == rec.object_key) {
+        let existing = keys_of_instance(&mut tx, &rec.sop_instance_uid).await?;
+        if existing.contains(&rec.object_key) {
             tx.commit().await.map_err(IndexError::query("commit"))?;
             return Ok(Recorded::Duplicate);
         }
@@ -187,7 +191,7 @@ impl Index {
         insert_instance(&mut tx, rec, !existing.is_empty(), now).await?;
         update_study(&mut tx, rec, new_series, now).await?;
         let outcome = match existing.into_iter().next() {
-            Some((existing_key, _)) => {
+            Some(existing_key) => {
                 insert_conflict(&mut tx, rec, &existing_key, now).await?;
                 Recorded::Conflict { existing_key }
             }
@@ -210,8 +214,9 @@ impl Index {
             .map_err(IndexError::query("begin"))?;
         let now = now_micros();
         for rec in records {
-            upsert_patient(&mut tx, rec, true, now).await?;
+            upsert_patient(&mut tx, rec, Source::Object, now).await?;
             upsert_study(&mut tx, rec, now).await?;
+            claim_instance(&mut tx, rec).await?;
             let new_series = count_in_series(&mut tx, rec, now).await?.0 == 1;
             insert_instance(&mut tx, rec, false, now).await?;
             update_study(&mut tx, rec, new_series, now).await?;
@@ -286,13 +291,13 @@ async fn journal_series(
     Ok(())
 }
 
-/// Makes sure the clinic's patient record exists and, when the object `speaks` for the
-/// patient, merges its demographics by the rules of [`demographics`]: one statement when they
-/// agree with the record, which is nearly always.
+/// Makes sure the clinic's patient record exists and merges the object's demographics into it
+/// by the rules of [`demographics`], as `source` may: one statement when they agree with the
+/// record, which is nearly always.
 async fn upsert_patient(
     tx: &mut Transaction<'_, Any>,
     rec: &InstanceRecord,
-    speaks: bool,
+    source: Source,
     now: i64,
 ) -> Result<(), IndexError> {
     // The no-op update makes the statement answer the row as it stands, and locks it. Other
@@ -315,9 +320,6 @@ async fn upsert_patient(
     .fetch_one(&mut **tx)
     .await
     .map_err(IndexError::query("upsert patient"))?;
-    if !speaks {
-        return Ok(());
-    }
     let (held, held_other_ids) = (|| Ok((held_at(&row, 0)?, row.try_get::<String, _>(5)?)))()
         .map_err(IndexError::query("read patient"))?;
     let incoming = Held {
@@ -328,12 +330,13 @@ async fn upsert_patient(
         maintained_by: String::new(),
     };
     let key = PatientKey::of(rec);
-    if let Some(next) = demographics::merge(&held, &incoming, Source::Object) {
+    if let Some(next) = demographics::merge(&held, &incoming, source) {
         set_demographics(tx, &key, &next, now).await?;
     }
     // An object without Other Patient IDs says nothing about them: the known ones stay. An
     // object that lists others replaces them.
-    if !rec.other_patient_ids.is_empty() && rec.other_patient_ids != held_other_ids {
+    let lists = source == Source::Object && !rec.other_patient_ids.is_empty();
+    if lists && rec.other_patient_ids != held_other_ids {
         replace_other_ids(tx, &key, &rec.other_patient_ids).await?;
     }
     Ok(())
@@ -378,7 +381,7 @@ pub(super) async fn set_demographics(
 ) -> Result<(), IndexError> {
     sqlx::query(
         "UPDATE patients SET name = $4, name_search = $5, birth_date = $6, sex = $7,
-           maintained_by = $8, updated_at = $9
+           maintained_by = $8, updated_at = $9, stale = 0
          WHERE clinic_id = $1 AND patient_id = $2 AND issuer = $3",
     )
     .bind(key.clinic_id)
@@ -508,22 +511,41 @@ async fn count_in_series(
     (|| Ok((row.try_get(0)?, row.try_get(1)?)))().map_err(IndexError::query("decode series count"))
 }
 
-/// The objects already under a SOP Instance UID, oldest first, with the clinic of each.
+/// Takes the SOP Instance UID for the record's clinic unless a clinic holds it already (the
+/// row lock serialises two clinics storing it at once); answers the clinic that holds it.
+async fn claim_instance(
+    tx: &mut Transaction<'_, Any>,
+    rec: &InstanceRecord,
+) -> Result<String, IndexError> {
+    let row = sqlx::query(
+        "INSERT INTO instance_owners (sop_instance_uid, clinic_id) VALUES ($1, $2)
+         ON CONFLICT (sop_instance_uid) DO UPDATE SET clinic_id = instance_owners.clinic_id
+         RETURNING clinic_id",
+    )
+    .bind(&rec.sop_instance_uid)
+    .bind(&rec.clinic_id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(IndexError::query("claim instance"))?;
+    row.try_get(0)
+        .map_err(IndexError::query("read instance owner"))
+}
+
+/// The objects already under a SOP Instance UID, oldest first.
 async fn keys_of_instance(
     tx: &mut Transaction<'_, Any>,
     sop_instance_uid: &str,
-) -> Result<Vec<(String, String)>, IndexError> {
+) -> Result<Vec<String>, IndexError> {
     let rows = sqlx::query(
-        "SELECT object_key, clinic_id FROM instances WHERE sop_instance_uid = $1
-         ORDER BY received_at",
+        "SELECT object_key FROM instances WHERE sop_instance_uid = $1 ORDER BY received_at",
     )
     .bind(sop_instance_uid)
     .fetch_all(&mut **tx)
     .await
     .map_err(IndexError::query("select instance keys"))?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
         .map_err(IndexError::query("decode instance key"))
 }
 

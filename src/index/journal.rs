@@ -6,12 +6,15 @@ use sqlx::Row;
 use super::referrals::journal_row;
 use super::{Index, IndexError, JournalEntry, Scope};
 
-/// Which entries: `patients` (any of these identifiers; empty for all), from and to as
-/// microseconds since the epoch (inclusive; `None` for open ends).
+/// Which entries: `patients` (any of these identifiers; with `merged`, the identifiers merged
+/// into them, each in its own clinic only; both empty for all), from and to as microseconds
+/// since the epoch (inclusive; `None` for open ends).
 #[derive(Debug, Clone)]
 pub struct JournalQuery {
     pub scope: Scope,
     pub patients: Vec<String>,
+    /// (clinic, prior identifier) pairs.
+    pub merged: Vec<(String, String)>,
     pub from: Option<i64>,
     pub to: Option<i64>,
     pub limit: i64,
@@ -37,16 +40,22 @@ impl Index {
                 conditions.push(format!("clinic_id IN ({})", marks.join(", ")));
             }
         }
-        if !q.patients.is_empty() {
-            let marks: Vec<String> = q
-                .patients
-                .iter()
-                .map(|p| {
-                    texts.push(p.clone());
+        if !q.patients.is_empty() || !q.merged.is_empty() {
+            let mut any: Vec<String> = Vec::new();
+            for p in &q.patients {
+                texts.push(p.clone());
+                any.push(format!("patient_id = {}", placeholder(texts.len())));
+            }
+            for (clinic, prior) in &q.merged {
+                texts.push(clinic.clone());
+                texts.push(prior.clone());
+                any.push(format!(
+                    "(clinic_id = {} AND patient_id = {})",
+                    placeholder(texts.len() - 1),
                     placeholder(texts.len())
-                })
-                .collect();
-            conditions.push(format!("patient_id IN ({})", marks.join(", ")));
+                ));
+            }
+            conditions.push(format!("({})", any.join(" OR ")));
         }
         // Numbers are bound after every text, so their placeholders follow the texts'.
         let base = texts.len();
@@ -87,13 +96,13 @@ impl Index {
             .map_err(IndexError::query("read journal"))
     }
 
-    /// The identifiers merged into `survivor` (ADT^A40) by clinics within `scope`, whose
-    /// journal is the survivor's too.
+    /// The (clinic, identifier) pairs merged into `survivor` (ADT^A40) by clinics within
+    /// `scope`, whose journal in that clinic is the survivor's too.
     pub async fn merged_from(
         &self,
         survivor: &str,
         scope: &Scope,
-    ) -> Result<Vec<String>, IndexError> {
+    ) -> Result<Vec<(String, String)>, IndexError> {
         let rows = sqlx::query(
             "SELECT DISTINCT prior_id, clinic_id FROM patient_merges WHERE survivor_id = $1",
         )
@@ -109,8 +118,9 @@ impl Index {
                 Scope::Everything => true,
                 Scope::Clinics(list) => list.contains(&clinic),
             };
-            if within && !out.contains(&prior) {
-                out.push(prior);
+            let pair = (clinic, prior);
+            if within && !out.contains(&pair) {
+                out.push(pair);
             }
         }
         Ok(out)

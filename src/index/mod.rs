@@ -32,7 +32,7 @@ pub use deliveries::{DeliveryRow, Push};
 pub use instances::{other_ids, Collision, InstanceRecord, Recorded};
 pub use journal::JournalQuery;
 pub use links::{LinkException, Resolved, StudyForLink};
-pub use patients::{Demographics, Merge, Merged};
+pub use patients::{Demographics, Merge, Merged, StaleRecord};
 pub use referrals::{Inserted, JournalEntry, ReferralRow};
 pub use refusals::Refusal;
 pub use reports::{ReportRow, Saved, SignedReport};

@@ -160,6 +160,26 @@ impl Index {
         .execute(&mut *tx)
         .await
         .map_err(IndexError::query("survivor patient"))?;
+        // Patient records before study rows, the order ingest takes them in, so a C-STORE
+        // for the prior patient meanwhile waits instead of deadlocking.
+        sqlx::query(
+            "UPDATE patients SET updated_at = updated_at
+             WHERE clinic_id = $1 AND (patient_id = $2 OR patient_id = $3)",
+        )
+        .bind(clinic)
+        .bind(survivor_id)
+        .bind(&m.prior_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("lock merged patients"))?;
+        // The survivor's studies now include the prior's: its name must not be a worse copy
+        // of the one the prior's studies answered with.
+        let survivor_key = PatientKey {
+            clinic_id: clinic,
+            patient_id: survivor_id,
+            issuer: &survivor_issuer,
+        };
+        witness(&mut tx, &survivor_key, &text(0)).await?;
         let studies = sqlx::query(
             "UPDATE studies SET patient_id = $1, issuer = $2
              WHERE patient_id = $3 AND clinic_id = $4",
@@ -263,13 +283,13 @@ impl Index {
         Ok(Merged { studies })
     }
 
-    /// The patient ids `patient_id` was merged into, for any clinic in `clinics` (all when
-    /// `None`).
+    /// The (clinic, patient id) pairs `patient_id` was merged into, by any clinic in `clinics`
+    /// (all when `None`): each survivor stands for the prior identifier in its clinic only.
     pub async fn merged_into(
         &self,
         patient_id: &str,
         clinics: Option<&[String]>,
-    ) -> Result<Vec<String>, IndexError> {
+    ) -> Result<Vec<(String, String)>, IndexError> {
         let rows = sqlx::query(
             "SELECT DISTINCT survivor_id, clinic_id FROM patient_merges WHERE prior_id = $1",
         )
@@ -281,8 +301,9 @@ impl Index {
         for r in rows {
             let survivor: String = r.try_get(0).map_err(IndexError::query("read merge"))?;
             let clinic: String = r.try_get(1).map_err(IndexError::query("read merge"))?;
-            if clinics.is_none_or(|list| list.contains(&clinic)) && !out.contains(&survivor) {
-                out.push(survivor);
+            let pair = (clinic, survivor);
+            if clinics.is_none_or(|list| list.contains(&pair.0)) && !out.contains(&pair) {
+                out.push(pair);
             }
         }
         Ok(out)
@@ -377,38 +398,132 @@ pub(super) async fn restore_from_referral(
     } else {
         format!("{family}^{given}")
     };
-    let row = sqlx::query(
-        "SELECT p.clinic_id, p.patient_id, p.issuer, p.name, p.name_search, p.birth_date, p.sex,
-           p.maintained_by
-         FROM studies s JOIN patients p ON p.clinic_id = s.clinic_id
-           AND p.patient_id = s.patient_id AND p.issuer = s.issuer
-         WHERE s.study_uid = $1",
-    )
-    .bind(study_uid)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(IndexError::query("patient of study"))?;
+    let row = sqlx::query("SELECT clinic_id, patient_id, issuer FROM studies WHERE study_uid = $1")
+        .bind(study_uid)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(IndexError::query("patient of study"))?;
     let Some(row) = row else {
         return Ok(());
     };
-    let read = || -> Result<([String; 3], Held), sqlx::Error> {
-        let key = [row.try_get(0)?, row.try_get(1)?, row.try_get(2)?];
-        Ok((key, held_at(&row, 3)?))
+    let [clinic_id, patient_id, issuer]: [String; 3] =
+        (|| Ok([row.try_get(0)?, row.try_get(1)?, row.try_get(2)?]))()
+            .map_err(IndexError::query("read patient of study"))?;
+    let key = PatientKey {
+        clinic_id: &clinic_id,
+        patient_id: &patient_id,
+        issuer: &issuer,
     };
-    let ([clinic_id, patient_id, issuer], held) =
-        read().map_err(IndexError::query("read patient of study"))?;
+    witness(tx, &key, &name).await
+}
+
+/// Restores letters the record `key` lost, from `name` as a witness gives it (nothing else of
+/// the record changes). The record is read under its lock, so no concurrent write is undone.
+async fn witness(
+    tx: &mut Transaction<'_, Any>,
+    key: &PatientKey<'_>,
+    name: &str,
+) -> Result<(), IndexError> {
+    let row = sqlx::query(
+        "UPDATE patients SET updated_at = updated_at
+         WHERE clinic_id = $1 AND patient_id = $2 AND issuer = $3
+         RETURNING name, name_search, birth_date, sex, maintained_by",
+    )
+    .bind(key.clinic_id)
+    .bind(key.patient_id)
+    .bind(key.issuer)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(IndexError::query("patient record"))?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let held = held_at(&row, 0).map_err(IndexError::query("read patient record"))?;
     let incoming = Held {
-        name_search: demographics::search_form(&name),
-        name,
+        name_search: demographics::search_form(name),
+        name: name.to_owned(),
         ..Held::default()
     };
-    if let Some(next) = demographics::merge(&held, &incoming, Source::Referral) {
-        let key = PatientKey {
-            clinic_id: &clinic_id,
-            patient_id: &patient_id,
-            issuer: &issuer,
-        };
-        set_demographics(tx, &key, &next, now_micros()).await?;
+    if let Some(next) = demographics::merge(&held, &incoming, Source::Witness) {
+        set_demographics(tx, key, &next, now_micros()).await?;
     }
     Ok(())
+}
+
+/// A patient record whose demographics the migration to per-clinic records could not tell
+/// apart, and the clinic's newest object of the patient to read them from again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleRecord {
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub issuer: String,
+    /// '' when the clinic has no object of the patient.
+    pub object_key: String,
+}
+
+impl Index {
+    /// Up to `limit` records marked stale.
+    pub async fn stale_patients(&self, limit: i64) -> Result<Vec<StaleRecord>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT p.clinic_id, p.patient_id, p.issuer,
+               COALESCE((SELECT i.object_key FROM instances i
+                           JOIN studies s ON s.study_uid = i.study_uid
+                          WHERE s.clinic_id = p.clinic_id AND s.patient_id = p.patient_id
+                            AND s.issuer = p.issuer AND i.shadowed = 0
+                          ORDER BY i.received_at DESC, i.object_key LIMIT 1), '')
+             FROM patients p WHERE p.stale = 1 ORDER BY p.clinic_id, p.patient_id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(IndexError::query("stale patients"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(StaleRecord {
+                    clinic_id: r.try_get(0)?,
+                    patient_id: r.try_get(1)?,
+                    issuer: r.try_get(2)?,
+                    object_key: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(IndexError::query("read stale patient"))
+    }
+
+    /// Sets a stale record's demographics as its clinic's own object gives them (`None`: keep
+    /// them, there is nothing to read), unless something wrote the record since.
+    pub async fn refresh_stale(
+        &self,
+        r: &StaleRecord,
+        read: Option<&Held>,
+    ) -> Result<(), IndexError> {
+        let sql = match read {
+            None => {
+                "UPDATE patients SET stale = 0
+                 WHERE clinic_id = $1 AND patient_id = $2 AND issuer = $3 AND stale = 1"
+            }
+            Some(_) => {
+                "UPDATE patients SET name = $4, name_search = $5, birth_date = $6, sex = $7,
+                   stale = 0, updated_at = $8
+                 WHERE clinic_id = $1 AND patient_id = $2 AND issuer = $3 AND stale = 1"
+            }
+        };
+        let mut query = sqlx::query(sql)
+            .bind(&r.clinic_id)
+            .bind(&r.patient_id)
+            .bind(&r.issuer);
+        if let Some(d) = read {
+            query = query
+                .bind(&d.name)
+                .bind(&d.name_search)
+                .bind(&d.birth_date)
+                .bind(&d.sex)
+                .bind(now_micros());
+        }
+        query
+            .execute(&self.pool)
+            .await
+            .map_err(IndexError::query("refresh stale patient"))?;
+        Ok(())
+    }
 }

@@ -126,6 +126,12 @@ pub enum Condition {
     },
     /// Sequence matching: one item must satisfy every filter (PS3.4 C.2.2.2.6).
     Item(Vec<Filter>),
+    /// The identifier `id`, or the patient each (clinic, id) pair names in that clinic only:
+    /// the survivors a clinic merged `id` into.
+    Merged {
+        id: String,
+        survivors: Vec<(String, String)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,6 +377,17 @@ fn condition_sql(sql: &mut Sql, filter: &Filter) -> Option<String> {
             parts.join(" AND ")
         }
         Condition::Item(_) => return Some("1 = 0".into()),
+        Condition::Merged { id, survivors } => {
+            let mut any = vec![format!("{column} = {}", sql.arg(Arg::Text(id.clone())))];
+            for (clinic, survivor) in survivors {
+                let clinic = sql.arg(Arg::Text(clinic.clone()));
+                let survivor = sql.arg(Arg::Text(survivor.clone()));
+                any.push(format!(
+                    "(s.clinic_id = {clinic} AND {column} = {survivor})"
+                ));
+            }
+            format!("({})", any.join(" OR "))
+        }
     };
     if filter.field == Field::ModalitiesInStudy {
         return Some(format!(

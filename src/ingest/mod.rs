@@ -16,6 +16,7 @@ pub mod accepted;
 mod digest;
 pub mod meta;
 mod part10;
+mod rederive;
 pub mod scanner;
 
 pub use part10::Part10Receiving;
@@ -38,7 +39,7 @@ pub const IMPLEMENTATION_VERSION_NAME: &str = "TELECARDIO_01";
 
 const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
-const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1.99";
+pub(crate) const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1.99";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -365,6 +366,7 @@ impl Receiving {
         .ok_or(IngestError::Internal("the hashing thread failed"))?;
         let dataset_sha256 = digests.dataset;
         let key = keys::dicom_object(
+            &self.origin.clinic_id,
             &meta.study_uid,
             &meta.series_uid,
             &meta.sop_instance_uid,

@@ -153,6 +153,11 @@ impl Scanner {
         self.pixel_data
     }
 
+    /// The values kept so far: each one complete, whatever was fed after it.
+    pub fn kept(&self) -> &Kept {
+        &self.kept
+    }
+
     /// Bytes of the (inflated) data set scanned so far.
     pub fn position(&self) -> u64 {
         self.pos

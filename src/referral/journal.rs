@@ -37,16 +37,17 @@ impl Referrals {
         );
         self.reading(who, "journal_read", detail, patient.unwrap_or_default())
             .await?;
-        let mut patients = Vec::new();
+        let (mut patients, mut merged) = (Vec::new(), Vec::new());
         if let Some(p) = patient {
             patients.push(p.to_owned());
-            patients.extend(self.index.merged_from(p, &self.policy.scope(who)).await?);
+            merged = self.index.merged_from(p, &self.policy.scope(who)).await?;
         }
         Ok(self
             .index
             .journal(&JournalQuery {
                 scope: self.policy.scope(who),
                 patients,
+                merged,
                 from,
                 to,
                 limit: limit.clamp(1, MAX_ENTRIES),

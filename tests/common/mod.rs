@@ -608,8 +608,9 @@ impl Server {
 }
 
 impl Server {
-    /// How many audit events the index holds, read directly from the index database.
-    pub fn audit_total(&self) -> i64 {
+    /// How many audit events name `actor` (an AE title, a user, an HL7 sender), association
+    /// summaries aside, read directly from the index database.
+    pub fn audit_count(&self, actor: &str) -> i64 {
         use sqlx::Row;
         let url = self.database_url();
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -620,10 +621,14 @@ impl Server {
                 .connect(&url)
                 .await
                 .expect("open index");
-            let row = sqlx::query("SELECT COUNT(*) FROM audit_events")
-                .fetch_one(&pool)
-                .await
-                .expect("count audit events");
+            let row = sqlx::query(
+                "SELECT COUNT(*) FROM audit_events
+                 WHERE actor = $1 AND kind <> 'dicom_association'",
+            )
+            .bind(actor)
+            .fetch_one(&pool)
+            .await
+            .expect("count audit events");
             pool.close().await;
             row.try_get::<i64, _>(0).expect("a count")
         })
