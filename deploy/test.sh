@@ -24,6 +24,8 @@ declare -A NEEDED=(
   [pg_isready]=postgresql-client
   [curl]=curl
   [pdftoppm]=poppler-utils
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 missing=()
 for cmd in "${!NEEDED[@]}"; do

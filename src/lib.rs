@@ -36,6 +36,8 @@ pub mod index;
 pub mod ingest;
 /// Prometheus metrics.
 pub mod metrics;
+/// Pages for people in a browser (Lithuanian and English): clinics, cardiologists, auditors.
+pub mod pages;
 /// Patient maintenance from clinics' HIS: demographics updates and merges.
 pub mod patients;
 /// Pixel data of stored objects: frames located by headers, bulk data, rendering.

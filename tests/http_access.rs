@@ -110,15 +110,49 @@ fn accounts_and_sessions(db: Db) {
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.json()["error"].is_string());
     // Logout ends the session.
+    // A state-changing request on a session needs the session's anti-forgery token: without
+    // it, or with another, it is refused (and audited); with it, it goes through.
+    let csrf = me.json()["csrf_token"].as_str().unwrap().to_owned();
+    assert_eq!(csrf.len(), 64);
+    for headers in [
+        vec![("Cookie", session.as_str())],
+        vec![("Cookie", session.as_str()), ("X-CSRF-Token", "0123")],
+    ] {
+        let forged = request(server.http_port, "POST", "/api/logout", &headers, b"");
+        assert_eq!(forged.status, 403, "{}", forged.body);
+    }
+    let forged = request(
+        server.http_port,
+        "POST",
+        "/api/logout",
+        &[
+            ("Cookie", &session),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        b"csrf=wrong",
+    );
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(server.audit_events("forgery_refused").len(), 3);
+    assert_eq!(get(&server, "/api/me", &[("Cookie", &session)]).status, 200);
     let out = request(
         server.http_port,
         "POST",
         "/api/logout",
-        &[("Cookie", &session)],
+        &[("Cookie", &session), ("X-CSRF-Token", &csrf)],
         b"",
     );
     assert_eq!(out.status, 204);
     assert_eq!(get(&server, "/api/me", &[("Cookie", &session)]).status, 401);
+    // A session left alone longer than auth.idle_minutes (30) ends, though it has hours left.
+    let idle = login(&server, "ruta", "correct horse battery");
+    let idle = idle.header("Set-Cookie").unwrap();
+    let idle = idle.split(';').next().unwrap().to_owned();
+    assert_eq!(get(&server, "/api/me", &[("Cookie", &idle)]).status, 200);
+    server.execute_sql(
+        "UPDATE sessions SET last_seen_at = last_seen_at - 31 * 60 * 1000000, \
+         created_at = created_at - 31 * 60 * 1000000",
+    );
+    assert_eq!(get(&server, "/api/me", &[("Cookie", &idle)]).status, 401);
     // A new password replaces the old one; disabling ends everything.
     let out = server.cli_with_input(
         &["user", "passwd", "ruta", "--password-stdin"],

@@ -316,9 +316,11 @@ impl Accounts {
     pub async fn session(&self, secret: &str, address: &str) -> Result<Principal, AuthError> {
         let name = self
             .index
-            .session_user(&secret::sha256_hex(secret))
+            .session_user(&secret::sha256_hex(secret), self.config.auth.idle_micros())
             .await?
-            .ok_or(AuthError::Rejected("session unknown or expired"))?;
+            .ok_or(AuthError::Rejected(
+                "session unknown, expired or idle too long",
+            ))?;
         let user = self
             .index
             .user(&name)

@@ -26,6 +26,13 @@ pub fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
+/// The anti-forgery token of a browser session: derived from the session's secret, which lives
+/// only in an HttpOnly cookie, so another site can neither read the secret nor compute this.
+/// Pages carry it in a meta tag and a hidden form field; state-changing requests send it back.
+pub fn csrf_token(session_secret: &str) -> String {
+    sha256_hex(&format!("telecardio csrf {session_secret}"))
+}
+
 /// An Argon2id hash in PHC string form (parameters and salt included).
 pub fn hash_password(password: &str) -> Result<String, SecretError> {
     let salt_bytes = {

@@ -273,6 +273,66 @@ impl Catalog {
         Ok(self.index.refusals(since, limit).await?)
     }
 
+    /// The audit trail, searched by an auditor or administrator; the search itself is audited
+    /// (naming the patient and study searched for).
+    pub async fn audit_search(
+        &self,
+        who: &Principal,
+        search: &crate::index::AuditSearch,
+    ) -> Result<Vec<AuditEvent>, CatalogError> {
+        let mut event = event(who, "audit_read");
+        event.detail = format!(
+            "actor={} from={} to={} refused={}",
+            if search.actor.is_empty() {
+                "*"
+            } else {
+                &search.actor
+            },
+            search.from,
+            search.to,
+            search.refused.map_or("*".to_owned(), |r| r.to_string()),
+        );
+        event.patient_id = search.patient_id.clone();
+        event.study_uid = search.study_uid.clone();
+        self.permit(who, Action::ReadAudit, &mut event).await?;
+        event.outcome = "answered".into();
+        self.audit
+            .record_required(event)
+            .await
+            .map_err(CatalogError::AuditUnavailable)?;
+        Ok(self.index.audit_search(search).await?)
+    }
+
+    /// What each clinic sent in each of `periods` (`[from, to)` in microseconds): studies,
+    /// objects, bytes. One audit record for the whole overview.
+    pub async fn archive_tally(
+        &self,
+        who: &Principal,
+        periods: &[(i64, i64)],
+    ) -> Result<Vec<Vec<crate::index::ArchiveTally>>, CatalogError> {
+        let mut event = event(who, "archive_overview_read");
+        event.detail = match (periods.first(), periods.last()) {
+            (Some(first), Some(last)) => format!(
+                "{} periods from {} to {}",
+                periods.len(),
+                crate::index::rfc3339(first.0),
+                crate::index::rfc3339(last.1)
+            ),
+            _ => "no period".into(),
+        };
+        self.permit(who, Action::ReadAudit, &mut event).await?;
+        event.outcome = "answered".into();
+        self.audit
+            .record_required(event)
+            .await
+            .map_err(CatalogError::AuditUnavailable)?;
+        let mut tallies = Vec::with_capacity(periods.len());
+        for (from, to) in periods {
+            tallies.push(self.index.archive_tally(*from, *to).await?);
+        }
+        Ok(tallies)
+    }
+
     /// Where the data set of a retrieved instance starts in its stored Part 10 object.
     pub async fn dataset_offset(&self, hit: &Hit) -> Result<u64, CatalogError> {
         let key = ObjectKey::from(hit.object_key.as_str());

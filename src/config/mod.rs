@@ -180,6 +180,8 @@ impl HttpConfig {
 pub struct AuthConfig {
     /// Hours a browser session lasts after login.
     pub session_hours: u64,
+    /// Minutes a browser session may stay unused before it ends.
+    pub idle_minutes: u64,
     /// Shortest password accepted for local accounts.
     pub min_password_length: usize,
     /// Failed sign-ins for one account name before sign-in pauses (four times as many from
@@ -188,6 +190,13 @@ pub struct AuthConfig {
     /// The first pause, in seconds; it doubles with each further failure (up to 15 minutes).
     pub lockout_seconds: u64,
     pub oidc: OidcConfig,
+}
+
+impl AuthConfig {
+    /// How long a browser session may stay unused, in index time units.
+    pub fn idle_micros(&self) -> i64 {
+        i64::try_from(self.idle_minutes.saturating_mul(60_000_000)).unwrap_or(i64::MAX)
+    }
 }
 
 /// Bearer JWTs from a hospital's identity provider.
@@ -545,6 +554,9 @@ impl Config {
         }
         if self.auth.session_hours == 0 {
             return Err(ConfigError::key("auth.session_hours", "must be at least 1"));
+        }
+        if self.auth.idle_minutes == 0 {
+            return Err(ConfigError::key("auth.idle_minutes", "must be at least 1"));
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use audit::AuditEvent;
+pub use audit::{ArchiveTally, AuditEvent, AuditSearch};
 pub use cases::{Candidate, CaseFilter, CaseRow};
 pub use deliveries::{DeliveryRow, Push};
 pub use instances::{other_ids, Collision, InstanceRecord, Recorded};

@@ -258,8 +258,8 @@ impl Index {
         expires_at: i64,
     ) -> Result<(), IndexError> {
         sqlx::query(
-            "INSERT INTO sessions (secret_sha256, user_name, created_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO sessions (secret_sha256, user_name, created_at, expires_at, last_seen_at)
+             VALUES ($1, $2, $3, $4, $3)",
         )
         .bind(secret_sha256)
         .bind(user_name)
@@ -271,19 +271,38 @@ impl Index {
         Ok(())
     }
 
-    /// The user of a live session.
-    pub async fn session_user(&self, secret_sha256: &str) -> Result<Option<String>, IndexError> {
+    /// The user of a live session: not past its end, and used within `idle_micros`. Its last
+    /// use is recorded, at most once a minute (a viewer loading frames asks many times).
+    pub async fn session_user(
+        &self,
+        secret_sha256: &str,
+        idle_micros: i64,
+    ) -> Result<Option<String>, IndexError> {
+        let now = now_micros();
         let row = sqlx::query(
-            "SELECT user_name FROM sessions WHERE secret_sha256 = $1 AND expires_at > $2",
+            "SELECT user_name, last_seen_at FROM sessions
+             WHERE secret_sha256 = $1 AND expires_at > $2 AND last_seen_at > $3",
         )
         .bind(secret_sha256)
-        .bind(now_micros())
+        .bind(now)
+        .bind(now - idle_micros)
         .fetch_optional(&self.pool)
         .await
         .map_err(IndexError::query("select session"))?;
-        row.map(|r| r.try_get(0))
-            .transpose()
-            .map_err(IndexError::query("decode session"))
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (user, seen): (String, i64) = (|| Ok((row.try_get(0)?, row.try_get(1)?)))()
+            .map_err(IndexError::query("decode session"))?;
+        if now - seen > 60_000_000 {
+            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE secret_sha256 = $1")
+                .bind(secret_sha256)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(IndexError::query("touch session"))?;
+        }
+        Ok(Some(user))
     }
 
     pub async fn delete_session(&self, secret_sha256: &str) -> Result<(), IndexError> {

@@ -440,7 +440,7 @@ impl Referrals {
             .archive
             .read(&crate::archive::ObjectKey::from(object_key))
             .await?;
-        let document = encapsulated_document(&bytes).map_err(|why| {
+        let document = crate::reports::document::encapsulated_document(&bytes).map_err(|why| {
             ReferralError::Cda(cda::CdaError::Malformed(format!(
                 "Encapsulated CDA object {object_key}: {why}"
             )))
@@ -558,21 +558,4 @@ pub(crate) fn patient_key(personal_code: &str, insured_code: &str) -> String {
     } else {
         personal_code.to_owned()
     }
-}
-
-/// The document inside an Encapsulated CDA object: Encapsulated Document (0042,0011), without
-/// the padding byte an odd-length document gets.
-fn encapsulated_document(part10: &[u8]) -> Result<Vec<u8>, String> {
-    let object = dicom_object::OpenFileOptions::new()
-        .read_preamble(dicom_object::file::ReadPreamble::Always)
-        .from_reader(part10)
-        .map_err(|e| e.to_string())?;
-    let element = object
-        .element(dicom_dictionary_std::tags::ENCAPSULATED_DOCUMENT)
-        .map_err(|_| "no Encapsulated Document".to_owned())?;
-    let mut bytes = element.to_bytes().map_err(|e| e.to_string())?.into_owned();
-    while bytes.last().is_some_and(|b| *b == 0 || *b == b' ') {
-        bytes.pop();
-    }
-    Ok(bytes)
 }

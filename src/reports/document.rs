@@ -171,3 +171,20 @@ pub fn encapsulated_pdf(r: &ReportObject) -> Result<Vec<u8>, DocumentError> {
 fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
+
+/// The document an Encapsulated PDF or CDA object carries, without the padding that made its
+/// length even.
+pub fn encapsulated_document(part10: &[u8]) -> Result<Vec<u8>, String> {
+    let object = dicom_object::OpenFileOptions::new()
+        .read_preamble(dicom_object::file::ReadPreamble::Always)
+        .from_reader(part10)
+        .map_err(|e| e.to_string())?;
+    let element = object
+        .element(tags::ENCAPSULATED_DOCUMENT)
+        .map_err(|_| "no Encapsulated Document".to_owned())?;
+    let mut bytes = element.to_bytes().map_err(|e| e.to_string())?.into_owned();
+    while bytes.last().is_some_and(|b| *b == 0 || *b == b' ') {
+        bytes.pop();
+    }
+    Ok(bytes)
+}

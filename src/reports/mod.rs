@@ -571,6 +571,51 @@ impl Reports {
         Ok(document)
     }
 
+    /// The printed report (PDF) of a signed version of the case's report, as the report object
+    /// in the study carries it.
+    pub async fn pdf(
+        &self,
+        who: &Principal,
+        case_id: &str,
+        report_id: &str,
+    ) -> Result<Vec<u8>, ReportError> {
+        let result = self.read_pdf(who, case_id, report_id).await;
+        let detail = format!("case {case_id}, report {report_id}");
+        self.audit
+            .refusal(who, "report_pdf_read", detail, result)
+            .await
+    }
+
+    async fn read_pdf(
+        &self,
+        who: &Principal,
+        case_id: &str,
+        report_id: &str,
+    ) -> Result<Vec<u8>, ReportError> {
+        let report = self
+            .read_versions(who, case_id)
+            .await?
+            .into_iter()
+            .find(|r| r.id == report_id && !r.document_key.is_empty())
+            .ok_or_else(|| {
+                ReportError::Case(RoutingError::NotFound(format!(
+                    "signed report {report_id} of case {case_id}"
+                )))
+            })?;
+        let object = self
+            .archive
+            .read(&crate::archive::ObjectKey::from(
+                report.document_key.as_str(),
+            ))
+            .await?;
+        document::encapsulated_document(&object).map_err(|why| {
+            ReportError::Conflict(format!(
+                "the report object {} holds no readable PDF: {why}",
+                report.document_key
+            ))
+        })
+    }
+
     /// Signed report versions since `since` (microseconds) that `who` may see: a clinic its
     /// cases', a cardiologist their centre's, administrators and auditors all.
     pub async fn since(

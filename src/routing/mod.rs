@@ -69,6 +69,8 @@ pub struct WorklistQuery {
     pub mine: bool,
     /// Administrators: only unrouted cases, or one centre's.
     pub centre: Option<String>,
+    /// Every status, closed cases included (a clinic following what it sent).
+    pub every_status: bool,
 }
 
 #[derive(Clone)]
@@ -256,14 +258,19 @@ impl Routing {
             }
         }
         if filter.statuses.is_empty() {
-            filter.statuses = ["unrouted", "new", "in_progress"]
-                .map(String::from)
-                .to_vec();
+            let open: &[&str] = if q.every_status {
+                &["unrouted", "new", "in_progress", "reported", "delivered"]
+            } else {
+                &["unrouted", "new", "in_progress"]
+            };
+            filter.statuses = open.iter().map(|s| s.to_string()).collect();
         }
         let mut event = catalog::event(who, "worklist_read");
         event.detail = format!(
             "status={} urgency={} examination={} mine={}",
-            q.status.as_deref().unwrap_or("open"),
+            q.status
+                .as_deref()
+                .unwrap_or(if q.every_status { "every" } else { "open" }),
             q.urgency.as_deref().unwrap_or("*"),
             q.examination.as_deref().unwrap_or("*"),
             q.mine
@@ -304,7 +311,15 @@ impl Routing {
                 event.study_uid = c.study_uid.clone();
                 "answered".into()
             }
-            Err(_) => "not found or outside the caller's scope".into(),
+            Err(_) => {
+                // The caller learns nothing, but the trail names whose case was tried, so an
+                // auditor following a patient finds the attempt.
+                if let Ok(Some(c)) = self.index.case(id).await {
+                    event.patient_id = c.patient_id;
+                    event.study_uid = c.study_uid;
+                }
+                "not found or outside the caller's scope".into()
+            }
         };
         self.audit.record_required(event).await?;
         found

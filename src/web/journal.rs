@@ -113,7 +113,7 @@ fn wants_csv(format: Option<&str>, headers: &HeaderMap) -> Result<bool, Problem>
 }
 
 /// Microseconds since the epoch of an RFC 3339 time, or of the start (or end) of a date.
-pub(super) fn instant(text: &str, end_of_day: bool) -> Result<i64, String> {
+pub(crate) fn instant(text: &str, end_of_day: bool) -> Result<i64, String> {
     let text = text.trim();
     let at = if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
         t
@@ -142,7 +142,6 @@ fn inert(value: &str) -> String {
 }
 
 fn csv_response(entries: &[JournalEntry], filename: &str) -> Response {
-    let mut out = csv::Writer::from_writer(Vec::new());
     let header = [
         "at",
         "kind",
@@ -155,28 +154,35 @@ fn csv_response(entries: &[JournalEntry], filename: &str) -> Response {
         "report_id",
         "detail",
     ];
-    let mut rows = vec![out.write_record(header)];
-    for e in entries {
-        rows.push(
-            out.write_record(
-                [
-                    rfc3339(e.at).as_str(),
-                    &e.kind,
-                    &e.clinic_id,
-                    &e.institution,
-                    &e.actor,
-                    &e.patient_id,
-                    &e.referral_id,
-                    &e.study_uid,
-                    &e.report_id,
-                    &e.detail,
-                ]
-                .map(inert),
-            ),
-        );
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                rfc3339(e.at),
+                e.kind.clone(),
+                e.clinic_id.clone(),
+                e.institution.clone(),
+                e.actor.clone(),
+                e.patient_id.clone(),
+                e.referral_id.clone(),
+                e.study_uid.clone(),
+                e.report_id.clone(),
+                e.detail.clone(),
+            ]
+        })
+        .collect();
+    csv_download(&header, &rows, filename)
+}
+
+/// A CSV file to download: a header line, then the rows, every cell made inert.
+pub(crate) fn csv_download(header: &[&str], rows: &[Vec<String>], filename: &str) -> Response {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let mut written = vec![out.write_record(header)];
+    for row in rows {
+        written.push(out.write_record(row.iter().map(|cell| inert(cell))));
     }
     let body = match (
-        rows.into_iter().collect::<Result<Vec<_>, _>>(),
+        written.into_iter().collect::<Result<Vec<_>, _>>(),
         out.into_inner(),
     ) {
         (Ok(_), Ok(body)) => body,

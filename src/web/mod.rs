@@ -1,14 +1,16 @@
 //! The HTTP edge: the routes table, authentication, and the JSON API.
 //!
 //! Open routes: `/healthz` (load balancers and probes), `/metrics` (loopback clients or a
-//! scraper presenting `http.metrics_token`) and `POST /api/login`. Every other route, the
+//! scraper presenting `http.metrics_token`), `POST /api/login`, and the sign-in page with the
+//! pages' static assets ([`crate::pages`]). Every other route, the
 //! not-found fallback included, sits behind the one authentication layer ([`auth::require`]),
 //! so an unauthenticated caller learns nothing but 401; what an authenticated caller may see
 //! is decided by the catalog's scope, not by handlers. Behind it, one more layer
 //! ([`audited::every_request`]) makes sure every authenticated request leaves an audit record.
 
+pub(crate) mod audit;
 mod audited;
-mod auth;
+pub(crate) mod auth;
 mod journal;
 mod openapi;
 mod problem;
@@ -16,7 +18,7 @@ mod referrals;
 mod refusals;
 mod reports;
 mod serve;
-mod session;
+pub(crate) mod session;
 mod worklist;
 
 use std::net::SocketAddr;
@@ -76,6 +78,8 @@ pub fn router(state: WebState) -> Router {
         .route("/api/referrals/{id}/unlink", post(referrals::unlink))
         .route("/api/studies/unlinked", get(referrals::unlinked))
         .route("/api/ownership-refusals", get(refusals::list))
+        .route("/api/audit/search", post(audit::search))
+        .route("/api/archive/overview", get(audit::overview))
         .route("/api/referrals/{id}/journal", get(journal::case))
         .route("/api/journal", get(journal::search))
         .route("/api/worklist", get(worklist::worklist))
@@ -92,6 +96,7 @@ pub fn router(state: WebState) -> Router {
             "/api/cases/{id}/reports/{report}/answer",
             get(reports::answer_document),
         )
+        .route("/api/cases/{id}/reports/{report}/pdf", get(reports::pdf))
         .route(
             "/api/cases/{id}/reports/{report}/deliveries",
             post(reports::send_again),
@@ -114,11 +119,23 @@ pub fn router(state: WebState) -> Router {
             audited::every_request,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require));
+    let pages = crate::pages::protected()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audited::every_request,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_page,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/login", post(session::login))
+        .merge(crate::pages::open())
+        .merge(pages)
         .merge(protected)
+        .layer(middleware::from_fn(crate::pages::security_headers))
         .with_state(state)
 }
 
@@ -178,7 +195,7 @@ async fn metrics(
         .into_response()
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

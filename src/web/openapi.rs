@@ -251,6 +251,34 @@ pub fn spec() -> Value {
                 ],
                 "responses": {"200": {"description": "application/hl7-cda+xml"}, "404": problem()}
             }},
+            "/api/cases/{id}/reports/{report}/pdf": {"get": {
+                "summary": "The printed report (PDF) of a signed report version, as the report object in the study carries it",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "report", "in": "path", "required": true, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "application/pdf"}, "404": problem()}
+            }},
+            "/api/audit/search": {"post": {
+                "summary": "Auditors and administrators: search the access audit by actor, patient, study, period and outcome (allowed or refused), newest first; a POST so that a searched personal code is never in a URL. The search is itself audited",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "actor": {"type": "string"}, "patient_id": {"type": "string"}, "study_uid": {"type": "string"},
+                    "from": {"type": "string", "description": "RFC 3339 time or date YYYY-MM-DD"},
+                    "to": {"type": "string", "description": "RFC 3339 time or date YYYY-MM-DD (to its end)"},
+                    "outcome": {"type": "string", "enum": ["", "allowed", "refused"]},
+                    "limit": {"type": "integer", "default": 1000, "maximum": 100000},
+                    "format": {"type": "string", "enum": ["", "json", "csv"]}
+                }, "additionalProperties": false}}}},
+                "responses": {"200": {"description": "{\"events\": [...]} or text/csv"}, "400": problem(), "403": problem()}
+            }},
+            "/api/archive/overview": {"get": {
+                "summary": "Auditors and administrators: studies, objects and bytes each clinic sent in a period",
+                "parameters": [
+                    {"name": "from", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 time or date; default: the beginning"},
+                    {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 time or date (to its end); default: now"}
+                ],
+                "responses": {"200": {"description": "{\"from\", \"to\", \"clinics\": [{clinic_id, studies, objects, bytes}]}"}, "400": problem(), "403": problem()}
+            }},
             "/api/reports": {"get": {
                 "summary": "Pull delivery: signed report versions since a time that the caller may see (a clinic its own cases'), oldest first, with the address of each answer document; a clinic fetching an answer is its delivery",
                 "parameters": [
@@ -357,6 +385,9 @@ mod tests {
         ("get", "/api/cases/{id}/reports"),
         ("get", "/api/reports"),
         ("get", "/api/cases/{id}/reports/{report}/answer"),
+        ("get", "/api/cases/{id}/reports/{report}/pdf"),
+        ("post", "/api/audit/search"),
+        ("get", "/api/archive/overview"),
         ("post", "/api/cases/{id}/route"),
         ("get", "/api/cases/{id}/deliveries"),
         ("get", "/api/deliveries"),

@@ -163,6 +163,31 @@ pub async fn answer_document(
     }
 }
 
+/// The printed report (PDF) of a signed version, for people to keep or print.
+pub async fn pdf(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path((id, report)): Path<(String, String)>,
+) -> Response {
+    match state.reports.pdf(&who, &id, &report).await {
+        Ok(bytes) => (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/pdf".to_owned(),
+                ),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"report-{report}.pdf\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => problem(e).into_response(),
+    }
+}
+
 pub async fn versions(
     State(state): State<WebState>,
     Extension(who): Extension<Principal>,

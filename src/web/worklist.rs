@@ -102,6 +102,7 @@ pub async fn worklist(
             examination: p.examination,
             mine: p.mine.unwrap_or(false),
             centre: p.centre,
+            every_status: false,
         };
         let cases = state
             .routing

@@ -3,6 +3,7 @@
 //! clients nobody here wrote (DCMTK) or by raw sockets.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod hl7;
 
 use std::io::{Read, Write};
@@ -631,6 +632,25 @@ impl Server {
             .expect("count audit events");
             pool.close().await;
             row.try_get::<i64, _>(0).expect("a count")
+        })
+    }
+
+    /// Runs one statement on the index database, as an operator (or time) would.
+    pub fn execute_sql(&self, statement: &str) {
+        let url = self.database_url();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::any::AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .expect("open index");
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                .execute(&pool)
+                .await
+                .expect("statement");
+            pool.close().await;
         })
     }
 

@@ -1,0 +1,284 @@
+// telecardio pages: the few things that must happen in the browser. Server-rendered pages do
+// the rest; every request goes to the same API as any other client, with the session's
+// anti-forgery token in X-CSRF-Token.
+'use strict';
+(function () {
+  const wordsElement = document.getElementById('words');
+  const words = wordsElement ? JSON.parse(wordsElement.textContent) : {};
+  const t = (key) => words[key] || key;
+  const tokenElement = document.querySelector('meta[name="csrf-token"]');
+  const csrf = tokenElement ? tokenElement.content : '';
+  const $ = (selector, root) => (root || document).querySelector(selector);
+  const $$ = (selector, root) => Array.from((root || document).querySelectorAll(selector));
+
+  // The detail of a problem answer (RFC 9457), else the status line.
+  async function failure(response) {
+    try {
+      const body = await response.json();
+      if (body && body.detail) return body.detail;
+    } catch (_) { /* not JSON */ }
+    return t('js.failed') + ' (' + response.status + ')';
+  }
+
+  async function call(method, url, body) {
+    const init = { method, credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf } };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    return fetch(url, init);
+  }
+
+  function say(element, text, bad) {
+    if (!element) return;
+    element.textContent = text;
+    element.classList.toggle('error', Boolean(bad));
+  }
+
+  // --- lists: filter rows by any text in them (names stay in the page, never in a URL) ---
+  for (const input of $$('[data-filter]')) {
+    const table = document.getElementById(input.dataset.filter);
+    const status = $('[data-filter-status="' + input.dataset.filter + '"]');
+    const apply = () => {
+      const needle = input.value.trim().toLocaleLowerCase('lt');
+      const wanted = status ? status.value : '';
+      for (const row of $$('tbody tr', table || document)) {
+        const text = row.textContent.toLocaleLowerCase('lt');
+        const shown = (!needle || text.includes(needle)) && (!wanted || row.dataset.status === wanted);
+        row.hidden = !shown;
+      }
+    };
+    input.addEventListener('input', apply);
+    if (status) status.addEventListener('change', apply);
+  }
+
+  // --- claims ---
+  for (const button of $$('[data-claim], [data-release]')) {
+    button.addEventListener('click', async () => {
+      const claiming = button.hasAttribute('data-claim');
+      const id = claiming ? button.dataset.claim : button.dataset.release;
+      button.disabled = true;
+      const response = await call('POST', '/api/cases/' + encodeURIComponent(id) + (claiming ? '/claim' : '/release'));
+      if (response.ok) {
+        location.reload();
+      } else {
+        say($('#action-result'), await failure(response), true);
+        button.disabled = false;
+      }
+    });
+  }
+
+  // --- sending a referral ---
+  const referralForm = $('#referral-form');
+  if (referralForm) {
+    referralForm.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const file = $('#referral-file').files[0];
+      const result = $('#referral-result');
+      if (!file) return;
+      if (file.size > Number(referralForm.dataset.max)) {
+        say(result, t('js.too_large'), true);
+        return;
+      }
+      say(result, t('js.sending'));
+      const response = await fetch('/api/referrals', {
+        method: 'POST', credentials: 'same-origin',
+        headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/xml' }, body: file,
+      });
+      if (response.ok) {
+        const body = await response.json();
+        say(result, (response.status === 201 ? t('js.referral_received') : t('js.referral_known')) +
+          ' ' + t('js.order') + ' ' + body.order_number);
+      } else {
+        say(result, await failure(response), true);
+      }
+    });
+  }
+
+  // --- sending a study: one STOW-RS request per file, two at a time, with progress ---
+  const studyForm = $('#study-form');
+  if (studyForm) {
+    studyForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const files = [...$('#study-files').files, ...$('#study-folder').files]
+        .filter((f) => f.name !== 'DICOMDIR');
+      if (files.length) sendStudy(files);
+    });
+  }
+
+  function sendStudy(files) {
+    const list = $('#study-list');
+    const body = $('tbody', list);
+    body.textContent = '';
+    list.hidden = false;
+    $('#study-total').hidden = false;
+    const total = files.reduce((sum, f) => sum + f.size, 0) || 1;
+    const loaded = new Array(files.length).fill(0);
+    let done = 0;
+    let refused = 0;
+    const rows = files.map((file) => {
+      const row = document.createElement('tr');
+      const name = document.createElement('td');
+      name.textContent = file.webkitRelativePath || file.name;
+      const bar = document.createElement('progress');
+      bar.max = file.size || 1;
+      bar.value = 0;
+      bar.setAttribute('aria-label', name.textContent);
+      const barCell = document.createElement('td');
+      barCell.append(bar);
+      const result = document.createElement('td');
+      row.append(name, barCell, result);
+      body.append(row);
+      return { bar, result };
+    });
+    const update = () => {
+      $('#total-bar').value = loaded.reduce((a, b) => a + b, 0) / total;
+      say($('#total-text'), done + ' / ' + files.length + (refused ? ' · ' + t('js.refused_count') + ' ' + refused : ''), refused > 0);
+    };
+    let next = 0;
+    const worker = () => {
+      if (next >= files.length) return Promise.resolve();
+      const i = next++;
+      return sendOne(files[i], rows[i], (n) => { loaded[i] = n; update(); }).then((ok) => {
+        done += 1;
+        if (!ok) refused += 1;
+        loaded[i] = files[i].size;
+        update();
+        return worker();
+      });
+    };
+    update();
+    Promise.all([worker(), worker()]).then(() => {
+      say($('#total-text'), (refused ? t('js.study_partly') : t('js.study_sent')) + ' ' + (done - refused) + ' / ' + files.length, refused > 0);
+    });
+  }
+
+  function sendOne(file, row, progress) {
+    return new Promise((resolve) => {
+      const boundary = 'telecardio-' + Math.random().toString(16).slice(2);
+      const head = '--' + boundary + '\r\nContent-Type: application/dicom\r\n\r\n';
+      const tail = '\r\n--' + boundary + '--\r\n';
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', '/dicom-web/studies');
+      xhr.setRequestHeader('Content-Type', 'multipart/related; type="application/dicom"; boundary=' + boundary);
+      xhr.setRequestHeader('Accept', 'application/dicom+json');
+      xhr.setRequestHeader('X-CSRF-Token', csrf);
+      xhr.upload.onprogress = (e) => { row.bar.value = Math.min(e.loaded, file.size); progress(Math.min(e.loaded, file.size)); };
+      xhr.onload = () => {
+        row.bar.value = row.bar.max;
+        if (xhr.status === 200) {
+          say(row.result, t('js.stored'));
+          resolve(true);
+          return;
+        }
+        let why = xhr.getResponseHeader('Warning') || '';
+        const quoted = why.match(/"([^"]*)"\s*$/);
+        if (quoted) why = quoted[1];
+        why = why.replace(/^[:\s]+/, '');
+        if (!why) {
+          try { why = JSON.parse(xhr.responseText).detail || ''; } catch (_) { /* not JSON */ }
+        }
+        say(row.result, t('js.refused') + (why ? ': ' + why : ' (' + xhr.status + ')'), true);
+        resolve(false);
+      };
+      xhr.onerror = () => { say(row.result, t('js.network'), true); resolve(false); };
+      xhr.send(new Blob([head, file, tail]));
+    });
+  }
+
+  // --- the case page: the study's series with a picture of each ---
+  const seriesList = $('#series');
+  if (seriesList) showSeries(seriesList);
+
+  async function showSeries(list) {
+    const study = list.dataset.study;
+    const base = '/dicom-web/studies/' + encodeURIComponent(study);
+    const value = (dataset, tag) => {
+      const element = dataset[tag];
+      return element && element.Value && element.Value.length ? element.Value[0] : '';
+    };
+    const response = await fetch(base + '/series', { headers: { Accept: 'application/dicom+json' }, credentials: 'same-origin' });
+    list.textContent = '';
+    if (response.status === 204 || !response.ok) {
+      const item = document.createElement('li');
+      item.textContent = t('js.no_series');
+      list.append(item);
+      return;
+    }
+    for (const series of await response.json()) {
+      const uid = value(series, '0020000E');
+      const modality = value(series, '00080060');
+      const item = document.createElement('li');
+      const caption = document.createElement('span');
+      caption.textContent = [modality, value(series, '0008103E'), value(series, '00201209') + ' ' + t('js.objects')]
+        .filter(Boolean).join(' · ');
+      item.append(caption);
+      list.append(item);
+      if (modality === 'DOC' || modality === 'ECG' || modality === 'HD') continue;
+      const instances = await fetch(base + '/series/' + encodeURIComponent(uid) + '/instances?limit=1',
+        { headers: { Accept: 'application/dicom+json' }, credentials: 'same-origin' });
+      if (!instances.ok || instances.status === 204) continue;
+      const first = (await instances.json())[0];
+      if (!first) continue;
+      const image = document.createElement('img');
+      image.alt = t('js.thumbnail') + ' ' + (modality || '');
+      image.loading = 'lazy';
+      image.src = base + '/series/' + encodeURIComponent(uid) + '/instances/' +
+        encodeURIComponent(value(first, '00080018')) + '/rendered';
+      item.prepend(image);
+    }
+  }
+
+  // --- the report editor: drafts saved as one types, signing after an explicit confirmation ---
+  const reportForm = $('#report-form');
+  if (reportForm) editor(reportForm);
+
+  function editor(form) {
+    const url = '/api/cases/' + encodeURIComponent(form.dataset.case) + '/report';
+    const state = $('#save-state');
+    let timer = null;
+    let saved = true;
+    const text = () => {
+      const field = (name) => { const e = form.elements[name]; return e ? e.value : ''; };
+      return {
+        findings: field('findings'), conclusion: field('conclusion'),
+        recommendations: field('recommendations'), amendment_reason: field('amendment_reason'),
+      };
+    };
+    const save = async () => {
+      clearTimeout(timer);
+      say(state, t('js.saving'));
+      const response = await call('PUT', url, text());
+      if (response.ok) {
+        saved = true;
+        say(state, t('js.saved') + ' ' + new Date().toLocaleTimeString(document.documentElement.lang, { timeZone: 'Europe/Vilnius', hour: '2-digit', minute: '2-digit' }));
+        return true;
+      }
+      say(state, await failure(response), true);
+      return false;
+    };
+    form.addEventListener('input', () => {
+      saved = false;
+      clearTimeout(timer);
+      timer = setTimeout(save, 1500);
+    });
+    $('#save').addEventListener('click', save);
+    const dialog = $('#sign-dialog');
+    $('#sign').addEventListener('click', async () => {
+      if (!saved && !(await save())) return;
+      say($('#sign-error'), '');
+      dialog.showModal();
+      $('#sign-no').focus();
+    });
+    $('#sign-no').addEventListener('click', () => dialog.close());
+    $('#sign-yes').addEventListener('click', async () => {
+      const response = await call('POST', url + '/sign');
+      if (response.ok) {
+        location.reload();
+      } else {
+        say($('#sign-error'), await failure(response), true);
+      }
+    });
+    window.addEventListener('beforeunload', (event) => { if (!saved) event.preventDefault(); });
+  }
+})();

@@ -1,0 +1,270 @@
+//! Headless Chromium driven over WebDriver (Debian's `chromedriver`): the pages are tested in
+//! the browser people use, not in a simulation of one.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use super::{free_port, repo};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+    _profile: tempfile::TempDir,
+    pub base: String,
+}
+
+impl Browser {
+    /// A fresh browser (empty profile) whose preferred language is `accept_language`.
+    pub fn start(http_port: u16, accept_language: &str) -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) runs");
+        super::wait_for(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                    format!("--accept-lang={accept_language}"),
+                ],
+                "prefs": {"intl.accept_languages": accept_language},
+            }
+        }}});
+        let mut browser = Browser {
+            driver,
+            port,
+            session: String::new(),
+            _profile: profile,
+            base: format!("http://127.0.0.1:{http_port}"),
+        };
+        let reply = browser.command("POST", "/session", capabilities);
+        browser.session = reply["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {reply}"))
+            .to_owned();
+        browser
+    }
+
+    fn command(&self, method: &str, path: &str, body: Value) -> Value {
+        let body = if method == "GET" {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        let text = exchange(self.port, method, path, &body);
+        let value: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("WebDriver answered ({e}): {text}"));
+        value.get("value").cloned().unwrap_or(value)
+    }
+
+    fn session_command(&self, method: &str, path: &str, body: Value) -> Value {
+        let value = self.command(method, &format!("/session/{}{path}", self.session), body);
+        if let Some(error) = value.get("error") {
+            panic!("WebDriver {method} {path}: {error}: {}", value["message"]);
+        }
+        value
+    }
+
+    pub fn goto(&self, path: &str) {
+        self.session_command(
+            "POST",
+            "/url",
+            json!({"url": format!("{}{path}", self.base)}),
+        );
+    }
+
+    pub fn path(&self) -> String {
+        let url = self.session_command("GET", "/url", json!({}));
+        url.as_str()
+            .unwrap_or_default()
+            .trim_start_matches(&self.base)
+            .to_owned()
+    }
+
+    /// Waits until the address satisfies `test` (a click that navigates returns before the
+    /// next page has arrived); returns it.
+    pub fn wait_path(&self, test: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let path = self.path();
+            let ready = self.script("return document.readyState;", json!([]));
+            if test(&path) && ready == "complete" {
+                return path;
+            }
+            assert!(Instant::now() < deadline, "still at {path}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The element `css` names, waiting up to ten seconds for it to appear.
+    pub fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.command(
+                "POST",
+                &format!("/session/{}/element", self.session),
+                json!({"using": "css selector", "value": css}),
+            );
+            if let Some(id) = value.get(ELEMENT).and_then(Value::as_str) {
+                return id.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no element {css} on {}",
+                self.path()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.session_command("POST", &format!("/element/{id}/click"), json!({}));
+    }
+
+    pub fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.session_command(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({"text": text}),
+        );
+    }
+
+    /// Chooses files in a file input, as a person picking them would.
+    pub fn choose_files(&self, css: &str, files: &[PathBuf]) {
+        let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        self.type_into(css, &paths.join("\n"));
+    }
+
+    pub fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.session_command("GET", &format!("/element/{id}/text"), json!({}))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits until the text of `css` satisfies `test`; returns it.
+    pub fn wait_text(&self, css: &str, test: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.text(css);
+            if test(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{css} still reads {text:?}");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    pub fn script(&self, script: &str, args: Value) -> Value {
+        self.session_command(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": args}),
+        )
+    }
+
+    /// Runs `script` whose last argument is the callback to call with the result.
+    pub fn script_async(&self, script: &str, args: Value) -> Value {
+        self.session_command(
+            "POST",
+            "/execute/async",
+            json!({"script": script, "args": args}),
+        )
+    }
+
+    pub fn source(&self) -> String {
+        self.session_command("GET", "/source", json!({}))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// A PNG of the whole window, written under `target/screenshots/`; returns its bytes.
+    pub fn screenshot(&self, name: &str) -> Vec<u8> {
+        let encoded = self.session_command("GET", "/screenshot", json!({}));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap_or_default())
+            .expect("base64 screenshot");
+        let dir = screenshots();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+        png
+    }
+}
+
+pub fn screenshots() -> PathBuf {
+    repo().join("target").join("screenshots")
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = exchange(
+                self.port,
+                "DELETE",
+                &format!("/session/{}", self.session),
+                b"",
+            );
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// One request to the driver, reading exactly the answer's Content-Length (chromedriver keeps
+/// the connection open whatever the request says).
+fn exchange(port: u16, method: &str, path: &str, body: &[u8]) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("chromedriver");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("driver answer");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut answer = vec![0; length];
+    reader.read_exact(&mut answer).expect("driver answer body");
+    String::from_utf8_lossy(&answer).into_owned()
+}

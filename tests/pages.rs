@@ -1,0 +1,370 @@
+//! The pages in a real browser (headless Chromium over WebDriver) against the real binary, on
+//! SQLite and PostgreSQL: a clinic user signs in (in Lithuanian, from the browser's language),
+//! sends a referral and a study from the send page (one refused file shown with its reason),
+//! follows the case; the cardiologist claims it from the worklist, reads the referral and the
+//! study's series, drafts (autosaved), signs after the confirmation naming signer and licence,
+//! and amends with a reason; the clinic user downloads the PDF and the answer. Another clinic
+//! gets 404 for the case page (audited); a request without the anti-forgery token is refused.
+//! Every page is photographed in both languages under `target/screenshots/`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::*;
+use serde_json::json;
+
+const VALID: &str = include_str!("fixtures/form027-valid.xml");
+const PASSWORD: &str = "Slaptas-žodis-2026";
+
+fn start(db: Db) -> Server {
+    let clinics = format!(
+        r#"[{{id="demo", name="Demo", ae_titles=["{CLINIC_AE}"], networks=[]}},
+            {{id="other", name="Other", ae_titles=["OTHER_AE"], networks=[]}}]"#
+    );
+    let centres =
+        r#"[{id="demo-centre", name="C", reads=["demo", "other"], ae_titles=[], networks=[]}]"#;
+    let rules = r#"[{name="all", clinics=[], examinations=[], urgencies=[], patients="any",
+                     centre="demo-centre", readers=["dr-a"], assign="balance"}]"#;
+    Server::start_with(
+        db,
+        Store::Local,
+        &[
+            ("TELECARDIO_CLINICS", clinics.as_str()),
+            ("TELECARDIO_CENTRES", centres),
+            ("TELECARDIO_ROUTING__RULES", rules),
+            ("TELECARDIO_ROUTING__STUDY_STABLE_SECONDS", "0"),
+        ],
+    )
+}
+
+fn add_user(server: &Server, name: &str, role: &str, institution: &str) {
+    let out = server.cli_with_input(
+        &[
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--institution",
+            institution,
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "user add: {out:?}");
+}
+
+fn sign_in(browser: &Browser, name: &str) {
+    browser.goto("/login");
+    browser.type_into("#name", name);
+    browser.type_into("#password", PASSWORD);
+    browser.click("button[type=submit]");
+    browser.wait_path(|p| p != "/login");
+}
+
+fn sign_out(browser: &Browser) {
+    browser.click("form[action='/logout'] button");
+    browser.wait_path(|p| p == "/login");
+}
+
+/// The status of a request the page's own session makes, without the anti-forgery token.
+fn forged_post(browser: &Browser, path: &str) -> i64 {
+    browser
+        .script_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0], {method: 'POST', credentials: 'same-origin'})
+               .then(r => done(r.status), e => done(String(e)));",
+            json!([path]),
+        )
+        .as_i64()
+        .unwrap_or(0)
+}
+
+/// The first bytes and status of a download the page links to, fetched with the session.
+fn download(browser: &Browser, css: &str) -> (i64, String) {
+    browser.find(css);
+    let result = browser.script_async(
+        "const done = arguments[arguments.length - 1];
+         const link = document.querySelector(arguments[0]);
+         fetch(link.href, {credentials: 'same-origin'})
+           .then(r => r.text().then(t => done([r.status, t.slice(0, 5)])), e => done([0, String(e)]));",
+        json!([css]),
+    );
+    (
+        result[0].as_i64().unwrap_or(0),
+        result[1].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+fn pages(db: Db) {
+    let server = start(db);
+    add_user(&server, "slaugytoja", "clinic", "demo");
+    add_user(&server, "kita", "clinic", "other");
+    add_user(&server, "dr-a", "cardiologist", "demo-centre");
+    let out = server.cli_with_input(
+        &[
+            "user",
+            "add",
+            "auditorius",
+            "--role",
+            "auditor",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = server.cli(&[
+        "user",
+        "profile",
+        "dr-a",
+        "--full-name",
+        "Aušra Žilinskienė",
+        "--licence",
+        "MPL-100",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let tag = format!("{db:?}").to_lowercase();
+    let shot = |browser: &Browser, name: &str, lang: &str| {
+        let png = browser.screenshot(&format!("{tag}-{name}-{lang}"));
+        assert!(png.starts_with(b"\x89PNG"), "a screenshot of {name}");
+    };
+    let browser = Browser::start(server.http_port, "lt-LT,lt");
+
+    // A browser without a session lands on the sign-in page, in its language.
+    browser.goto("/");
+    assert_eq!(browser.path(), "/login");
+    let page = browser.source();
+    assert!(page.contains("<html lang=\"lt\""), "{page}");
+    assert!(page.contains("Prisijungti"), "{page}");
+    shot(&browser, "login", "lt");
+    browser.click("a[lang=en]");
+    browser.wait_text("button[type=submit]", |t| t == "Sign in");
+    shot(&browser, "login", "en");
+    browser.click("a[lang=lt]");
+    browser.wait_text("button[type=submit]", |t| t == "Prisijungti");
+
+    // A wrong password is refused on the page, in Lithuanian.
+    browser.type_into("#name", "slaugytoja");
+    browser.type_into("#password", "neteisingas");
+    browser.click("button[type=submit]");
+    browser.wait_text("p.error", |t| t.contains("Neteisingas naudotojo vardas"));
+
+    // The clinic user lands on the clinic's cases and sends a referral and a study.
+    sign_in(&browser, "slaugytoja");
+    assert_eq!(browser.path(), "/clinic");
+    browser.goto("/clinic/send");
+    let dir = tempfile::tempdir().unwrap();
+    let referral = dir.path().join("siuntimas.xml");
+    std::fs::write(&referral, VALID).unwrap();
+    browser.choose_files("#referral-file", std::slice::from_ref(&referral));
+    browser.click("#referral-form button");
+    let said = browser.wait_text("#referral-result", |t| t.contains("E027-2026-0001"));
+    assert!(said.starts_with("Siuntimas gautas"), "{said}");
+    let study = study_of(
+        dir.path(),
+        "tyrimas.dcm",
+        "48507120013",
+        "E027-2026-0001",
+        "2.25.7001",
+    );
+    let junk = dir.path().join("ne-dicom.txt");
+    std::fs::write(&junk, "tai ne DICOM failas").unwrap();
+    browser.choose_files("#study-files", &[study, junk]);
+    browser.click("#study-form button");
+    let total = browser.wait_text("#total-text", |t| t.contains("Išsiųsta ne viskas"));
+    assert!(total.contains("1 / 2"), "{total}");
+    let rows = browser.script(
+        "return Array.from(document.querySelectorAll('#study-list tbody tr'))
+           .map(r => [r.cells[0].textContent, r.cells[2].textContent, r.cells[2].className]);",
+        json!([]),
+    );
+    let rows = rows.as_array().unwrap();
+    let stored = rows.iter().find(|r| r[0] == "tyrimas.dcm").unwrap();
+    assert_eq!(stored[1], "Išsaugota", "{rows:?}");
+    let refused = rows.iter().find(|r| r[0] == "ne-dicom.txt").unwrap();
+    assert!(
+        refused[1].as_str().unwrap().starts_with("Atmesta: ") && refused[2] == "error",
+        "a refused file says why: {rows:?}"
+    );
+    shot(&browser, "clinic-send", "lt");
+
+    // The case appears, routed to the reader, with the patient's name intact.
+    wait_for(Duration::from_secs(30), || {
+        browser.goto("/clinic");
+        browser.source().contains("Paskirta konsultantui")
+    });
+    assert!(browser.text("#cases tbody").contains("Rūta Žukauskienė"));
+    shot(&browser, "clinic-cases", "lt");
+    let case_path = browser
+        .script(
+            "return document.querySelector('#cases tbody a').getAttribute('href');",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(case_path.starts_with("/cases/"), "{case_path}");
+    let case_id = case_path.trim_start_matches("/cases/").to_owned();
+    // A change without the anti-forgery token is refused even with a valid session.
+    assert_eq!(forged_post(&browser, "/api/logout"), 403);
+    sign_out(&browser);
+
+    // The cardiologist claims the case from the worklist and opens it.
+    sign_in(&browser, "dr-a");
+    assert_eq!(browser.path(), "/worklist");
+    assert!(browser.text("#cases").contains("Rūta Žukauskienė"));
+    shot(&browser, "worklist", "lt");
+    browser.click(&format!("button[data-claim='{case_id}']"));
+    browser.find(&format!("button[data-release='{case_id}']"));
+    browser.click(&format!("#cases a[href='{case_path}']"));
+    browser.wait_path(|p| p == case_path);
+    let referral_text = browser.text("dl.document");
+    assert!(
+        referral_text.contains("aortos vožtuvo stenozė") && referral_text.contains("Kairys"),
+        "{referral_text}"
+    );
+    // The series shows a picture rendered from the stored pixels.
+    browser.find("#series img");
+    let rendered = browser.script_async(
+        "const done = arguments[arguments.length - 1];
+         const img = document.querySelector('#series img');
+         const check = () => img.complete ? done(img.naturalWidth) : setTimeout(check, 100);
+         check();",
+        json!([]),
+    );
+    assert!(rendered.as_i64().unwrap_or(0) > 0, "thumbnail: {rendered}");
+    // Drafting is saved as one types.
+    browser.type_into("#findings", "Kairiojo skilvelio išstūmimo frakcija 60 %.");
+    browser.type_into("#conclusion", "Aortos vožtuvo stenozės nėra.");
+    browser.wait_text("#save-state", |t| t.starts_with("Juodraštis išsaugotas"));
+    shot(&browser, "case-editor", "lt");
+    // Signing asks first, naming the signer and licence.
+    browser.click("#sign");
+    let confirm = browser.text("#sign-dialog .signer");
+    assert!(
+        confirm.contains("Aušra Žilinskienė") && confirm.contains("MPL-100"),
+        "{confirm}"
+    );
+    shot(&browser, "case-sign", "lt");
+    browser.click("#sign-yes");
+    let report = browser.text("article.report");
+    assert!(
+        report.contains("Versija 1") && report.contains("Aortos vožtuvo stenozės nėra."),
+        "{report}"
+    );
+    // An amendment needs its reason and becomes version 2.
+    browser.type_into("#conclusion", " Kontrolė po metų.");
+    browser.type_into("#amendment_reason", "Papildyta rekomendacija");
+    browser.wait_text("#save-state", |t| t.starts_with("Juodraštis išsaugotas"));
+    browser.click("#sign");
+    browser.click("#sign-yes");
+    browser.find("article.report:nth-of-type(2)");
+    assert!(browser.source().contains("Papildyta rekomendacija"));
+    shot(&browser, "case-reported", "lt");
+    sign_out(&browser);
+
+    // The clinic user downloads the signed report and the answer.
+    sign_in(&browser, "slaugytoja");
+    browser.goto(&case_path);
+    let (status, start) = download(&browser, "a[href$='/pdf']");
+    assert_eq!((status, start.as_str()), (200, "%PDF-"));
+    let (status, start) = download(&browser, "a[href$='/answer']");
+    assert_eq!((status, start.as_str()), (200, "<?xml"));
+    shot(&browser, "clinic-case", "lt");
+
+    // Every page again in English, switched from the page itself.
+    browser.click("a[lang=en]");
+    browser.wait_text("a[lang=lt]", |t| t == "Lietuvių");
+    assert!(browser.source().contains("<html lang=\"en\""));
+    shot(&browser, "clinic-case", "en");
+    for (path, name) in [("/clinic", "clinic-cases"), ("/clinic/send", "clinic-send")] {
+        browser.goto(path);
+        shot(&browser, name, "en");
+    }
+    sign_out(&browser);
+    sign_in(&browser, "dr-a");
+    shot(&browser, "worklist", "en");
+    browser.goto(&case_path);
+    assert!(browser.source().contains("Download the report (PDF)"));
+    shot(&browser, "case-reported", "en");
+    sign_out(&browser);
+
+    // Another clinic cannot open the case page: not found, and the attempt is audited.
+    sign_in(&browser, "kita");
+    browser.goto(&case_path);
+    assert!(browser.source().contains("There is no such case"));
+    assert!(!browser.source().contains("Žukauskienė"));
+    let refused = server
+        .audit_events("case_read")
+        .into_iter()
+        .filter(|(actor, _, outcome)| actor == "kita" && outcome.contains("not found"))
+        .count();
+    assert!(refused >= 1, "the refused case page is audited");
+    sign_out(&browser);
+
+    // The auditor finds that refusal by the patient's code and exports the search as CSV.
+    sign_in(&browser, "auditorius");
+    assert_eq!(browser.path(), "/audit");
+    // The language chosen earlier in this browser is remembered; back to Lithuanian.
+    browser.click("a[lang=lt]");
+    browser.wait_text("a[lang=en]", |t| t == "English");
+    let archive = browser.text("#archive");
+    assert!(archive.contains("demo"), "{archive}");
+    browser.type_into("#a-patient", "48507120013");
+    browser.script(
+        "document.getElementById('a-outcome').value = 'refused';",
+        json!([]),
+    );
+    browser.click("button[name=format][value='']");
+    browser.find("#events");
+    let events = browser.text("#events");
+    assert!(
+        events.contains("kita") && events.contains("Atsisakyta"),
+        "{events}"
+    );
+    assert!(!events.contains("slaugytoja"), "only refusals: {events}");
+    assert_eq!(
+        browser.path(),
+        "/audit",
+        "the code searched for is not in the address"
+    );
+    shot(&browser, "audit", "lt");
+    let exported = browser.script_async(
+        "const done = arguments[arguments.length - 1];
+         const form = document.querySelector('form[action=\"/audit\"]');
+         const body = new URLSearchParams(new FormData(form));
+         body.set('format', 'csv');
+         fetch('/audit', {method: 'POST', body, credentials: 'same-origin'})
+           .then(r => r.text().then(t => done([r.headers.get('content-type'), t])));",
+        json!([]),
+    );
+    assert!(
+        exported[0].as_str().unwrap().starts_with("text/csv"),
+        "{exported}"
+    );
+    let csv = exported[1].as_str().unwrap();
+    assert!(csv.starts_with("at,kind,actor"), "{csv}");
+    assert!(
+        csv.contains(",kita,") && csv.contains("48507120013"),
+        "{csv}"
+    );
+    browser.click("a[lang=en]");
+    browser.wait_text("a[lang=lt]", |t| t == "Lietuvių");
+    shot(&browser, "audit", "en");
+    // No personal code or name in any address the pages used.
+    let log = server.log();
+    assert!(!log.contains("48507120013"), "personal code in the log");
+    assert!(!log.contains("Žukauskienė"), "patient name in the log");
+}
+
+#[test]
+fn pages_sqlite() {
+    pages(Db::Sqlite);
+}
+
+#[test]
+fn pages_postgres() {
+    pages(Db::Postgres);
+}
