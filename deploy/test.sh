@@ -71,6 +71,20 @@ if ! pg_ok "$PG_URL"; then
 fi
 export TC_TEST_PG="$PG_URL"
 
+# --- axe-core (npm registry) for the pages' accessibility check --------------------------
+AXE_VERSION=4.11.0
+AXE_DIR="$ROOT/target/js"
+if ! grep -qs "\"version\": \"$AXE_VERSION\"" "$AXE_DIR/node_modules/axe-core/package.json"; then
+  if ! command -v npm >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  say "installing axe-core $AXE_VERSION into target/js"
+  mkdir -p "$AXE_DIR"
+  npm install --prefix "$AXE_DIR" --no-audit --no-fund --silent "axe-core@$AXE_VERSION"
+fi
+export TC_TEST_AXE="$AXE_DIR/node_modules/axe-core/axe.min.js"
+
 # --- Python tools: an S3-compatible server for the store tests, and DICOMweb and HL7 clients
 # nobody here wrote, for the interoperability tests ---------------------------------------
 PY_PACKAGES=('moto[server]==5.2.5' 'dicomweb-client==0.61.2' 'pydicom==3.0.2' 'pillow==13.0.0'

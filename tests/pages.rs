@@ -107,6 +107,18 @@ fn pages(db: Db) {
         &[
             "user",
             "add",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = server.cli_with_input(
+        &[
+            "user",
+            "add",
             "auditorius",
             "--role",
             "auditor",
@@ -126,9 +138,15 @@ fn pages(db: Db) {
     ]);
     assert!(out.status.success(), "{out:?}");
     let tag = format!("{db:?}").to_lowercase();
+    // Every page photographed is also checked for accessibility (in Lithuanian: once is
+    // enough, the structure is the same in both languages).
     let shot = |browser: &Browser, name: &str, lang: &str| {
         let png = browser.screenshot(&format!("{tag}-{name}-{lang}"));
         assert!(png.starts_with(b"\x89PNG"), "a screenshot of {name}");
+        if lang == "lt" {
+            let violations = browser.accessibility_violations();
+            assert!(violations.is_empty(), "{name}: {violations:#?}");
+        }
     };
     let browser = Browser::start(server.http_port, "lt-LT,lt");
 
@@ -353,6 +371,60 @@ fn pages(db: Db) {
     browser.click("a[lang=en]");
     browser.wait_text("a[lang=lt]", |t| t == "Lietuvių");
     shot(&browser, "audit", "en");
+    sign_out(&browser);
+
+    // A study arrives without a referral; the administrator routes it by the rules, with a
+    // reason, from the administrators' page.
+    let lone = study_of(
+        dir.path(),
+        "be-siuntimo.dcm",
+        "39001010000",
+        "NO-REFERRAL-1",
+        "2.25.7002",
+    );
+    let (ok, log) = storescu(server.dicom_port, &[lone]);
+    assert!(ok, "{log}");
+    sign_in(&browser, "admin");
+    assert_eq!(browser.path(), "/admin");
+    browser.click("a[lang=lt]");
+    browser.wait_text("a[lang=en]", |t| t == "English");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !browser.source().contains("NO-REFERRAL-1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the study without a referral is not listed: {}",
+            browser.text("main")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        browser.goto("/admin");
+    }
+    assert!(browser.text("#rules").contains("demo-centre"));
+    assert!(browser.text("#users").contains("Aušra Žilinskienė"));
+    shot(&browser, "admin", "lt");
+    browser.click("#unlinked button");
+    browser.wait_text("#action-result", |t| t.contains("Nurodykite priežastį"));
+    browser.type_into("#unlinked input[name=reason]", "Skubus tyrimas be siuntimo");
+    browser.click("#unlinked button");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while browser.source().contains("NO-REFERRAL-1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the study is still unrouted: {}",
+            browser.text("#action-result")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The reported case has left the open worklist; the routed study is on it.
+    browser.goto("/worklist");
+    let open = browser.script(
+        "return document.querySelectorAll('#cases tbody tr').length;",
+        json!([]),
+    );
+    assert_eq!(open, 1, "{}", browser.text("main"));
+    browser.goto("/admin");
+    browser.click("a[lang=en]");
+    browser.wait_text("a[lang=lt]", |t| t == "Lietuvių");
+    shot(&browser, "admin", "en");
     // No personal code or name in any address the pages used.
     let log = server.log();
     assert!(!log.contains("48507120013"), "personal code in the log");

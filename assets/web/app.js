@@ -68,6 +68,29 @@
     });
   }
 
+  // --- administrators' actions: POST the row's fields (plus fixed ones) as JSON ---
+  for (const button of $$('[data-post]')) {
+    button.addEventListener('click', async () => {
+      const row = button.closest('tr');
+      const body = JSON.parse(button.dataset.json || '{}');
+      for (const field of $$('input[name], select[name]', row)) body[field.name] = field.value;
+      if (body.reason !== undefined && !body.reason.trim()) {
+        say($('#action-result'), t('js.reason_needed'), true);
+        $('input[name=reason]', row).focus();
+        return;
+      }
+      button.disabled = true;
+      const response = await call('POST', button.dataset.post, body);
+      if (response.ok) {
+        say($('#action-result'), t('js.done'));
+        location.reload();
+      } else {
+        say($('#action-result'), await failure(response), true);
+        button.disabled = false;
+      }
+    });
+  }
+
   // --- sending a referral ---
   const referralForm = $('#referral-form');
   if (referralForm) {

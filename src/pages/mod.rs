@@ -8,6 +8,7 @@
 //! and the audit net. No patient name or personal code ever appears in a URL or a title:
 //! pages are addressed by case ids, filters over names run in the browser.
 
+mod admin;
 mod assets;
 mod audit;
 mod clinic;
@@ -50,6 +51,7 @@ pub fn protected() -> Router<WebState> {
         .route("/worklist", get(reading::worklist))
         .route("/cases/{id}", get(reading::case))
         .route("/audit", get(audit::show).post(audit::search))
+        .route("/admin", get(admin::show))
 }
 
 /// Security headers on every answer: a strict Content-Security-Policy (only our own scripts
@@ -228,7 +230,11 @@ fn menu(role: Role) -> Vec<(&'static str, &'static str)> {
         Role::Clinic => vec![("/clinic", "nav.cases"), ("/clinic/send", "nav.send")],
         Role::Cardiologist => vec![("/worklist", "nav.worklist")],
         Role::Auditor => vec![("/audit", "nav.audit"), ("/worklist", "nav.worklist")],
-        Role::Admin => vec![("/worklist", "nav.worklist"), ("/audit", "nav.audit")],
+        Role::Admin => vec![
+            ("/admin", "nav.admin"),
+            ("/worklist", "nav.worklist"),
+            ("/audit", "nav.audit"),
+        ],
     }
 }
 

@@ -196,6 +196,38 @@ impl Browser {
         )
     }
 
+    /// Serious and critical accessibility violations axe-core (WCAG 2 A and AA rules) finds on
+    /// the current page, as `rule: selector…` lines.
+    pub fn accessibility_violations(&self) -> Vec<String> {
+        let path = std::env::var("TC_TEST_AXE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo().join("target/js/node_modules/axe-core/axe.min.js"));
+        let axe = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "axe-core at {} ({e}); ./deploy/test.sh installs it",
+                path.display()
+            )
+        });
+        self.script(&format!("{axe}\nreturn typeof axe;"), json!([]));
+        let found = self.script_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})
+               .then(r => done(r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))),
+                     e => done(['axe failed: ' + e]));",
+            json!([]),
+        );
+        found
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|v| v.as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![format!("axe answered {found}")])
+    }
+
     pub fn source(&self) -> String {
         self.session_command("GET", "/source", json!({}))
             .as_str()
