@@ -85,6 +85,9 @@ if ! grep -qs "\"version\": \"$AXE_VERSION\"" "$AXE_DIR/node_modules/axe-core/pa
 fi
 export TC_TEST_AXE="$AXE_DIR/node_modules/axe-core/axe.min.js"
 
+# --- The OHIF Viewer the pages open (npm registry, pinned), for the browser tests -----------
+./deploy/viewer.sh target/viewer
+
 # --- Python tools: an S3-compatible server for the store tests, and DICOMweb and HL7 clients
 # nobody here wrote, for the interoperability tests ---------------------------------------
 PY_PACKAGES=('moto[server]==5.2.5' 'dicomweb-client==0.61.2' 'pydicom==3.0.2' 'pillow==13.0.0'

@@ -27,6 +27,12 @@ fn start(db: Db) -> Server {
         r#"[{id="demo-centre", name="C", reads=["demo", "other"], ae_titles=[], networks=[]}]"#;
     let rules = r#"[{name="all", clinics=[], examinations=[], urgencies=[], patients="any",
                      centre="demo-centre", readers=["dr-a"], assign="balance"}]"#;
+    // deploy/test.sh installs the viewer here, as deploy/run.sh does under data/.
+    let viewer = repo().join("target/viewer").display().to_string();
+    assert!(
+        std::path::Path::new(&viewer).join("index.html").is_file(),
+        "the OHIF Viewer is installed by ./deploy/viewer.sh target/viewer"
+    );
     Server::start_with(
         db,
         Store::Local,
@@ -35,6 +41,7 @@ fn start(db: Db) -> Server {
             ("TELECARDIO_CENTRES", centres),
             ("TELECARDIO_ROUTING__RULES", rules),
             ("TELECARDIO_ROUTING__STUDY_STABLE_SECONDS", "0"),
+            ("TELECARDIO_VIEWER__DIR", viewer.as_str()),
         ],
     )
 }
@@ -187,12 +194,29 @@ fn pages(db: Db) {
         "E027-2026-0001",
         "2.25.7001",
     );
+    // The echo clip (multi-frame) of the same examination, in a series of its own.
+    let clip = dir.path().join("klipas.dcm");
+    std::fs::copy(test_image("us-multiframe-echo.dcm"), &clip).unwrap();
+    let mut modify = dcmtk("dcmodify");
+    modify.arg("-nb");
+    for change in [
+        "(0010,0020)=48507120013",
+        "(0008,0050)=E027-2026-0001",
+        "(0020,000D)=2.25.7001",
+        "(0020,000E)=2.25.7001.2",
+        "(0008,0018)=2.25.7001.2.1",
+    ] {
+        modify.arg("-m").arg(change);
+    }
+    modify.arg(&clip);
+    let (ok, log) = run(modify);
+    assert!(ok, "{log}");
     let junk = dir.path().join("ne-dicom.txt");
     std::fs::write(&junk, "tai ne DICOM failas").unwrap();
-    browser.choose_files("#study-files", &[study, junk]);
+    browser.choose_files("#study-files", &[study, clip, junk]);
     browser.click("#study-form button");
     let total = browser.wait_text("#total-text", |t| t.contains("Išsiųsta ne viskas"));
-    assert!(total.contains("1 / 2"), "{total}");
+    assert!(total.contains("2 / 3"), "{total}");
     let rows = browser.script(
         "return Array.from(document.querySelectorAll('#study-list tbody tr'))
            .map(r => [r.cells[0].textContent, r.cells[2].textContent, r.cells[2].className]);",
@@ -253,6 +277,27 @@ fn pages(db: Db) {
         json!([]),
     );
     assert!(rendered.as_i64().unwrap_or(0) > 0, "thumbnail: {rendered}");
+    // The study opens in the diagnostic viewer, which draws the image from our DICOMweb.
+    browser.click("#open-viewer");
+    browser.wait_path(|p| p.starts_with("/viewer/"));
+    let viewport = "[data-viewport-uid] canvas, .cornerstone-canvas";
+    browser.find(viewport);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let png = browser.element_screenshot(viewport, &format!("{tag}-viewer-viewport"));
+        let levels = common::browser::distinct_levels(&png);
+        if levels > 16 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the viewport stays uniform ({levels} grey levels)"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // (The viewer is OHIF's application, not one of our pages: photographed, not axe-checked.)
+    browser.screenshot(&format!("{tag}-viewer-lt"));
+    browser.goto(&case_path);
     // Drafting is saved as one types.
     browser.type_into("#findings", "Kairiojo skilvelio išstūmimo frakcija 60 %.");
     browser.type_into("#conclusion", "Aortos vožtuvo stenozės nėra.");

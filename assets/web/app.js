@@ -247,7 +247,7 @@
       image.alt = t('js.thumbnail') + ' ' + (modality || '');
       image.loading = 'lazy';
       image.src = base + '/series/' + encodeURIComponent(uid) + '/instances/' +
-        encodeURIComponent(value(first, '00080018')) + '/rendered';
+        encodeURIComponent(value(first, '00080018')) + '/frames/1/rendered';
       item.prepend(image);
     }
   }

@@ -56,6 +56,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub delivery: DeliveryConfig,
     pub log: LogConfig,
+    pub viewer: ViewerConfig,
     pub clinics: Vec<Clinic>,
     pub centres: Vec<Centre>,
 }
@@ -245,6 +246,14 @@ pub struct S3Config {
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
     pub max_object_bytes: u64,
+}
+
+/// The diagnostic viewer's files (installed by `deploy/viewer.sh`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewerConfig {
+    /// Directory of the OHIF Viewer's build; relative paths are under `service.data_dir`.
+    pub dir: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

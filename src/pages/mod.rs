@@ -15,6 +15,7 @@ mod clinic;
 mod home;
 pub mod i18n;
 mod reading;
+mod viewer;
 
 use askama::Template;
 use axum::extract::{FromRequestParts, Request};
@@ -52,6 +53,16 @@ pub fn protected() -> Router<WebState> {
         .route("/cases/{id}", get(reading::case))
         .route("/audit", get(audit::show).post(audit::search))
         .route("/admin", get(admin::show))
+}
+
+/// The diagnostic viewer's files, for signed-in people; the web edge puts authentication around
+/// them (no audit record per file: the files hold no patient data, and every study, series and
+/// frame the viewer then loads through DICOMweb is audited there).
+pub fn viewer() -> Router<WebState> {
+    Router::new()
+        .route("/viewer", get(viewer::root))
+        .route("/viewer/", get(viewer::root))
+        .route("/viewer/{*rest}", get(viewer::serve))
 }
 
 /// Security headers on every answer: a strict Content-Security-Policy (only our own scripts

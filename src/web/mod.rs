@@ -128,12 +128,17 @@ pub fn router(state: WebState) -> Router {
             state.clone(),
             auth::require_page,
         ));
+    let viewer = crate::pages::viewer().layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_page,
+    ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/login", post(session::login))
         .merge(crate::pages::open())
         .merge(pages)
+        .merge(viewer)
         .merge(protected)
         .layer(middleware::from_fn(crate::pages::security_headers))
         .with_state(state)

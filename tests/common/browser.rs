@@ -248,6 +248,36 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// A PNG of one element (what a person sees of it), written under `target/screenshots/`.
+    pub fn element_screenshot(&self, css: &str, name: &str) -> Vec<u8> {
+        let id = self.find(css);
+        let encoded = self.session_command("GET", &format!("/element/{id}/screenshot"), json!({}));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap_or_default())
+            .expect("base64 screenshot");
+        std::fs::create_dir_all(screenshots()).unwrap();
+        std::fs::write(screenshots().join(format!("{name}.png")), &png).unwrap();
+        png
+    }
+}
+
+/// How many distinct grey levels a PNG shows (1 for a uniform picture).
+pub fn distinct_levels(png: &[u8]) -> usize {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("PNG size")];
+    let info = reader.next_frame(&mut pixels).expect("PNG pixels");
+    let channels = info.color_type.samples();
+    let mut seen = [false; 256];
+    for pixel in pixels[..info.buffer_size()].chunks(channels) {
+        let grey =
+            pixel.iter().take(3).map(|&v| v as usize).sum::<usize>() / pixel.len().clamp(1, 3);
+        seen[grey.min(255)] = true;
+    }
+    seen.iter().filter(|s| **s).count()
+}
+
 pub fn screenshots() -> PathBuf {
     repo().join("target").join("screenshots")
 }
