@@ -258,7 +258,9 @@ fn pages(db: Db) {
     assert_eq!(browser.path(), "/worklist");
     assert!(browser.text("#cases").contains("Rūta Žukauskienė"));
     shot(&browser, "worklist", "lt");
-    browser.click(&format!("button[data-claim='{case_id}']"));
+    // Claimed from the keyboard alone: Tab to the button, Enter.
+    browser.tab_to(&format!("button[data-claim='{case_id}']"));
+    browser.press("\u{E007}");
     browser.find(&format!("button[data-release='{case_id}']"));
     browser.click(&format!("#cases a[href='{case_path}']"));
     browser.wait_path(|p| p == case_path);
@@ -303,8 +305,13 @@ fn pages(db: Db) {
     browser.type_into("#conclusion", "Aortos vožtuvo stenozės nėra.");
     browser.wait_text("#save-state", |t| t.starts_with("Juodraštis išsaugotas"));
     shot(&browser, "case-editor", "lt");
-    // Signing asks first, naming the signer and licence.
-    browser.click("#sign");
+    // Signing asks first, naming the signer and licence; the editor, the viewer button and
+    // signing are all reachable by keyboard.
+    for control in ["#open-viewer", "#findings", "#conclusion", "#save"] {
+        browser.tab_to(control);
+    }
+    browser.tab_to("#sign");
+    browser.press("\u{E007}");
     let confirm = browser.text("#sign-dialog .signer");
     assert!(
         confirm.contains("Aušra Žilinskienė") && confirm.contains("MPL-100"),
@@ -365,6 +372,24 @@ fn pages(db: Db) {
         .filter(|(actor, _, outcome)| actor == "kita" && outcome.contains("not found"))
         .count();
     assert!(refused >= 1, "the refused case page is audited");
+    // Nor the study behind it through the viewer's DICOMweb requests.
+    browser.goto("/viewer/viewer?StudyInstanceUIDs=2.25.7001");
+    browser.wait_path(|p| p.starts_with("/viewer/notfoundstudy"));
+    let status = browser.script_async(
+        "const done = arguments[arguments.length - 1];
+         fetch('/dicom-web/studies/2.25.7001/metadata', {credentials: 'same-origin',
+               headers: {Accept: 'application/dicom+json'}}).then(r => done(r.status));",
+        json!([]),
+    );
+    assert_eq!(status, 404);
+    browser.goto("/clinic");
+    let retrieves = server.audit_events("retrieve");
+    assert!(
+        retrieves
+            .iter()
+            .any(|(actor, _, outcome)| actor == "kita" && outcome.starts_with("denied")),
+        "{retrieves:?}"
+    );
     sign_out(&browser);
 
     // The auditor finds that refusal by the patient's code and exports the search as CSV.

@@ -262,6 +262,46 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Presses keys as a person at the keyboard would (WebDriver key codes, e.g. "\u{E004}"
+    /// for Tab, "\u{E007}" for Enter).
+    pub fn press(&self, keys: &str) {
+        let actions: Vec<_> = keys
+            .chars()
+            .flat_map(|k| {
+                [
+                    json!({"type": "keyDown", "value": k.to_string()}),
+                    json!({"type": "keyUp", "value": k.to_string()}),
+                ]
+            })
+            .collect();
+        self.session_command(
+            "POST",
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        );
+    }
+
+    /// Tabs from the top of the page until `css` has the focus; panics if Tab never gets there.
+    pub fn tab_to(&self, css: &str) {
+        self.script(
+            "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);",
+            json!([]),
+        );
+        for _ in 0..200 {
+            self.press("\u{E004}");
+            let there = self.script(
+                "return document.activeElement !== null && document.activeElement.matches(arguments[0]);",
+                json!([css]),
+            );
+            if there == true {
+                return;
+            }
+        }
+        panic!("Tab never reaches {css} on {}", self.path());
+    }
+}
+
 /// How many distinct grey levels a PNG shows (1 for a uniform picture).
 pub fn distinct_levels(png: &[u8]) -> usize {
     let decoder = png::Decoder::new(std::io::Cursor::new(png));
