@@ -46,6 +46,27 @@ fn start(db: Db) -> Server {
     )
 }
 
+/// A test image made part of the examination under test (study 2.25.7001), in series `n`.
+fn same_examination(dir: &std::path::Path, image: &str, name: &str, n: u32) -> std::path::PathBuf {
+    let out = dir.join(name);
+    std::fs::copy(test_image(image), &out).unwrap();
+    let mut modify = dcmtk("dcmodify");
+    modify.arg("-nb");
+    for change in [
+        "(0010,0020)=48507120013".to_owned(),
+        "(0008,0050)=E027-2026-0001".to_owned(),
+        "(0020,000D)=2.25.7001".to_owned(),
+        format!("(0020,000E)=2.25.7001.{n}"),
+        format!("(0008,0018)=2.25.7001.{n}.1"),
+    ] {
+        modify.arg("-m").arg(change);
+    }
+    modify.arg(&out);
+    let (ok, log) = run(modify);
+    assert!(ok, "{log}");
+    out
+}
+
 fn add_user(server: &Server, name: &str, role: &str, institution: &str) {
     let out = server.cli_with_input(
         &[
@@ -194,29 +215,17 @@ fn pages(db: Db) {
         "E027-2026-0001",
         "2.25.7001",
     );
-    // The echo clip (multi-frame) of the same examination, in a series of its own.
-    let clip = dir.path().join("klipas.dcm");
-    std::fs::copy(test_image("us-multiframe-echo.dcm"), &clip).unwrap();
-    let mut modify = dcmtk("dcmodify");
-    modify.arg("-nb");
-    for change in [
-        "(0010,0020)=48507120013",
-        "(0008,0050)=E027-2026-0001",
-        "(0020,000D)=2.25.7001",
-        "(0020,000E)=2.25.7001.2",
-        "(0008,0018)=2.25.7001.2.1",
-    ] {
-        modify.arg("-m").arg(change);
-    }
-    modify.arg(&clip);
-    let (ok, log) = run(modify);
-    assert!(ok, "{log}");
+    // The echo clip (multi-frame), a 12-lead ECG and a Holter recording of the same
+    // examination, each in a series of its own.
+    let clip = same_examination(dir.path(), "us-multiframe-echo.dcm", "klipas.dcm", 2);
+    let ecg = same_examination(dir.path(), "ecg-12lead.dcm", "ekg.dcm", 3);
+    let holter = same_examination(dir.path(), "holter-ambulatory.dcm", "holteris.dcm", 4);
     let junk = dir.path().join("ne-dicom.txt");
     std::fs::write(&junk, "tai ne DICOM failas").unwrap();
-    browser.choose_files("#study-files", &[study, clip, junk]);
+    browser.choose_files("#study-files", &[study, clip, ecg, holter, junk]);
     browser.click("#study-form button");
     let total = browser.wait_text("#total-text", |t| t.contains("Išsiųsta ne viskas"));
-    assert!(total.contains("2 / 3"), "{total}");
+    assert!(total.contains("4 / 5"), "{total}");
     let rows = browser.script(
         "return Array.from(document.querySelectorAll('#study-list tbody tr'))
            .map(r => [r.cells[0].textContent, r.cells[2].textContent, r.cells[2].className]);",
@@ -299,6 +308,54 @@ fn pages(db: Db) {
     }
     // (The viewer is OHIF's application, not one of our pages: photographed, not axe-checked.)
     browser.screenshot(&format!("{tag}-viewer-lt"));
+
+    // The 12-lead ECG in our waveform viewer: traces on the millimetre grid, 3×4 and rhythm.
+    browser.goto("/waveform/2.25.7001/2.25.7001.3/2.25.7001.3.1");
+    browser.wait_text("#wave-info", |t| t.starts_with("12 derivacijų EKG"));
+    let png = browser.element_screenshot("#wave-strip", &format!("{tag}-ecg-strip"));
+    let (grid, ink) = common::browser::grid_and_ink(&png);
+    assert!(
+        grid > 10_000 && ink > 2_000,
+        "grid {grid} px, traces {ink} px"
+    );
+    shot(&browser, "ecg", "lt");
+    // The Holter recording: the whole of it as an overview, a strip at paper speed.
+    browser.goto("/waveform/2.25.7001/2.25.7001.4/2.25.7001.4.1");
+    browser.wait_text("#wave-info", |t| t.starts_with("Ilgalaikis įrašas"));
+    browser.type_into("#wave-jump", "00:05:00");
+    browser.click("#wave-go");
+    browser.wait_text("#wave-info", |t| t.contains("00:05:00–00:05:10"));
+    let png = browser.element_screenshot("#wave-strip", &format!("{tag}-holter-strip"));
+    let (grid, ink) = common::browser::grid_and_ink(&png);
+    assert!(
+        grid > 10_000 && ink > 1_000,
+        "grid {grid} px, traces {ink} px"
+    );
+    shot(&browser, "holter", "lt");
+    // What the viewer is fed: the ECG raw, the Holter's whole 10 minutes as 100 min/max pairs.
+    let fetch_json = |path: &str| {
+        browser.script_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.json()).then(done);",
+            json!([path]),
+        )
+    };
+    let ecg =
+        fetch_json("/api/waveforms/2.25.7001/2.25.7001.3/2.25.7001.3.1?seconds=10&points=20000");
+    assert_eq!(
+        ecg["groups"][0]["channels"].as_array().unwrap().len(),
+        12,
+        "{}",
+        ecg["groups"]
+    );
+    assert_eq!(ecg["groups"][0]["frequency"], 500.0);
+    assert_eq!(ecg["mode"], "raw");
+    assert_eq!(ecg["values"][0].as_array().unwrap().len(), 5000);
+    let holter = fetch_json("/api/waveforms/2.25.7001/2.25.7001.4/2.25.7001.4.1?points=100");
+    assert_eq!(holter["mode"], "minmax");
+    assert_eq!(holter["samples"], 120_000);
+    assert_eq!(holter["samples_per_point"], 1200);
+    assert_eq!(holter["values"][2].as_array().unwrap().len(), 200);
     browser.goto(&case_path);
     // Drafting is saved as one types.
     browser.type_into("#findings", "Kairiojo skilvelio išstūmimo frakcija 60 %.");
@@ -382,6 +439,13 @@ fn pages(db: Db) {
         json!([]),
     );
     assert_eq!(status, 404);
+    let status = browser.script_async(
+        "const done = arguments[arguments.length - 1];
+         fetch('/api/waveforms/2.25.7001/2.25.7001.3/2.25.7001.3.1', {credentials: 'same-origin'})
+           .then(r => done(r.status));",
+        json!([]),
+    );
+    assert_eq!(status, 404, "another clinic's ECG");
     browser.goto("/clinic");
     let retrieves = server.audit_events("retrieve");
     assert!(

@@ -237,12 +237,20 @@
         .filter(Boolean).join(' · ');
       item.append(caption);
       list.append(item);
-      if (modality === 'DOC' || modality === 'ECG' || modality === 'HD') continue;
+      if (modality === 'DOC') continue;
       const instances = await fetch(base + '/series/' + encodeURIComponent(uid) + '/instances?limit=1',
         { headers: { Accept: 'application/dicom+json' }, credentials: 'same-origin' });
       if (!instances.ok || instances.status === 204) continue;
       const first = (await instances.json())[0];
       if (!first) continue;
+      if (modality === 'ECG' || modality === 'HD') {
+        const link = document.createElement('a');
+        link.className = 'button';
+        link.textContent = t('js.wave_open');
+        link.href = '/waveform/' + [study, uid, value(first, '00080018')].map(encodeURIComponent).join('/');
+        item.append(link);
+        continue;
+      }
       const image = document.createElement('img');
       image.alt = t('js.thumbnail') + ' ' + (modality || '');
       image.loading = 'lazy';
@@ -303,5 +311,210 @@
       }
     });
     window.addEventListener('beforeunload', (event) => { if (!saved) event.preventDefault(); });
+  }
+
+  // --- the waveform viewer: 12-lead ECG on paper, Holter with an overview ---
+  const wave = $('#waveform');
+  if (wave) waveformViewer(wave);
+
+  function waveformViewer(root) {
+    const url = root.dataset.url;
+    const info = $('#wave-info');
+    const strip = $('#wave-strip');
+    const overview = $('#wave-overview');
+    const MM = 4; // canvas pixels per millimetre
+    const gains = {};
+    const toMillivolts = (unit) => ({ uV: 0.001, mV: 1, V: 1000 }[unit] || 0.001);
+    const name = (label) => label.replace(/^lead\s+/i, '').split(',')[0].trim();
+    const fetchWindow = async (query) => {
+      const response = await fetch(url + query, { credentials: 'same-origin' });
+      if (!response.ok) throw new Error(await failure(response));
+      return response.json();
+    };
+    const grid = (ctx, width, height) => {
+      ctx.fillStyle = '#fff';
+      ctx.fillRect(0, 0, width, height);
+      for (let x = 0, i = 0; x <= width; x += MM, i++) {
+        ctx.strokeStyle = i % 5 ? '#f7d4d4' : '#e79a9a';
+        ctx.beginPath(); ctx.moveTo(x + 0.5, 0); ctx.lineTo(x + 0.5, height); ctx.stroke();
+      }
+      for (let y = 0, i = 0; y <= height; y += MM, i++) {
+        ctx.strokeStyle = i % 5 ? '#f7d4d4' : '#e79a9a';
+        ctx.beginPath(); ctx.moveTo(0, y + 0.5); ctx.lineTo(width, y + 0.5); ctx.stroke();
+      }
+    };
+    // One trace: values (mV) from sample `from` for `count` samples, at 25 mm/s from x.
+    const trace = (ctx, values, frequency, from, count, x0, y0, gain) => {
+      ctx.strokeStyle = '#111';
+      ctx.lineWidth = 1.2;
+      ctx.beginPath();
+      for (let i = 0; i < count && from + i < values.length; i++) {
+        const x = x0 + (i / frequency) * 25 * MM;
+        const y = y0 - values[from + i] * gain * MM;
+        if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      }
+      ctx.stroke();
+    };
+    const gainControls = (labels, redraw) => {
+      const box = $('#wave-gains');
+      for (const label of labels) {
+        gains[label] = gains[label] || 10;
+        const id = 'gain-' + label.replace(/[^A-Za-z0-9]/g, '_');
+        const span = document.createElement('span');
+        const tag = document.createElement('label');
+        tag.htmlFor = id;
+        tag.textContent = label;
+        const select = document.createElement('select');
+        select.id = id;
+        for (const g of [2.5, 5, 10, 20, 40]) {
+          const option = document.createElement('option');
+          option.value = g;
+          option.textContent = g;
+          option.selected = g === gains[label];
+          select.append(option);
+        }
+        select.addEventListener('change', () => { gains[label] = Number(select.value); redraw(); });
+        span.append(tag, select);
+        box.append(span);
+      }
+    };
+
+    async function twelveLead(meta) {
+      const g = meta.groups[0];
+      const seconds = Math.min(10, g.seconds);
+      const data = await fetchWindow('?seconds=' + seconds + '&points=20000');
+      const factor = g.channels.map((c) => toMillivolts(c.unit));
+      const mv = data.values.map((list, c) => list.map((v) => v * factor[c]));
+      const index = {};
+      g.channels.forEach((c, i) => { index[name(c.label).toLowerCase()] = i; });
+      const layout = [['I', 'aVR', 'V1', 'V4'], ['II', 'aVL', 'V2', 'V5'], ['III', 'aVF', 'V3', 'V6']];
+      const labels = g.channels.map((c) => name(c.label));
+      const width = Math.round(seconds * 25 * MM);
+      const rowHeight = 30 * MM;
+      strip.width = width;
+      strip.height = rowHeight * 4;
+      const draw = () => {
+        const ctx = strip.getContext('2d');
+        grid(ctx, strip.width, strip.height);
+        const column = Math.round(g.frequency * seconds / 4);
+        layout.forEach((row, r) => row.forEach((lead, k) => {
+          const c = index[lead.toLowerCase()];
+          const i = c === undefined ? r + 3 * k : c;
+          if (i >= mv.length) return;
+          const y0 = rowHeight * r + rowHeight / 2;
+          trace(ctx, mv[i], g.frequency, k * column, column, k * column / g.frequency * 25 * MM, y0, gains[labels[i]] || 10);
+          ctx.fillStyle = '#000';
+          ctx.font = '14px sans-serif';
+          ctx.fillText(labels[i], k * width / 4 + 4, rowHeight * r + 16);
+        }));
+        const rhythm = index.ii === undefined ? 1 : index.ii;
+        trace(ctx, mv[rhythm], g.frequency, 0, mv[rhythm].length, 0, rowHeight * 3.5, gains[labels[rhythm]] || 10);
+        ctx.fillText(labels[rhythm], 4, rowHeight * 3 + 16);
+      };
+      gainControls(labels, draw);
+      draw();
+      say(info, t('js.wave_twelve') + ' · ' + g.frequency + ' Hz · ' + seconds + ' s');
+    }
+
+    async function long(meta) {
+      const g = meta.groups[0];
+      const total = g.seconds;
+      const labels = g.channels.map((c) => name(c.label));
+      const factor = g.channels.map((c) => toMillivolts(c.unit));
+      const band = 60;
+      $('#wave-long').hidden = false;
+      overview.hidden = false;
+      overview.height = band * g.channels.length;
+      const whole = await fetchWindow('?points=1000');
+      const octx = overview.getContext('2d');
+      let start = 0;
+      let span = Number($('#wave-span').value);
+      const drawOverview = () => {
+        octx.fillStyle = '#fff';
+        octx.fillRect(0, 0, overview.width, overview.height);
+        whole.values.forEach((list, c) => {
+          const values = list.map((v) => v * factor[c]);
+          const low = Math.min(...values); const high = Math.max(...values);
+          const scale = (band - 10) / Math.max(high - low, 1e-6);
+          octx.strokeStyle = '#1d3f6e';
+          octx.beginPath();
+          for (let i = 0; i + 1 < values.length; i += 2) {
+            const x = (i / 2) * overview.width / (values.length / 2);
+            octx.moveTo(x + 0.5, c * band + 5 + (high - values[i]) * scale);
+            octx.lineTo(x + 0.5, c * band + 5 + (high - values[i + 1]) * scale);
+          }
+          octx.stroke();
+          octx.fillStyle = '#000';
+          octx.fillText(labels[c], 4, c * band + 14);
+        });
+        octx.fillStyle = 'rgba(11, 92, 173, 0.25)';
+        octx.fillRect(start / total * overview.width, 0, Math.max(2, span / total * overview.width), overview.height);
+      };
+      const clock = (s) => new Date(s * 1000).toISOString().slice(11, 19);
+      const drawStrip = async () => {
+        start = Math.max(0, Math.min(start, Math.max(0, total - span)));
+        drawOverview();
+        const raw = span <= 10;
+        const data = await fetchWindow('?start=' + start + '&seconds=' + span + '&points=' + (raw ? 20000 : 1000));
+        const rowHeight = 30 * MM;
+        strip.width = 250 * MM;
+        strip.height = rowHeight * g.channels.length;
+        const ctx = strip.getContext('2d');
+        if (raw) {
+          grid(ctx, strip.width, strip.height);
+        } else {
+          ctx.fillStyle = '#fff';
+          ctx.fillRect(0, 0, strip.width, strip.height);
+        }
+        data.values.forEach((list, c) => {
+          const mv = list.map((v) => v * factor[c]);
+          const y0 = rowHeight * c + rowHeight / 2;
+          if (raw) {
+            trace(ctx, mv, g.frequency, 0, mv.length, 0, y0, gains[labels[c]] || 10);
+          } else {
+            ctx.strokeStyle = '#111';
+            ctx.beginPath();
+            for (let i = 0; i + 1 < mv.length; i += 2) {
+              const x = (i / 2) * strip.width / (mv.length / 2);
+              ctx.moveTo(x + 0.5, y0 - mv[i] * (gains[labels[c]] || 10) * MM);
+              ctx.lineTo(x + 0.5, y0 - mv[i + 1] * (gains[labels[c]] || 10) * MM);
+            }
+            ctx.stroke();
+          }
+          ctx.fillStyle = '#000';
+          ctx.font = '14px sans-serif';
+          ctx.fillText(labels[c], 4, rowHeight * c + 16);
+        });
+        say(info, t('js.wave_long') + ' · ' + clock(total) + ' · ' + g.channels.length + ' ' + t('js.wave_channels') +
+          ' · ' + g.frequency + ' Hz · ' + clock(start) + '–' + clock(Math.min(total, start + span)) + ' · ' + t('js.wave_no_annotations'));
+      };
+      overview.addEventListener('click', (e) => {
+        const box = overview.getBoundingClientRect();
+        start = (e.clientX - box.left) / box.width * total - span / 2;
+        drawStrip();
+      });
+      overview.addEventListener('keydown', (e) => {
+        if (e.key === 'ArrowRight') { start += span; drawStrip(); e.preventDefault(); }
+        if (e.key === 'ArrowLeft') { start -= span; drawStrip(); e.preventDefault(); }
+      });
+      $('#wave-next').addEventListener('click', () => { start += span; drawStrip(); });
+      $('#wave-back').addEventListener('click', () => { start -= span; drawStrip(); });
+      $('#wave-span').addEventListener('change', () => { span = Number($('#wave-span').value); drawStrip(); });
+      $('#wave-go').addEventListener('click', () => {
+        const parts = $('#wave-jump').value.trim().split(':').map(Number);
+        if (!parts.length || parts.some((p) => !Number.isFinite(p))) { say(info, t('js.wave_bad_time'), true); return; }
+        start = parts.reduce((acc, p) => acc * 60 + p, 0);
+        drawStrip();
+      });
+      gainControls(labels, drawStrip);
+      await drawStrip();
+    }
+
+    fetchWindow('?seconds=0.01&points=1')
+      .then((meta) => {
+        const g = meta.groups[0];
+        return g.channels.length >= 12 && g.seconds <= 60 ? twelveLead(meta) : long(meta);
+      })
+      .catch((e) => say(info, t('js.wave_error') + ': ' + e.message, true));
   }
 })();

@@ -384,6 +384,40 @@ impl Catalog {
         .await?)
     }
 
+    /// The waveform groups of a retrieved instance, found from its element headers.
+    pub async fn waveforms(
+        &self,
+        hit: &Hit,
+    ) -> Result<Vec<crate::pixels::waveform::Group>, CatalogError> {
+        let key = ObjectKey::from(hit.object_key.as_str());
+        let dataset_at = self.dataset_offset(hit).await?;
+        let size = u64::try_from(hit.size_bytes).unwrap_or(0);
+        Ok(crate::pixels::waveform::locate(
+            &self.archive,
+            &key,
+            size,
+            dataset_at,
+            &hit.transfer_syntax,
+        )
+        .await?)
+    }
+
+    /// Samples of one waveform group of a retrieved instance, at most `points` per channel.
+    pub async fn waveform_window(
+        &self,
+        hit: &Hit,
+        group: &crate::pixels::waveform::Group,
+        first: u64,
+        count: u64,
+        points: u64,
+    ) -> Result<crate::pixels::waveform::Window, CatalogError> {
+        let key = ObjectKey::from(hit.object_key.as_str());
+        Ok(
+            crate::pixels::waveform::window(&self.archive, &key, group, first, count, points)
+                .await?,
+        )
+    }
+
     /// Byte ranges of a retrieved instance, one after the other, as a stream.
     pub fn ranges(
         &self,

@@ -53,6 +53,10 @@ pub fn protected() -> Router<WebState> {
         .route("/cases/{id}", get(reading::case))
         .route("/audit", get(audit::show).post(audit::search))
         .route("/admin", get(admin::show))
+        .route(
+            "/waveform/{study}/{series}/{instance}",
+            get(reading::waveform),
+        )
 }
 
 /// The diagnostic viewer's files, for signed-in people; the web edge puts authentication around

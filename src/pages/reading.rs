@@ -309,3 +309,36 @@ pub async fn case(State(state): State<WebState>, visit: Visit, Path(id): Path<St
     };
     html(&page)
 }
+
+#[derive(Template)]
+#[template(path = "waveform.html")]
+struct WaveformPage {
+    c: Chrome,
+    study: String,
+    series: String,
+    instance: String,
+    back: String,
+}
+
+/// Our waveform viewer for one DICOM waveform object: the page draws what
+/// `/api/waveforms/…` answers (scoped and audited there).
+pub async fn waveform(
+    visit: Visit,
+    Path((study, series, instance)): Path<(String, String, String)>,
+) -> Response {
+    let c = visit.chrome("wave.title", "waveform");
+    let uid = |u: &str| {
+        !u.is_empty() && u.len() <= 64 && u.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    };
+    if !(uid(&study) && uid(&series) && uid(&instance)) {
+        return problem(c, StatusCode::NOT_FOUND, "problem.not_found");
+    }
+    let back = super::start_page(visit.who.role).to_owned();
+    html(&WaveformPage {
+        c,
+        study,
+        series,
+        instance,
+        back,
+    })
+}

@@ -5,6 +5,7 @@
 
 pub mod layout;
 pub mod render;
+pub mod waveform;
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;

@@ -19,6 +19,7 @@ mod refusals;
 mod reports;
 mod serve;
 pub(crate) mod session;
+mod waveforms;
 mod worklist;
 
 use std::net::SocketAddr;
@@ -80,6 +81,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/ownership-refusals", get(refusals::list))
         .route("/api/audit/search", post(audit::search))
         .route("/api/archive/overview", get(audit::overview))
+        .route(
+            "/api/waveforms/{study}/{series}/{instance}",
+            get(waveforms::window),
+        )
         .route("/api/referrals/{id}/journal", get(journal::case))
         .route("/api/journal", get(journal::search))
         .route("/api/worklist", get(worklist::worklist))

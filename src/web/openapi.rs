@@ -271,6 +271,19 @@ pub fn spec() -> Value {
                 }, "additionalProperties": false}}}},
                 "responses": {"200": {"description": "{\"events\": [...]} or text/csv"}, "400": problem(), "403": problem()}
             }},
+            "/api/waveforms/{study}/{series}/{instance}": {"get": {
+                "summary": "A DICOM waveform object's groups and channels, and a window of its samples in the channels' units: raw when they fit in `points`, else min/max pairs per span (Holter overview). Reads only the headers and the window from the store",
+                "parameters": [
+                    {"name": "study", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "series", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "instance", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "group", "in": "query", "schema": {"type": "integer", "default": 0}},
+                    {"name": "start", "in": "query", "schema": {"type": "number", "default": 0}, "description": "seconds from the start"},
+                    {"name": "seconds", "in": "query", "schema": {"type": "number"}, "description": "length of the window; default: to the end"},
+                    {"name": "points", "in": "query", "schema": {"type": "integer", "default": 2000, "maximum": 20000}}
+                ],
+                "responses": {"200": {"description": "{groups, group, start, samples, samples_per_point, mode: raw|minmax, values: [[...] per channel]}"}, "400": problem(), "404": problem(), "422": problem()}
+            }},
             "/api/archive/overview": {"get": {
                 "summary": "Auditors and administrators: studies, objects and bytes each clinic sent in a period",
                 "parameters": [
@@ -388,6 +401,7 @@ mod tests {
         ("get", "/api/cases/{id}/reports/{report}/pdf"),
         ("post", "/api/audit/search"),
         ("get", "/api/archive/overview"),
+        ("get", "/api/waveforms/{study}/{series}/{instance}"),
         ("post", "/api/cases/{id}/route"),
         ("get", "/api/cases/{id}/deliveries"),
         ("get", "/api/deliveries"),

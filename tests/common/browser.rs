@@ -302,6 +302,28 @@ impl Browser {
     }
 }
 
+/// Pixels of a PNG that are the grid's pink and the traces' near-black.
+pub fn grid_and_ink(png: &[u8]) -> (usize, usize) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("PNG size")];
+    let info = reader.next_frame(&mut pixels).expect("PNG pixels");
+    let channels = info.color_type.samples();
+    let (mut grid, mut ink) = (0, 0);
+    for p in pixels[..info.buffer_size()].chunks(channels) {
+        if channels < 3 {
+            continue;
+        }
+        let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
+        if r > 200 && r - g > 25 && r - b > 25 {
+            grid += 1;
+        } else if r < 90 && g < 90 && b < 90 {
+            ink += 1;
+        }
+    }
+    (grid, ink)
+}
+
 /// How many distinct grey levels a PNG shows (1 for a uniform picture).
 pub fn distinct_levels(png: &[u8]) -> usize {
     let decoder = png::Decoder::new(std::io::Cursor::new(png));
