@@ -551,7 +551,7 @@ impl Scanner {
 }
 
 /// Explicit VRs whose header carries a 4-byte length (PS3.5 7.1.2).
-fn has_long_length(vr: [u8; 2]) -> bool {
+pub(crate) fn has_long_length(vr: [u8; 2]) -> bool {
     matches!(
         &vr,
         b"OB"

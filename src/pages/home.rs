@@ -16,6 +16,7 @@ use super::i18n::{Lang, Words};
 use super::{html, lang_of, start_page, PageLang, LANG_COOKIE};
 use crate::access::Principal;
 use crate::accounts::secret::random_hex;
+use crate::web::auth::cookie;
 use crate::web::session::{sign_in as open_session, sign_out as close_session, SignInRefused};
 use crate::web::WebState;
 
@@ -78,17 +79,6 @@ pub struct SignIn {
     password: String,
     #[serde(default)]
     token: String,
-}
-
-fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == wanted)
-        .map(|(_, value)| value.to_owned())
 }
 
 pub async fn sign_in(

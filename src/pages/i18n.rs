@@ -257,14 +257,6 @@ pub fn vilnius_months(now: i64, count: u32) -> Vec<(String, i64, i64)> {
         return Vec::new();
     };
     let first = today.date().first_of_month();
-    let start_of = |date: jiff::civil::Date| -> Option<i64> {
-        let tz = jiff::tz::TimeZone::get("Europe/Vilnius").ok()?;
-        let zoned = date
-            .to_datetime(jiff::civil::Time::midnight())
-            .to_zoned_datetime(tz)
-            .ok()?;
-        Some(zoned.timestamp().as_microsecond())
-    };
     (0..count)
         .rev()
         .filter_map(|back| {
@@ -281,7 +273,11 @@ pub fn vilnius_months(now: i64, count: u32) -> Vec<(String, i64, i64)> {
 
 /// The start of a date (`YYYY-MM-DD`) in Vilnius, as microseconds since the epoch.
 pub fn vilnius_day_start(date: &str) -> Option<i64> {
-    let date: jiff::civil::Date = date.trim().parse().ok()?;
+    start_of(date.trim().parse().ok()?)
+}
+
+/// Midnight of `date` in Vilnius, as microseconds since the epoch.
+fn start_of(date: jiff::civil::Date) -> Option<i64> {
     let tz = jiff::tz::TimeZone::get("Europe/Vilnius").ok()?;
     let zoned = date
         .to_datetime(jiff::civil::Time::midnight())

@@ -105,14 +105,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PageLang {
 }
 
 pub fn lang_of(headers: &axum::http::HeaderMap) -> Lang {
-    let chosen = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == LANG_COOKIE)
-        .and_then(|(_, value)| Lang::parse(value));
+    let chosen = crate::web::auth::cookie(headers, LANG_COOKIE).and_then(|v| Lang::parse(&v));
     chosen.unwrap_or_else(|| {
         headers
             .get(header::ACCEPT_LANGUAGE)

@@ -210,22 +210,7 @@ async fn walk(
         }
         let (vr, len, header) = if explicit {
             let vr = [head[4], head[5]];
-            if matches!(
-                &vr,
-                b"OB"
-                    | b"OD"
-                    | b"OF"
-                    | b"OL"
-                    | b"OV"
-                    | b"OW"
-                    | b"SQ"
-                    | b"SV"
-                    | b"UC"
-                    | b"UN"
-                    | b"UR"
-                    | b"UT"
-                    | b"UV"
-            ) {
+            if crate::ingest::scanner::has_long_length(vr) {
                 let long = reader.bytes(at + 8, 4).await?;
                 (Some(vr), u32_at(&long, 0), 12)
             } else {

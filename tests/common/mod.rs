@@ -609,10 +609,8 @@ impl Server {
 }
 
 impl Server {
-    /// How many audit events name `actor` (an AE title, a user, an HL7 sender), association
-    /// summaries aside, read directly from the index database.
-    pub fn audit_count(&self, actor: &str) -> i64 {
-        use sqlx::Row;
+    /// Runs `work` on a one-connection pool of the index database.
+    fn with_index<T>(&self, work: impl AsyncFnOnce(&sqlx::AnyPool) -> T) -> T {
         let url = self.database_url();
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
@@ -622,35 +620,36 @@ impl Server {
                 .connect(&url)
                 .await
                 .expect("open index");
+            let out = work(&pool).await;
+            pool.close().await;
+            out
+        })
+    }
+
+    /// How many audit events name `actor` (an AE title, a user, an HL7 sender), association
+    /// summaries aside, read directly from the index database.
+    pub fn audit_count(&self, actor: &str) -> i64 {
+        use sqlx::Row;
+        self.with_index(async |pool| {
             let row = sqlx::query(
                 "SELECT COUNT(*) FROM audit_events
                  WHERE actor = $1 AND kind <> 'dicom_association'",
             )
             .bind(actor)
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .expect("count audit events");
-            pool.close().await;
             row.try_get::<i64, _>(0).expect("a count")
         })
     }
 
     /// Runs one statement on the index database, as an operator (or time) would.
     pub fn execute_sql(&self, statement: &str) {
-        let url = self.database_url();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            sqlx::any::install_default_drivers();
-            let pool = sqlx::any::AnyPoolOptions::new()
-                .max_connections(1)
-                .connect(&url)
-                .await
-                .expect("open index");
+        self.with_index(async |pool| {
             sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
-                .execute(&pool)
+                .execute(pool)
                 .await
                 .expect("statement");
-            pool.close().await;
         })
     }
 
