@@ -308,6 +308,96 @@ fn pages(db: Db) {
     }
     // (The viewer is OHIF's application, not one of our pages: photographed, not axe-checked.)
     browser.screenshot(&format!("{tag}-viewer-lt"));
+    // The clip as sent (native) and as a modality may compress it: each shows a picture, and
+    // the clip moves (cine).
+    let mut variants = Vec::new();
+    for (n, tool, options) in [
+        (5, "dcmcjpeg", &["+eb"][..]),
+        (6, "dcmcjpls", &[][..]),
+        (7, "dcmcrle", &[][..]),
+    ] {
+        let source = same_examination(
+            dir.path(),
+            "us-multiframe-echo.dcm",
+            &format!("v{n}.dcm"),
+            n,
+        );
+        let out = dir.path().join(format!("v{n}-{tool}.dcm"));
+        let mut compress = dcmtk(tool);
+        compress.args(options).arg(&source).arg(&out);
+        let (ok, log) = run(compress);
+        assert!(ok, "{tool}: {log}");
+        variants.push(out);
+    }
+    let (ok, log) = dcmsend(server.dicom_port, &variants);
+    assert!(ok, "{log}");
+    for (series, syntax) in [
+        (2, "native"),
+        (5, "jpeg-baseline"),
+        (6, "jpeg-ls"),
+        (7, "rle"),
+    ] {
+        browser.goto(&format!(
+            "/viewer/viewer?StudyInstanceUIDs=2.25.7001&SeriesInstanceUIDs=2.25.7001.{series}"
+        ));
+        browser.find(viewport);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let first = loop {
+            let png = browser.element_screenshot(viewport, &format!("{tag}-viewer-{syntax}"));
+            if common::browser::distinct_levels(&png) > 16 {
+                break png;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{syntax}: the viewport stays uniform"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        if browser.script(
+            "return document.querySelector('[data-cy=\"cine-player-play-pause\"]') !== null;",
+            json!([]),
+        ) == true
+        {
+            browser.click("[data-cy=\"cine-player-play-pause\"]");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let later =
+                browser.element_screenshot(viewport, &format!("{tag}-viewer-{syntax}-later"));
+            if later != first {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{syntax}: the clip does not play"
+            );
+        }
+        // At the clip's recorded rate (Recommended Display Frame Rate 30, Frame Time 33.3 ms).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let rate = browser.script(
+                "const play = document.querySelector('[data-cy=\"cine-player-play-pause\"]');
+                 if (!play) return '';
+                 let box = play.parentElement;
+                 while (box && !box.textContent.includes('FPS')) box = box.parentElement;
+                 if (!box) return '';
+                 const values = Array.from(box.querySelectorAll('input')).map(i => i.value).join(' ');
+                 return values + ' ' + box.textContent;",
+                json!([]),
+            );
+            let rate = rate.as_str().unwrap_or_default().to_owned();
+            if rate.chars().any(|c| c.is_ascii_digit()) {
+                assert!(rate.contains("30"), "{syntax}: cine at {rate}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{syntax}: no frame rate shown ({rate})"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 
     // The 12-lead ECG in our waveform viewer: traces on the millimetre grid, 3×4 and rhythm.
     browser.goto("/waveform/2.25.7001/2.25.7001.3/2.25.7001.3.1");
