@@ -645,6 +645,52 @@ fn pages(db: Db) {
         json!([]),
     );
     assert_eq!(open, 1, "{}", browser.text("main"));
+    // Accounts from the same page: add a cardiologist with name and licence, issue a token
+    // (shown once, and it works), then disable the account (after a confirmation).
+    browser.goto("/admin");
+    browser.type_into("#nu-name", "naujas");
+    browser.script(
+        "document.getElementById('nu-role').value = 'cardiologist';",
+        json!([]),
+    );
+    browser.type_into("#nu-inst", "demo-centre");
+    browser.type_into("#nu-full", "Jūratė Ąžuolienė");
+    browser.type_into("#nu-licence", "MPL-200");
+    browser.type_into("#nu-password", PASSWORD);
+    browser.click("#new-user button");
+    browser.wait_text("#users", |t| t.contains("Jūratė Ąžuolienė"));
+    browser.click("button[data-post='/api/users/naujas/tokens']");
+    let said = browser.wait_text("#action-result", |t| t.contains("tc_"));
+    let token = said.split_whitespace().last().unwrap().to_owned();
+    let me = request(
+        server.http_port,
+        "GET",
+        "/api/me",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["institution"], "demo-centre");
+    browser.click("button[data-post='/api/users/naujas/disable']");
+    browser.accept_dialog();
+    browser.wait_text("#users", |t| t.contains("Išjungtas"));
+    let me = request(
+        server.http_port,
+        "GET",
+        "/api/me",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(me.status, 401, "a disabled account's token stops working");
+    let added_here = server
+        .audit_events("user_added")
+        .into_iter()
+        .filter(|(actor, _, _)| actor == "admin")
+        .count();
+    assert_eq!(
+        added_here, 1,
+        "the page's addition is audited under the administrator"
+    );
     browser.goto("/admin");
     browser.click("a[lang=en]");
     browser.wait_text("a[lang=lt]", |t| t == "Lietuvių");

@@ -73,7 +73,11 @@
     button.addEventListener('click', async () => {
       const row = button.closest('tr');
       const body = JSON.parse(button.dataset.json || '{}');
-      for (const field of $$('input[name], select[name]', row)) body[field.name] = field.value;
+      const scope = button.closest('.inline-action') || row;
+      for (const field of $$('input[name], select[name]', scope)) {
+        if (field.value !== '' || field.name !== 'password') body[field.name] = field.value;
+      }
+      if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
       if (body.reason !== undefined && !body.reason.trim()) {
         say($('#action-result'), t('js.reason_needed'), true);
         $('input[name=reason]', row).focus();
@@ -81,7 +85,12 @@
       }
       button.disabled = true;
       const response = await call('POST', button.dataset.post, body);
-      if (response.ok) {
+      if (response.ok && button.dataset.show) {
+        // Shown once, here: nothing keeps it.
+        const answer = await response.json();
+        say($('#action-result'), t('js.shown_once') + ' ' + answer[button.dataset.show]);
+        button.disabled = false;
+      } else if (response.ok) {
         say($('#action-result'), t('js.done'));
         location.reload();
       } else {

@@ -19,6 +19,7 @@ mod refusals;
 mod reports;
 mod serve;
 pub(crate) mod session;
+mod users;
 mod waveforms;
 mod worklist;
 
@@ -80,6 +81,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/studies/unlinked", get(referrals::unlinked))
         .route("/api/ownership-refusals", get(refusals::list))
         .route("/api/audit/search", post(audit::search))
+        .route("/api/users", get(users::list).post(users::add))
+        .route("/api/users/{name}/disable", post(users::disable))
+        .route("/api/users/{name}/password", post(users::password))
+        .route("/api/users/{name}/tokens", post(users::token))
         .route("/api/archive/overview", get(audit::overview))
         .route(
             "/api/waveforms/{study}/{series}/{instance}",

@@ -284,6 +284,38 @@ pub fn spec() -> Value {
                 ],
                 "responses": {"200": {"description": "{groups, group, start, samples, samples_per_point, mode: raw|minmax, values: [[...] per channel]}"}, "400": problem(), "404": problem(), "422": problem()}
             }},
+            "/api/users": {
+                "get": {
+                    "summary": "Administrators: every account (name, role, institution, full name, licence, disabled)",
+                    "responses": {"200": {"description": "{\"users\": [...]}"}, "403": problem()}
+                },
+                "post": {
+                    "summary": "Administrators: add an account; without a password it signs in with API tokens only",
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["name", "role"], "properties": {
+                        "name": {"type": "string"}, "role": {"type": "string", "enum": ["clinic", "cardiologist", "auditor", "admin"]},
+                        "institution": {"type": "string"}, "password": {"type": "string"},
+                        "full_name": {"type": "string"}, "licence": {"type": "string"}
+                    }, "additionalProperties": false}}}},
+                    "responses": {"201": {"description": "{\"name\"}"}, "400": problem(), "403": problem(), "409": problem(), "422": problem()}
+                }
+            },
+            "/api/users/{name}/disable": {"post": {
+                "summary": "Administrators: disable an account (its sessions and tokens stop working)",
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "{\"name\", \"disabled\": true}"}, "403": problem(), "404": problem()}
+            }},
+            "/api/users/{name}/password": {"post": {
+                "summary": "Administrators: set a new password for an account",
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["password"], "properties": {"password": {"type": "string"}}, "additionalProperties": false}}}},
+                "responses": {"204": {"description": "set"}, "400": problem(), "403": problem(), "404": problem(), "422": problem()}
+            }},
+            "/api/users/{name}/tokens": {"post": {
+                "summary": "Administrators: issue an API token for an account; the token is in this answer only",
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"label": {"type": "string"}, "valid_days": {"type": "integer"}}, "additionalProperties": false}}}},
+                "responses": {"201": {"description": "{\"id\", \"user\", \"token\"}"}, "400": problem(), "403": problem(), "404": problem()}
+            }},
             "/api/archive/overview": {"get": {
                 "summary": "Auditors and administrators: studies, objects and bytes each clinic sent in a period",
                 "parameters": [
@@ -401,6 +433,11 @@ mod tests {
         ("get", "/api/cases/{id}/reports/{report}/pdf"),
         ("post", "/api/audit/search"),
         ("get", "/api/archive/overview"),
+        ("get", "/api/users"),
+        ("post", "/api/users"),
+        ("post", "/api/users/{name}/disable"),
+        ("post", "/api/users/{name}/password"),
+        ("post", "/api/users/{name}/tokens"),
         ("get", "/api/waveforms/{study}/{series}/{instance}"),
         ("post", "/api/cases/{id}/route"),
         ("get", "/api/cases/{id}/deliveries"),

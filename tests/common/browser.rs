@@ -282,6 +282,23 @@ impl Browser {
         );
     }
 
+    /// Accepts the page's confirmation dialog (window.confirm), as a person clicking OK.
+    pub fn accept_dialog(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.command(
+                "POST",
+                &format!("/session/{}/alert/accept", self.session),
+                json!({}),
+            );
+            if value.get("error").is_none() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no dialog to accept: {value}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Tabs from the top of the page until `css` has the focus; panics if Tab never gets there.
     pub fn tab_to(&self, css: &str) {
         self.script(
