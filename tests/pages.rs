@@ -46,10 +46,16 @@ fn start(db: Db) -> Server {
     )
 }
 
-/// A test image made part of the examination under test (study 2.25.7001), in series `n`.
+/// A test image (by name, or a path) made part of the examination under test (study
+/// 2.25.7001), in series `n`.
 fn same_examination(dir: &std::path::Path, image: &str, name: &str, n: u32) -> std::path::PathBuf {
     let out = dir.join(name);
-    std::fs::copy(test_image(image), &out).unwrap();
+    let source = if image.contains('/') {
+        std::path::PathBuf::from(image)
+    } else {
+        test_image(image)
+    };
+    std::fs::copy(source, &out).unwrap();
     let mut modify = dcmtk("dcmodify");
     modify.arg("-nb");
     for change in [
@@ -65,6 +71,23 @@ fn same_examination(dir: &std::path::Path, image: &str, name: &str, n: u32) -> s
     let (ok, log) = run(modify);
     assert!(ok, "{log}");
     out
+}
+
+/// A file of pydicom's test data (written by others, not by our generator).
+fn pydicom_file(name: &str) -> String {
+    let python = std::env::var_os("TC_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"));
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys; from pydicom.data import get_testdata_file; print(get_testdata_file(sys.argv[1]))",
+            name,
+        ])
+        .output()
+        .expect("pydicom in .venv (./deploy/test.sh installs it)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 fn add_user(server: &Server, name: &str, role: &str, institution: &str) {
@@ -422,6 +445,33 @@ fn pages(db: Db) {
         "grid {grid} px, traces {ink} px"
     );
     shot(&browser, "holter", "lt");
+    // A real 12-lead from elsewhere: pydicom's waveform_ecg.dcm (1000 Hz, two groups).
+    let real = same_examination(
+        dir.path(),
+        &pydicom_file("waveform_ecg.dcm"),
+        "real-ecg.dcm",
+        8,
+    );
+    let (ok, log) = dcmsend(server.dicom_port, &[real]);
+    assert!(ok, "{log}");
+    browser.goto("/waveform/2.25.7001/2.25.7001.8/2.25.7001.8.1");
+    let said = browser.wait_text("#wave-info", |t| t.starts_with("12 derivacijų EKG"));
+    assert!(said.contains("1000 Hz"), "{said}");
+    let png = browser.element_screenshot("#wave-strip", &format!("{tag}-real-ecg-strip"));
+    let (grid, ink) = common::browser::grid_and_ink(&png);
+    assert!(
+        grid > 10_000 && ink > 2_000,
+        "grid {grid} px, traces {ink} px"
+    );
+    // The waveform pages in English too, then back to Lithuanian.
+    browser.click("a[lang=en]");
+    browser.wait_text("#wave-info", |t| t.starts_with("12-lead ECG"));
+    shot(&browser, "ecg", "en");
+    browser.goto("/waveform/2.25.7001/2.25.7001.4/2.25.7001.4.1");
+    browser.wait_text("#wave-info", |t| t.starts_with("Long recording"));
+    shot(&browser, "holter", "en");
+    browser.click("a[lang=lt]");
+    browser.wait_text("#wave-info", |t| t.starts_with("Ilgalaikis"));
     // What the viewer is fed: the ECG raw, the Holter's whole 10 minutes as 100 min/max pairs.
     let fetch_json = |path: &str| {
         browser.script_async(

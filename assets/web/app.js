@@ -334,7 +334,7 @@
     const MM = 4; // canvas pixels per millimetre
     const gains = {};
     const toMillivolts = (unit) => ({ uV: 0.001, mV: 1, V: 1000 }[unit] || 0.001);
-    const name = (label) => label.replace(/^lead\s+/i, '').split(',')[0].trim();
+    const name = (label) => label.replace(/^lead\s+/i, '').split(/[,(]/)[0].trim();
     const fetchWindow = async (query) => {
       const response = await fetch(url + query, { credentials: 'same-origin' });
       if (!response.ok) throw new Error(await failure(response));
