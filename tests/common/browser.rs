@@ -138,18 +138,33 @@ impl Browser {
         }
     }
 
+    /// Runs `action` on the element `css` names; if a page replaced it between finding and
+    /// acting (a stale element), finds it again rather than failing.
+    fn on_element(&self, css: &str, method: &str, action: &str, body: Value) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let id = self.find(css);
+            let value = self.command(
+                method,
+                &format!("/session/{}/element/{id}/{action}", self.session),
+                body.clone(),
+            );
+            match value.get("error").and_then(Value::as_str) {
+                None => return value,
+                Some("stale element reference") if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Some(error) => panic!("WebDriver {action} on {css}: {error}: {}", value["message"]),
+            }
+        }
+    }
+
     pub fn click(&self, css: &str) {
-        let id = self.find(css);
-        self.session_command("POST", &format!("/element/{id}/click"), json!({}));
+        self.on_element(css, "POST", "click", json!({}));
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css);
-        self.session_command(
-            "POST",
-            &format!("/element/{id}/value"),
-            json!({"text": text}),
-        );
+        self.on_element(css, "POST", "value", json!({"text": text}));
     }
 
     /// Chooses files in a file input, as a person picking them would.
@@ -159,18 +174,34 @@ impl Browser {
     }
 
     pub fn text(&self, css: &str) -> String {
-        let id = self.find(css);
-        self.session_command("GET", &format!("/element/{id}/text"), json!({}))
+        self.on_element(css, "GET", "text", json!({}))
             .as_str()
             .unwrap_or_default()
             .to_owned()
     }
 
-    /// Waits until the text of `css` satisfies `test`; returns it.
+    /// The text of `css` now, if it is on the page (None while a page is being replaced).
+    fn try_text(&self, css: &str) -> Option<String> {
+        let found = self.command(
+            "POST",
+            &format!("/session/{}/element", self.session),
+            json!({"using": "css selector", "value": css}),
+        );
+        let id = found.get(ELEMENT)?.as_str()?.to_owned();
+        let text = self.command(
+            "GET",
+            &format!("/session/{}/element/{id}/text", self.session),
+            json!({}),
+        );
+        text.as_str().map(str::to_owned)
+    }
+
+    /// Waits until the text of `css` satisfies `test`; returns it. A page reloading meanwhile
+    /// (the element gone stale) is waited out, not an error.
     pub fn wait_text(&self, css: &str, test: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let text = self.text(css);
+            let text = self.try_text(css).unwrap_or_default();
             if test(&text) {
                 return text;
             }
