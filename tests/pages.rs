@@ -73,6 +73,34 @@ fn same_examination(dir: &std::path::Path, image: &str, name: &str, n: u32) -> s
     out
 }
 
+/// Rewrites the clip at `path` as a modality sending video would label it: MPEG-4 AVC/H.264
+/// High Profile, the frames in one encapsulated stream, 8-bit YBR_PARTIAL_420 (PS3.5 8.2.7).
+fn as_video(path: &std::path::Path) {
+    let python = std::env::var_os("TC_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"));
+    let script = "
+import sys, pydicom
+from pydicom.encaps import encapsulate
+ds = pydicom.dcmread(sys.argv[1])
+stream = bytes([0, 0, 0, 1, 0x67, 0x64, 0, 0x29]) + bytes(ds.PixelData[:4096])
+ds.PixelData = encapsulate([stream])
+ds['PixelData'].VR = 'OB'
+ds['PixelData'].is_undefined_length = True
+ds.PhotometricInterpretation = 'YBR_PARTIAL_420'
+ds.SamplesPerPixel = 3
+ds.PlanarConfiguration = 0
+ds.file_meta.TransferSyntaxUID = '1.2.840.10008.1.2.4.102'
+ds.save_as(sys.argv[1], enforce_file_format=True)
+";
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("pydicom in .venv (./deploy/test.sh installs it)");
+    assert!(out.status.success(), "{out:?}");
+}
+
 /// A file of pydicom's test data (written by others, not by our generator).
 fn pydicom_file(name: &str) -> String {
     let python = std::env::var_os("TC_TEST_PYTHON")
@@ -422,6 +450,36 @@ fn pages(db: Db) {
         }
     }
 
+    // What OHIF cannot show, the case page says so instead of leaving an empty viewport: a
+    // Holter summary PDF, and a clip as a cart sends video (MPEG-4 AVC). No encoder is here to
+    // make a real H.264 stream; the page decides from the transfer syntax, as OHIF fails on any.
+    let pdf = same_examination(dir.path(), "holter-summary-pdf.dcm", "santrauka.dcm", 9);
+    let video = same_examination(dir.path(), "us-multiframe-echo.dcm", "video.dcm", 10);
+    as_video(&video);
+    let (ok, log) = dcmsend(server.dicom_port, &[pdf, video]);
+    assert!(ok, "{log}");
+    browser.goto(&case_path);
+    let notes = browser.wait_text("#series", |t| {
+        t.matches("diagnostinė peržiūros programa").count() == 2
+    });
+    assert!(
+        notes.contains("Dokumentas (PDF)") && notes.contains("Vaizdo įrašas (MPEG)"),
+        "{notes}"
+    );
+    assert!(browser
+        .text("#viewer-note")
+        .starts_with("Ne kiekviena serija"));
+    // Our thumbnail renderer has no JPEG-LS decoder (OHIF has): that series says so in words.
+    browser.wait_text("#series", |t| t.contains("Paveikslėlio čia nėra"));
+    shot(&browser, "case-series", "lt");
+    browser.click("a[lang=en]");
+    browser.wait_text("#series", |t| {
+        t.contains("Video (MPEG): the diagnostic viewer cannot play it here.")
+    });
+    shot(&browser, "case-series", "en");
+    browser.click("a[lang=lt]");
+    browser.wait_text("#series", |t| t.contains("Vaizdo įrašas"));
+
     // The 12-lead ECG in our waveform viewer: traces on the millimetre grid, 3×4 and rhythm.
     browser.goto("/waveform/2.25.7001/2.25.7001.3/2.25.7001.3.1");
     browser.wait_text("#wave-info", |t| t.starts_with("12 derivacijų EKG"));
@@ -437,7 +495,10 @@ fn pages(db: Db) {
     browser.wait_text("#wave-info", |t| t.starts_with("Ilgalaikis įrašas"));
     browser.type_into("#wave-jump", "00:05:00");
     browser.click("#wave-go");
-    browser.wait_text("#wave-info", |t| t.contains("00:05:00–00:05:10"));
+    // The patient pressed the event button half-way: marked on the strip and said in words.
+    browser.wait_text("#wave-info", |t| {
+        t.contains("00:05:00–00:05:10") && t.contains("Žymos: Paciento įvykis: širdies plakimas")
+    });
     let png = browser.element_screenshot("#wave-strip", &format!("{tag}-holter-strip"));
     let (grid, ink) = common::browser::grid_and_ink(&png);
     assert!(
@@ -445,6 +506,24 @@ fn pages(db: Db) {
         "grid {grid} px, traces {ink} px"
     );
     shot(&browser, "holter", "lt");
+    // The analyser's ventricular run, chosen from the list of annotations, is shown in context;
+    // its measurement of the whole recording is listed.
+    browser.script(
+        "document.getElementById('wave-events').value = '1';",
+        json!([]),
+    );
+    browser.click("#wave-event-go");
+    browser.wait_text("#wave-info", |t| {
+        t.contains("00:02:58–00:03:08") && t.contains("Ventricular tachycardia")
+    });
+    let listed = browser.script(
+        "return document.querySelector('#wave-notes').textContent;",
+        json!([]),
+    );
+    assert!(
+        listed.as_str().unwrap().contains("Heart rate: 72 /min"),
+        "{listed}"
+    );
     // A real 12-lead from elsewhere: pydicom's waveform_ecg.dcm (1000 Hz, two groups).
     let real = same_examination(
         dir.path(),
@@ -457,6 +536,16 @@ fn pages(db: Db) {
     browser.goto("/waveform/2.25.7001/2.25.7001.8/2.25.7001.8.1");
     let said = browser.wait_text("#wave-info", |t| t.starts_with("12 derivacijų EKG"));
     assert!(said.contains("1000 Hz"), "{said}");
+    // Its maker's statements and measurements (in ISO 8859-1) are listed as they were made.
+    let listed = browser.script(
+        "return document.querySelector('#wave-notes').textContent;",
+        json!([]),
+    );
+    let listed = listed.as_str().unwrap();
+    assert!(
+        listed.contains("RITMO SINUSALE") && listed.contains("RR Interval: 982 ms"),
+        "{listed}"
+    );
     let png = browser.element_screenshot("#wave-strip", &format!("{tag}-real-ecg-strip"));
     let (grid, ink) = common::browser::grid_and_ink(&png);
     assert!(
@@ -496,6 +585,27 @@ fn pages(db: Db) {
     assert_eq!(holter["samples"], 120_000);
     assert_eq!(holter["samples_per_point"], 1200);
     assert_eq!(holter["values"][2].as_array().unwrap().len(), 200);
+    assert_eq!(holter["annotations_total"], 3);
+    assert_eq!(holter["annotations"][1]["start"], 180.0);
+    assert_eq!(holter["annotations"][1]["end"], 186.0);
+    assert_eq!(
+        holter["annotations"][1]["channels"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // A strip carries only its own annotations (and those about the whole recording).
+    let strip = fetch_json("/api/waveforms/2.25.7001/2.25.7001.4/2.25.7001.4.1?start=0&seconds=10");
+    let labels: Vec<&str> = strip["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["Heart rate: 72 /min"]);
+    let real = fetch_json("/api/waveforms/2.25.7001/2.25.7001.8/2.25.7001.8.1?points=10");
+    assert_eq!(real["annotations_total"], 77, "{}", real["annotations"]);
     browser.goto(&case_path);
     // Drafting is saved as one types.
     browser.type_into("#findings", "Kairiojo skilvelio išstūmimo frakcija 60 %.");
@@ -515,12 +625,23 @@ fn pages(db: Db) {
         "{confirm}"
     );
     shot(&browser, "case-sign", "lt");
+    // The same in English: the draft survives the switch (it was saved), and the signing
+    // question names the signer in English words.
+    browser.click("#sign-no");
+    browser.click("a[lang=en]");
+    browser.wait_text("a[lang=lt]", |t| t == "Lietuvių");
+    shot(&browser, "case-editor", "en");
+    browser.click("#sign");
+    browser.wait_text("#sign-dialog .signer", |t| t.contains("MPL-100"));
+    shot(&browser, "case-sign", "en");
     browser.click("#sign-yes");
     let report = browser.text("article.report");
     assert!(
-        report.contains("Versija 1") && report.contains("Aortos vožtuvo stenozės nėra."),
+        report.contains("Version 1") && report.contains("Aortos vožtuvo stenozės nėra."),
         "{report}"
     );
+    browser.click("a[lang=lt]");
+    browser.wait_text("a[lang=en]", |t| t == "English");
     // An amendment needs its reason and becomes version 2.
     browser.type_into("#conclusion", " Kontrolė po metų.");
     browser.type_into("#amendment_reason", "Papildyta rekomendacija");

@@ -222,6 +222,21 @@
   const seriesList = $('#series');
   if (seriesList) showSeries(seriesList);
 
+  // What OHIF's image loader (cornerstone) decodes. Anything else, and video (which it would
+  // fetch as rendered MP4, which we do not serve), would be an empty viewport: said instead.
+  const DECODED = new Set([
+    '1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2',
+    '1.2.840.10008.1.2.5', '1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.57',
+    '1.2.840.10008.1.2.4.70', '1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81', '1.2.840.10008.1.2.4.90',
+    '1.2.840.10008.1.2.4.91', '1.2.840.10008.1.2.4.201', '1.2.840.10008.1.2.4.202', '1.2.840.10008.1.2.4.203',
+  ]);
+  const viewerCannot = (sopClass, syntax) => {
+    if (sopClass.startsWith('1.2.840.10008.5.1.4.1.1.104.')) return t('js.viewer_document');
+    if (/^1\.2\.840\.10008\.1\.2\.4\.10[0-8]$/.test(syntax)) return t('js.viewer_video');
+    if (syntax && !DECODED.has(syntax)) return t('js.viewer_syntax') + ' ' + syntax;
+    return null;
+  };
+
   async function showSeries(list) {
     const study = list.dataset.study;
     const base = '/dicom-web/studies/' + encodeURIComponent(study);
@@ -246,13 +261,13 @@
         .filter(Boolean).join(' · ');
       item.append(caption);
       list.append(item);
-      if (modality === 'DOC') continue;
       const instances = await fetch(base + '/series/' + encodeURIComponent(uid) + '/instances?limit=1',
         { headers: { Accept: 'application/dicom+json' }, credentials: 'same-origin' });
       if (!instances.ok || instances.status === 204) continue;
       const first = (await instances.json())[0];
       if (!first) continue;
-      if (modality === 'ECG' || modality === 'HD') {
+      const sopClass = value(first, '00080016');
+      if (modality === 'ECG' || modality === 'HD' || sopClass.startsWith('1.2.840.10008.5.1.4.1.1.9.')) {
         const link = document.createElement('a');
         link.className = 'button';
         link.textContent = t('js.wave_open');
@@ -260,9 +275,26 @@
         item.append(link);
         continue;
       }
+      const cannot = viewerCannot(sopClass, value(first, '00083002'));
+      if (cannot) {
+        const note = document.createElement('p');
+        note.className = 'viewer-note';
+        note.textContent = cannot;
+        item.append(note);
+        const summary = $('#viewer-note');
+        if (summary) { summary.textContent = t('js.viewer_some'); summary.hidden = false; }
+        continue;
+      }
       const image = document.createElement('img');
       image.alt = t('js.thumbnail') + ' ' + (modality || '');
       image.loading = 'lazy';
+      // A compression our renderer lacks (JPEG-LS, JPEG 2000): words, not a broken picture.
+      image.addEventListener('error', () => {
+        const note = document.createElement('span');
+        note.className = 'no-picture';
+        note.textContent = t('js.no_thumbnail');
+        image.replaceWith(note);
+      });
       image.src = base + '/series/' + encodeURIComponent(uid) + '/instances/' +
         encodeURIComponent(value(first, '00080018')) + '/frames/1/rendered';
       item.prepend(image);
@@ -388,6 +420,42 @@
       }
     };
 
+    const clock = (s) => new Date(s * 1000).toISOString().slice(11, 19);
+    const fine = (s) => s.toFixed(3) + ' s';
+    const timed = (list) => list.filter((a) => a.start !== null);
+    // Every annotation as a line of text (when, if it has a time; what), for reading and for
+    // screen readers, since the marks on a canvas are only pictures.
+    const notes = (list, total, when) => {
+      const box = $('#wave-notes');
+      const ul = box.querySelector('ul');
+      ul.textContent = '';
+      for (const a of list) {
+        const li = document.createElement('li');
+        const at = a.start === null ? '' : when(a.start) + (a.end > a.start ? '–' + when(a.end) : '') + ' ';
+        li.textContent = at + a.label;
+        ul.append(li);
+      }
+      box.querySelector('.count').textContent = list.length < total ? list.length + ' / ' + total : String(total);
+      box.hidden = total === 0;
+    };
+    const inView = (list) => (list.length
+      ? t('js.wave_annotations') + ': ' + list.map((a) => a.label).join('; ')
+      : t('js.wave_no_annotations'));
+    // An annotation on a canvas: a line at its start, a band over a segment, and its label.
+    const mark = (ctx, a, x0, perSecond, height, label) => {
+      const x = x0 + a.start * perSecond;
+      if (a.end > a.start) {
+        ctx.fillStyle = 'rgba(200, 30, 30, 0.15)';
+        ctx.fillRect(x, 0, Math.max(2, (a.end - a.start) * perSecond), height);
+      }
+      ctx.fillStyle = '#c81e1e';
+      ctx.fillRect(x, 0, 2, height);
+      if (label) {
+        ctx.font = '13px sans-serif';
+        ctx.fillText(a.label, x + 4, height - 6);
+      }
+    };
+
     async function twelveLead(meta) {
       const g = meta.groups[0];
       const seconds = Math.min(10, g.seconds);
@@ -419,9 +487,15 @@
         const rhythm = index.ii === undefined ? 1 : index.ii;
         trace(ctx, mv[rhythm], g.frequency, 0, mv[rhythm].length, 0, rowHeight * 3.5, gains[labels[rhythm]] || 10);
         ctx.fillText(labels[rhythm], 4, rowHeight * 3 + 16);
+        // Timed annotations (wave onsets and ends, events) as ticks under the rhythm strip.
+        for (const a of timed(data.annotations)) {
+          ctx.fillStyle = '#c81e1e';
+          ctx.fillRect(a.start * 25 * MM, strip.height - 3 * MM, 2, 3 * MM);
+        }
       };
       gainControls(labels, draw);
       draw();
+      notes(data.annotations, data.annotations_total, fine);
       say(info, t('js.wave_twelve') + ' · ' + g.frequency + ' Hz · ' + seconds + ' s');
     }
 
@@ -435,6 +509,8 @@
       overview.hidden = false;
       overview.height = band * g.channels.length;
       const whole = await fetchWindow('?points=1000');
+      const events = timed(whole.annotations);
+      notes(whole.annotations, whole.annotations_total, clock);
       const octx = overview.getContext('2d');
       let start = 0;
       let span = Number($('#wave-span').value);
@@ -456,10 +532,10 @@
           octx.fillStyle = '#000';
           octx.fillText(labels[c], 4, c * band + 14);
         });
+        events.forEach((a) => mark(octx, a, 0, overview.width / total, overview.height, false));
         octx.fillStyle = 'rgba(11, 92, 173, 0.25)';
         octx.fillRect(start / total * overview.width, 0, Math.max(2, span / total * overview.width), overview.height);
       };
-      const clock = (s) => new Date(s * 1000).toISOString().slice(11, 19);
       const drawStrip = async () => {
         start = Math.max(0, Math.min(start, Math.max(0, total - span)));
         drawOverview();
@@ -494,8 +570,10 @@
           ctx.font = '14px sans-serif';
           ctx.fillText(labels[c], 4, rowHeight * c + 16);
         });
+        const here = timed(data.annotations);
+        here.forEach((a) => mark(ctx, a, -data.start * strip.width / span, strip.width / span, strip.height, true));
         say(info, t('js.wave_long') + ' · ' + clock(total) + ' · ' + g.channels.length + ' ' + t('js.wave_channels') +
-          ' · ' + g.frequency + ' Hz · ' + clock(start) + '–' + clock(Math.min(total, start + span)) + ' · ' + t('js.wave_no_annotations'));
+          ' · ' + g.frequency + ' Hz · ' + clock(start) + '–' + clock(Math.min(total, start + span)) + ' · ' + inView(here));
       };
       overview.addEventListener('click', (e) => {
         const box = overview.getBoundingClientRect();
@@ -515,6 +593,21 @@
         start = parts.reduce((acc, p) => acc * 60 + p, 0);
         drawStrip();
       });
+      if (events.length) {
+        const select = $('#wave-events');
+        events.forEach((a, i) => {
+          const option = document.createElement('option');
+          option.value = i;
+          option.textContent = clock(a.start) + ' ' + a.label;
+          select.append(option);
+        });
+        $('#wave-events-tools').hidden = false;
+        // The event a fifth into the strip: what led to it is in view too.
+        $('#wave-event-go').addEventListener('click', () => {
+          start = events[Number(select.value)].start - span / 5;
+          drawStrip();
+        });
+      }
       gainControls(labels, drawStrip);
       await drawStrip();
     }

@@ -384,11 +384,12 @@ impl Catalog {
         .await?)
     }
 
-    /// The waveform groups of a retrieved instance, found from its element headers.
+    /// The waveform groups and annotations of a retrieved instance, found from its element
+    /// headers.
     pub async fn waveforms(
         &self,
         hit: &Hit,
-    ) -> Result<Vec<crate::pixels::waveform::Group>, CatalogError> {
+    ) -> Result<crate::pixels::waveform::Recording, CatalogError> {
         let key = ObjectKey::from(hit.object_key.as_str());
         let dataset_at = self.dataset_offset(hit).await?;
         let size = u64::try_from(hit.size_bytes).unwrap_or(0);

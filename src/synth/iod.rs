@@ -408,12 +408,76 @@ pub fn ambulatory_ecg(
 ) -> InMemDicomObject {
     let mut o = common(subject, study, AMBULATORY_ECG, name, "ECG", "Holter", n);
     waveform_identification(&mut o);
+    let samples = minutes * 60 * 200;
+    sequence(
+        &mut o,
+        tags::WAVEFORM_ANNOTATION_SEQUENCE,
+        holter_annotations(samples as u32),
+    );
     sequence(
         &mut o,
         tags::WAVEFORM_SEQUENCE,
-        vec![multiplex_group(3, minutes * 60 * 200, 200.0, "HOLTER")],
+        vec![multiplex_group(3, samples, 200.0, "HOLTER")],
     );
     o
+}
+
+/// What a Holter analyser leaves on a recording, in the shapes real devices use (free text,
+/// a coded finding over a segment, a measurement of the whole): the patient's button press at
+/// the middle, a ventricular run at 30 % lasting 6 s, the mean heart rate. All channels of
+/// group 1 (channel 0 means all).
+fn holter_annotations(samples: u32) -> Vec<InMemDicomObject> {
+    let all_channels = || {
+        let mut item = InMemDicomObject::new_empty();
+        put(
+            &mut item,
+            tags::REFERENCED_WAVEFORM_CHANNELS,
+            VR::US,
+            PrimitiveValue::U16([1u16, 0].into_iter().collect()),
+        );
+        item
+    };
+    let mut event = all_channels();
+    put(
+        &mut event,
+        tags::UNFORMATTED_TEXT_VALUE,
+        VR::ST,
+        "Paciento įvykis: širdies plakimas",
+    );
+    put(&mut event, tags::TEMPORAL_RANGE_TYPE, VR::CS, "POINT");
+    put(
+        &mut event,
+        tags::REFERENCED_SAMPLE_POSITIONS,
+        VR::UL,
+        samples / 2 + 1,
+    );
+    let mut run = all_channels();
+    sequence(
+        &mut run,
+        tags::CONCEPT_NAME_CODE_SEQUENCE,
+        vec![code("25569003", "SCT", "Ventricular tachycardia")],
+    );
+    put(&mut run, tags::TEMPORAL_RANGE_TYPE, VR::CS, "SEGMENT");
+    let from = samples / 10 * 3 + 1;
+    put(
+        &mut run,
+        tags::REFERENCED_SAMPLE_POSITIONS,
+        VR::UL,
+        PrimitiveValue::U32([from, from + 6 * 200].into_iter().collect()),
+    );
+    let mut rate = all_channels();
+    sequence(
+        &mut rate,
+        tags::CONCEPT_NAME_CODE_SEQUENCE,
+        vec![code("8867-4", "LN", "Heart rate")],
+    );
+    put(&mut rate, tags::NUMERIC_VALUE, VR::DS, "72");
+    sequence(
+        &mut rate,
+        tags::MEASUREMENT_UNITS_CODE_SEQUENCE,
+        vec![code("/min", "UCUM", "per minute")],
+    );
+    vec![event, run, rate]
 }
 
 /// A vendor-style Holter summary as Encapsulated PDF.

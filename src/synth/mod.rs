@@ -5,7 +5,7 @@
 //! names, dates are fixed, pixels and samples are computed. Nothing here is used by the service
 //! itself.
 
-mod iod;
+pub(crate) mod iod;
 mod pdf;
 mod signal;
 

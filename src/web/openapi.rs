@@ -272,7 +272,7 @@ pub fn spec() -> Value {
                 "responses": {"200": {"description": "{\"events\": [...]} or text/csv"}, "400": problem(), "403": problem()}
             }},
             "/api/waveforms/{study}/{series}/{instance}": {"get": {
-                "summary": "A DICOM waveform object's groups and channels, and a window of its samples in the channels' units: raw when they fit in `points`, else min/max pairs per span (Holter overview). Reads only the headers and the window from the store",
+                "summary": "A DICOM waveform object's groups and channels, and a window of its samples in the channels' units: raw when they fit in `points`, else min/max pairs per span (Holter overview); and the annotations on that group within the window (events, measurements: label, start and end in seconds or null for the whole recording, channel labels). Reads only the headers and the window from the store",
                 "parameters": [
                     {"name": "study", "in": "path", "required": true, "schema": {"type": "string"}},
                     {"name": "series", "in": "path", "required": true, "schema": {"type": "string"}},
@@ -282,7 +282,7 @@ pub fn spec() -> Value {
                     {"name": "seconds", "in": "query", "schema": {"type": "number"}, "description": "length of the window; default: to the end"},
                     {"name": "points", "in": "query", "schema": {"type": "integer", "default": 2000, "maximum": 20000}}
                 ],
-                "responses": {"200": {"description": "{groups, group, start, samples, samples_per_point, mode: raw|minmax, values: [[...] per channel]}"}, "400": problem(), "404": problem(), "422": problem()}
+                "responses": {"200": {"description": "{groups, group, start, samples, samples_per_point, mode: raw|minmax, values: [[...] per channel], annotations: [{label, start, end, channels}], annotations_total}"}, "400": problem(), "404": problem(), "422": problem()}
             }},
             "/api/users": {
                 "get": {

@@ -60,7 +60,8 @@ pub async fn window(
             .into_iter()
             .next()
             .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no such instance"))?;
-        let groups = state.catalog.waveforms(&hit).await.map_err(problem)?;
+        let recording = state.catalog.waveforms(&hit).await.map_err(problem)?;
+        let groups = &recording.groups;
         if groups.is_empty() {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -91,6 +92,29 @@ pub async fn window(
             .waveform_window(&hit, group, first, count, points)
             .await
             .map_err(problem)?;
+        let from = window.first as f64 / group.frequency;
+        let to = (window.first + window.count) as f64 / group.frequency;
+        let channel_label = |&(g, c): &(usize, usize)| {
+            groups
+                .get(g)
+                .and_then(|g| g.channels.get(c))
+                .map(|c| c.label.clone())
+        };
+        // The annotations on this group within the window: the whole recording's for an
+        // overview, a strip's own for a strip.
+        let annotations: Vec<_> = recording
+            .annotations
+            .iter()
+            .filter(|a| a.concerns(index) && a.overlaps(from, to))
+            .map(|a| {
+                json!({
+                    "label": a.label,
+                    "start": a.start,
+                    "end": a.end,
+                    "channels": a.channels.iter().filter_map(channel_label).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
         Ok(Json(json!({
             "groups": groups.iter().map(|g| json!({
                 "label": g.label,
@@ -100,11 +124,13 @@ pub async fn window(
                 "channels": g.channels.iter().map(|c| json!({"label": c.label, "unit": c.unit})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "group": index,
-            "start": window.first as f64 / group.frequency,
+            "start": from,
             "samples": window.count,
             "samples_per_point": window.per_point,
             "mode": if window.per_point > 1 { "minmax" } else { "raw" },
             "values": window.values,
+            "annotations": annotations,
+            "annotations_total": recording.annotations_total,
         }))
         .into_response())
     };

@@ -7,6 +7,8 @@
 //! headers and the window asked for, in chunks of at most [`CHUNK`] bytes, so memory stays
 //! bounded by the answer whatever the recording's length.
 
+mod annotations;
+
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -15,6 +17,7 @@ use dicom_core::{Tag, VR};
 
 use super::PixelError;
 use crate::archive::{Archive, ObjectKey};
+pub use annotations::Annotation;
 
 const CHUNK: u64 = 1024 * 1024;
 /// Values up to this size are read; larger ones (the samples) are only located.
@@ -23,6 +26,11 @@ const ITEM: Tag = Tag(0xFFFE, 0xE000);
 const ITEM_DELIMITATION: Tag = Tag(0xFFFE, 0xE00D);
 const SEQUENCE_DELIMITATION: Tag = Tag(0xFFFE, 0xE0DD);
 const WAVEFORM_SEQUENCE: Tag = Tag(0x5400, 0x0100);
+const WAVEFORM_ANNOTATION_SEQUENCE: Tag = Tag(0x0040, 0xB020);
+const SPECIFIC_CHARACTER_SET: Tag = Tag(0x0008, 0x0005);
+/// Annotations kept of one object; a Holter recording that marks every beat has ~100,000,
+/// which a viewer cannot show at once and memory should not hold per request.
+const MAX_ANNOTATIONS: usize = 5_000;
 const CHANNEL_DEFINITION_SEQUENCE: Tag = Tag(0x003A, 0x0200);
 const CHANNEL_SOURCE_SEQUENCE: Tag = Tag(0x003A, 0x0208);
 const CHANNEL_SENSITIVITY_UNITS_SEQUENCE: Tag = Tag(0x003A, 0x0211);
@@ -66,6 +74,16 @@ impl Group {
     fn frame_bytes(&self) -> u64 {
         self.channels.len() as u64 * u64::from(self.width)
     }
+}
+
+/// What a waveform object holds: its multiplex groups and the annotations made on them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    pub groups: Vec<Group>,
+    /// The first [`MAX_ANNOTATIONS`] annotations, in stored order.
+    pub annotations: Vec<Annotation>,
+    /// How many the object holds (more than `annotations.len()` when capped).
+    pub annotations_total: usize,
 }
 
 /// A window of one group, per channel: raw values, or (min, max) pairs over equal spans.
@@ -148,14 +166,23 @@ fn is_sequence_in_dictionary(tag: Tag) -> bool {
         .is_some_and(|entry| entry.vr.relaxed() == VR::SQ)
 }
 
-/// Walks the data set (starting at `dataset_at`) far enough to see every waveform group.
+/// What the walk met: the elements inside waveform groups and kept annotations, and how many
+/// annotation items there were in all.
+#[derive(Default)]
+struct Walked {
+    elements: Vec<Element>,
+    annotation_items: usize,
+}
+
+/// Walks the data set (starting at `dataset_at`) far enough to see every waveform group and
+/// annotation.
 async fn walk(
     reader: &mut Reader<'_>,
     dataset_at: u64,
     explicit: bool,
-) -> Result<Vec<Element>, PixelError> {
+) -> Result<Walked, PixelError> {
     let mut stack: Vec<Frame> = Vec::new();
-    let mut found = Vec::new();
+    let mut found = Walked::default();
     let mut at = dataset_at;
     loop {
         while stack
@@ -180,8 +207,14 @@ async fn walk(
             at += 8;
             match tag {
                 ITEM => {
+                    let top_level = stack.len() == 1;
                     match stack.last_mut() {
-                        Some(Frame::Sequence { items, .. }) => *items += 1,
+                        Some(Frame::Sequence { tag, items, .. }) => {
+                            *items += 1;
+                            if top_level && *tag == WAVEFORM_ANNOTATION_SEQUENCE {
+                                found.annotation_items += 1;
+                            }
+                        }
                         _ => return Err(PixelError::Damaged("an item outside a sequence".into())),
                     }
                     stack.push(Frame::Item {
@@ -244,14 +277,20 @@ async fn walk(
                 _ => None,
             })
             .collect();
-        let inside_waveforms = path.first().is_some_and(|p| p.0 == WAVEFORM_SEQUENCE);
-        if inside_waveforms {
+        // The character set too: annotation text may be in any of them.
+        let wanted = path
+            .first()
+            .map_or(tag == SPECIFIC_CHARACTER_SET, |&(sequence, item)| {
+                sequence == WAVEFORM_SEQUENCE
+                    || (sequence == WAVEFORM_ANNOTATION_SEQUENCE && item < MAX_ANNOTATIONS)
+            });
+        if wanted {
             let bytes = if len <= SMALL {
                 Some(reader.bytes(at, u64::from(len)).await?)
             } else {
                 None
             };
-            found.push(Element {
+            found.elements.push(Element {
                 path,
                 tag,
                 value: value.clone(),
@@ -287,14 +326,14 @@ fn unsigned(e: &Element) -> Option<u64> {
     }
 }
 
-/// The waveform groups of the object at `key`.
+/// The waveform groups and annotations of the object at `key`.
 pub async fn locate(
     archive: &Archive,
     key: &ObjectKey,
     size: u64,
     dataset_at: u64,
     transfer_syntax: &str,
-) -> Result<Vec<Group>, PixelError> {
+) -> Result<Recording, PixelError> {
     if transfer_syntax == "1.2.840.10008.1.2.1.99" || transfer_syntax == "1.2.840.10008.1.2.2" {
         return Err(PixelError::Unsupported(
             "waveforms are read from little endian, not deflated, data sets".into(),
@@ -308,10 +347,11 @@ pub async fn locate(
         buffer_at: 0,
     };
     let explicit = transfer_syntax != IMPLICIT_VR_LITTLE_ENDIAN;
-    let elements = walk(&mut reader, dataset_at, explicit).await?;
+    let walked = walk(&mut reader, dataset_at, explicit).await?;
+    let elements = &walked.elements;
     let groups = elements
         .iter()
-        .filter(|e| e.path.len() == 1)
+        .filter(|e| e.path.len() == 1 && e.path[0].0 == WAVEFORM_SEQUENCE)
         .map(|e| e.path[0].1)
         .max()
         .map_or(0, |last| last + 1);
@@ -396,7 +436,11 @@ pub async fn locate(
         }
         out.push(group);
     }
-    Ok(out)
+    Ok(Recording {
+        annotations: annotations::read(elements, &out),
+        annotations_total: walked.annotation_items,
+        groups: out,
+    })
 }
 
 fn sample(bytes: &[u8], width: u8, signed: bool) -> f64 {
