@@ -469,6 +469,9 @@ fn pages(db: Db) {
     assert!(browser
         .text("#viewer-note")
         .starts_with("Ne kiekviena serija"));
+    // The document itself is there to download, as the PDF it is.
+    let (status, start) = download(&browser, "#series a[download]");
+    assert_eq!((status, start.as_str()), (200, "%PDF-"));
     // Our thumbnail renderer has no JPEG-LS decoder (OHIF has): that series says so in words.
     browser.wait_text("#series", |t| t.contains("Paveikslėlio čia nėra"));
     shot(&browser, "case-series", "lt");

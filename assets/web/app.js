@@ -283,6 +283,15 @@
         item.append(note);
         const summary = $('#viewer-note');
         if (summary) { summary.textContent = t('js.viewer_some'); summary.hidden = false; }
+        if (sopClass === '1.2.840.10008.5.1.4.1.1.104.1') {
+          const link = document.createElement('a');
+          link.className = 'button';
+          link.textContent = t('js.open_document');
+          link.href = base + '/series/' + encodeURIComponent(uid) + '/instances/' +
+            encodeURIComponent(value(first, '00080018')) + '/rendered';
+          link.download = 'document.pdf';
+          item.append(link);
+        }
         continue;
       }
       const image = document.createElement('img');

@@ -21,6 +21,8 @@ use crate::query::{Query, QueryError};
 
 /// The most data set bytes (besides pixel data) held in memory to answer metadata or frames.
 const MAX_HEADER_BYTES: u64 = 128 * 1024 * 1024;
+/// Largest Encapsulated PDF or CDA object rendered as its document.
+const MAX_DOCUMENT_OBJECT: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -382,6 +384,27 @@ impl Catalog {
             MAX_HEADER_BYTES,
         )
         .await?)
+    }
+
+    /// The document an Encapsulated PDF or CDA instance carries. Such objects are read whole
+    /// (they are a few megabytes); one over [`MAX_DOCUMENT_OBJECT`] is refused rather than
+    /// held in memory.
+    pub async fn document(&self, hit: &Hit) -> Result<Vec<u8>, CatalogError> {
+        if u64::try_from(hit.size_bytes).unwrap_or(u64::MAX) > MAX_DOCUMENT_OBJECT {
+            return Err(PixelError::Unsupported(format!(
+                "documents over {} MiB are retrieved as DICOM, not rendered",
+                MAX_DOCUMENT_OBJECT >> 20
+            ))
+            .into());
+        }
+        let key = ObjectKey::from(hit.object_key.as_str());
+        let object = self.archive.read(&key).await?;
+        crate::reports::document::encapsulated_document(&object).map_err(|why| {
+            CatalogError::Damaged {
+                key: hit.object_key.clone(),
+                why,
+            }
+        })
     }
 
     /// The waveform groups and annotations of a retrieved instance, found from its element

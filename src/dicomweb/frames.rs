@@ -313,19 +313,55 @@ async fn rendered(
     headers: HeaderMap,
     params: RenderParams,
 ) -> Response {
-    let format = match render_format(&headers, params.quality) {
-        Ok(f) => f,
-        Err(p) => return p.into_response(),
-    };
     let (hit, layout) = match open(&state, &who, selection, "WADO-RS rendered").await {
         Ok(x) => x,
         Err(r) => return r,
+    };
+    // An Encapsulated PDF's rendered form is its PDF (PS3.18 9.5.1.2.1), for a reader to open.
+    if hit.sop_class_uid == ENCAPSULATED_PDF && frame.is_none() {
+        return pdf(&state, &hit, &headers).await;
+    }
+    let format = match render_format(&headers, params.quality) {
+        Ok(f) => f,
+        Err(p) => return p.into_response(),
     };
     match render_frame(&state, &hit, layout, frame, format).await {
         Ok(image) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, format.media_type())],
             image,
+        )
+            .into_response(),
+        Err(e) => pixel_problem(e).into_response(),
+    }
+}
+
+const ENCAPSULATED_PDF: &str = "1.2.840.10008.5.1.4.1.1.104.1";
+
+async fn pdf(state: &DicomWebState, hit: &Hit, headers: &HeaderMap) -> Response {
+    if !accept::ranges(headers)
+        .iter()
+        .any(|r| r.admits("application/pdf"))
+    {
+        return Problem::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "an Encapsulated PDF is rendered as application/pdf",
+        )
+        .into_response();
+    }
+    match state.catalog.document(hit).await {
+        Ok(document) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/pdf"),
+                // Saved, not shown inline: our pages' policy forbids plugins, and a reader
+                // opens it in the PDF reader they trust.
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"document.pdf\"",
+                ),
+            ],
+            document,
         )
             .into_response(),
         Err(e) => pixel_problem(e).into_response(),
