@@ -12,12 +12,6 @@ use common::*;
 
 const STUDY: &str = "2.25.143334534848296470270503991942325904385";
 
-fn python() -> PathBuf {
-    std::env::var_os("TC_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"))
-}
-
 fn start(db: Db) -> Server {
     let clinics = format!(
         r#"[{{id="demo", name="Demo", ae_titles=["{CLINIC_AE}"], networks=[]}},

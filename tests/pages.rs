@@ -76,9 +76,6 @@ fn same_examination(dir: &std::path::Path, image: &str, name: &str, n: u32) -> s
 /// Rewrites the clip at `path` as a modality sending video would label it: MPEG-4 AVC/H.264
 /// High Profile, the frames in one encapsulated stream, 8-bit YBR_PARTIAL_420 (PS3.5 8.2.7).
 fn as_video(path: &std::path::Path) {
-    let python = std::env::var_os("TC_TEST_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"));
     let script = "
 import sys, pydicom
 from pydicom.encaps import encapsulate
@@ -93,7 +90,7 @@ ds.PlanarConfiguration = 0
 ds.file_meta.TransferSyntaxUID = '1.2.840.10008.1.2.4.102'
 ds.save_as(sys.argv[1], enforce_file_format=True)
 ";
-    let out = std::process::Command::new(python)
+    let out = std::process::Command::new(python())
         .args(["-c", script])
         .arg(path)
         .output()
@@ -103,10 +100,7 @@ ds.save_as(sys.argv[1], enforce_file_format=True)
 
 /// A file of pydicom's test data (written by others, not by our generator).
 fn pydicom_file(name: &str) -> String {
-    let python = std::env::var_os("TC_TEST_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"));
-    let out = std::process::Command::new(python)
+    let out = std::process::Command::new(python())
         .args([
             "-c",
             "import sys; from pydicom.data import get_testdata_file; print(get_testdata_file(sys.argv[1]))",
@@ -869,6 +863,53 @@ fn pages(db: Db) {
     browser.click("a[lang=en]");
     browser.wait_text("a[lang=lt]", |t| t == "Lietuvių");
     shot(&browser, "admin", "en");
+    sign_out(&browser);
+
+    // A long worklist comes in pages of 200: 250 routine cases waiting at the centre.
+    server.execute_sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+         INSERT INTO cases (id, referral_id, study_uid, clinic_id, centre_id, reader, status,
+           examination, urgency, patient_id, patient_name, birth_date, rule, claimed_by,
+           claim_expires_at, referral_written, referral_at, data_at, ready_at, routed_at,
+           claimed_at, created_at, updated_at)
+         SELECT 'bulk-' || i, 'bulk-ref-' || i, '2.25.99.' || i, 'demo', 'demo-centre', '',
+           'new', 'echo', 'routine', 'P' || i, 'Eilė^Nr' || i, '19700101', 'bulk', '', NULL,
+           '20261120', 1000000 * i, 1000000 * i, 1000000 * i, 1000000 * i, NULL,
+           1000000 * i, 1000000 * i
+         FROM n",
+    );
+    sign_in(&browser, "dr-a");
+    browser.goto("/worklist");
+    assert_eq!(browser.text("nav.pages span"), "Cases 1–200");
+    assert_eq!(
+        browser.script(
+            "return document.querySelectorAll('#cases tbody tr').length;",
+            json!([])
+        ),
+        200
+    );
+    // The 250 and whatever the walk above left open (an administrator's routing).
+    let open = browser.script_async(
+        "const done = arguments[arguments.length - 1];
+         fetch('/api/worklist', {credentials: 'same-origin'})
+           .then(r => r.json()).then(j => done(j.cases.length));",
+        json!([]),
+    );
+    let open = open.as_i64().unwrap();
+    assert!((250..260).contains(&open), "{open} open cases");
+    browser.click("nav.pages a[rel=next]");
+    browser.wait_text("nav.pages span", |t| t == format!("Cases 201–{open}"));
+    assert!(
+        browser.text("#cases").contains("Nr250 Eilė"),
+        "the most recent last"
+    );
+    assert!(
+        !browser.source().contains("rel=\"next\""),
+        "no page after the last"
+    );
+    shot(&browser, "worklist-page-2", "en");
+    browser.click("nav.pages a[rel=prev]");
+    browser.wait_text("nav.pages span", |t| t == "Cases 1–200");
     // No personal code or name in any address the pages used.
     let log = server.log();
     assert!(!log.contains("48507120013"), "personal code in the log");

@@ -101,6 +101,8 @@ pub struct CaseFilter {
     /// (never the referral's own case).
     pub same_person_as: Option<String>,
     pub limit: i64,
+    /// Rows skipped first, in the list's order.
+    pub offset: i64,
 }
 
 impl Index {
@@ -296,8 +298,9 @@ impl Index {
             "SELECT {COLUMNS} FROM cases{filter}
              ORDER BY CASE urgency WHEN 'emergency' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END,
                ready_at, id
-             LIMIT {}",
-            f.limit.clamp(1, 10_000)
+             LIMIT {} OFFSET {}",
+            f.limit.clamp(1, 10_000),
+            f.offset.max(0)
         );
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         super::fetch_all_text(&self.pool, sql, &args, "select cases", case_row).await

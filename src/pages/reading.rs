@@ -37,7 +37,15 @@ struct WorklistPage {
     lines: Vec<WorkLine>,
     filter: Filter,
     can_claim: bool,
+    /// Which cases of the list this page shows (from 1), and the pages around it.
+    first: usize,
+    last: usize,
+    previous: Option<String>,
+    next: Option<String>,
 }
+
+/// Cases one worklist page shows: enough to see a day's work, few enough to stay quick.
+const PAGE: usize = 200;
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct Filter {
@@ -49,6 +57,35 @@ pub struct Filter {
     examination: String,
     #[serde(default)]
     mine: String,
+    /// From 1.
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+impl Filter {
+    /// This list's address on page `page`.
+    fn href(&self, page: usize) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("status", &self.status),
+            ("urgency", &self.urgency),
+            ("examination", &self.examination),
+            ("mine", &self.mine),
+        ] {
+            if !value.is_empty() {
+                query.append_pair(name, value);
+            }
+        }
+        if page > 1 {
+            query.append_pair("page", &page.to_string());
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            "/worklist".to_owned()
+        } else {
+            format!("/worklist?{query}")
+        }
+    }
 }
 
 const STATUSES: [&str; 5] = ["unrouted", "new", "in_progress", "reported", "delivered"];
@@ -64,21 +101,31 @@ pub async fn worklist(
         return problem(c, StatusCode::FORBIDDEN, "problem.role");
     }
     let filter = filter.map(|Query(f)| f).unwrap_or_default();
+    let page = filter.page.unwrap_or(1).clamp(1, 10_000);
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    // One more than a page: whether there is a next page, without counting them all.
     let query = WorklistQuery {
         status: non_empty(&filter.status).filter(|s| STATUSES.contains(&s.as_str())),
         urgency: non_empty(&filter.urgency),
         examination: non_empty(&filter.examination),
         mine: filter.mine == "1",
+        offset: ((page - 1) * PAGE) as i64,
+        limit: Some(PAGE as i64 + 1),
         ..WorklistQuery::default()
     };
-    let cases = match state.routing.worklist(who, &query).await {
+    let mut cases = match state.routing.worklist(who, &query).await {
         Ok(cases) => cases,
         Err(e) => {
             tracing::error!(error = %e, "worklist page");
             return problem(c, StatusCode::SERVICE_UNAVAILABLE, "problem.unavailable");
         }
     };
+    let more = cases.len() > PAGE;
+    cases.truncate(PAGE);
+    let first = (page - 1) * PAGE + 1;
+    let last = (page - 1) * PAGE + cases.len();
+    let previous = (page > 1).then(|| filter.href(page - 1));
+    let next = more.then(|| filter.href(page + 1));
     let now = now_micros();
     let w = c.w;
     let lines = cases
@@ -113,6 +160,10 @@ pub async fn worklist(
         lines,
         filter,
         can_claim: who.role == Role::Cardiologist,
+        first,
+        last,
+        previous,
+        next,
     })
 }
 
@@ -341,4 +392,30 @@ pub async fn waveform(
         instance,
         back,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Filter;
+
+    #[test]
+    fn a_worklist_page_keeps_its_filters_in_its_address() {
+        let filter = Filter {
+            status: "new".into(),
+            urgency: "urgent".into(),
+            mine: "1".into(),
+            ..Filter::default()
+        };
+        assert_eq!(
+            filter.href(3),
+            "/worklist?status=new&urgency=urgent&mine=1&page=3"
+        );
+        assert_eq!(filter.href(1), "/worklist?status=new&urgency=urgent&mine=1");
+        assert_eq!(Filter::default().href(1), "/worklist");
+        let odd = Filter {
+            examination: "a&b=c".into(),
+            ..Filter::default()
+        };
+        assert_eq!(odd.href(2), "/worklist?examination=a%26b%3Dc&page=2");
+    }
 }

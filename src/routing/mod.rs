@@ -71,6 +71,10 @@ pub struct WorklistQuery {
     pub centre: Option<String>,
     /// Every status, closed cases included (a clinic following what it sent).
     pub every_status: bool,
+    /// Cases skipped, in worklist order (for the next page).
+    pub offset: i64,
+    /// At most this many (default 1,000).
+    pub limit: Option<i64>,
 }
 
 #[derive(Clone)]
@@ -247,7 +251,8 @@ impl Routing {
             urgency: q.urgency.clone(),
             examination: q.examination.clone(),
             reader: q.mine.then(|| who.name.clone()),
-            limit: 1000,
+            limit: q.limit.unwrap_or(1000),
+            offset: q.offset,
             ..CaseFilter::default()
         };
         match who.role {

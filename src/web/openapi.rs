@@ -210,7 +210,9 @@ pub fn spec() -> Value {
                     {"name": "urgency", "in": "query", "schema": {"enum": ["routine", "urgent", "emergency"]}},
                     {"name": "examination", "in": "query", "schema": {"enum": ["echo", "holter", "both", "other"]}},
                     {"name": "mine", "in": "query", "schema": {"type": "boolean"}, "description": "Only cases assigned to or claimed by the caller"},
-                    {"name": "centre", "in": "query", "schema": {"type": "string"}, "description": "Administrators and auditors: one centre's cases"}
+                    {"name": "centre", "in": "query", "schema": {"type": "string"}, "description": "Administrators and auditors: one centre's cases"},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}, "description": "Cases skipped, in the list's order (paging)"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}}
                 ],
                 "responses": {"200": {"description": "{\"cases\": [...]} with status, urgency, waiting_minutes, patient, clinic, examination, claim and clocks"}, "400": problem()}
             }},

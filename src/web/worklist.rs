@@ -78,6 +78,8 @@ pub struct WorklistParams {
     examination: Option<String>,
     mine: Option<bool>,
     centre: Option<String>,
+    offset: Option<i64>,
+    limit: Option<i64>,
 }
 
 const STATUSES: &[&str] = &["unrouted", "new", "in_progress", "reported", "delivered"];
@@ -103,6 +105,8 @@ pub async fn worklist(
             mine: p.mine.unwrap_or(false),
             centre: p.centre,
             every_status: false,
+            offset: p.offset.unwrap_or(0).max(0),
+            limit: p.limit,
         };
         let cases = state
             .routing

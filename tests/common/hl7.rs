@@ -3,13 +3,10 @@
 
 use std::path::PathBuf;
 
-use super::repo;
+use super::python;
 
 fn mllp_send_path() -> PathBuf {
-    std::env::var_os("TC_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"))
-        .with_file_name("mllp_send")
+    python().with_file_name("mllp_send")
 }
 
 /// Sends `messages` (segments separated by `\r`) over one MLLP connection with `mllp_send`,

@@ -35,6 +35,14 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The Python with the test clients (pydicom, dicomweb-client, hl7), as `deploy/test.sh`
+/// installs it.
+pub fn python() -> PathBuf {
+    std::env::var_os("TC_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"))
+}
+
 pub fn test_image(name: &str) -> PathBuf {
     repo().join("test-images").join(name)
 }
