@@ -1,5 +1,5 @@
-//! What `telecardio studies`, `show`, `unlinked`, `exceptions`, `refusals`, `user list` and
-//! `token list` print: aligned tables for people (JSON is printed by the caller for scripts). Formats index rows only.
+//! What `telecardio studies`, `show`, `unlinked`, `exceptions`, `refusals`, `verify`, `user list`
+//! and `token list` print: aligned tables for people (JSON is printed by the caller for scripts).
 
 use std::fmt::Write;
 
@@ -299,4 +299,45 @@ pub fn refusals_table(rows: &[Refusal]) -> String {
         })
         .collect();
     table(&header, &cells, "(no write was refused)")
+}
+
+/// What `telecardio verify` found, for a person: the totals, then each failure.
+pub fn fixity_text(report: &crate::fixity::Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "scope:    {}", report.scope);
+    let _ = writeln!(
+        out,
+        "checked:  {} objects, {} bytes, {} to {}",
+        report.objects,
+        report.bytes,
+        format_time(report.started_at),
+        format_time(report.finished_at)
+    );
+    if report.failures.is_empty() {
+        let _ = writeln!(out, "result:   every object matches its recorded SHA-256");
+        return out;
+    }
+    let _ = writeln!(out, "result:   {} FAILED", report.failures.len());
+    for f in &report.failures {
+        let _ = writeln!(
+            out,
+            "{:<10} {:<8} study {}  {}",
+            f.problem,
+            f.kind,
+            if f.study_uid.is_empty() {
+                "-"
+            } else {
+                &f.study_uid
+            },
+            f.key
+        );
+        let _ = writeln!(out, "           expected {}", f.expected_sha256);
+        if !f.found_sha256.is_empty() {
+            let _ = writeln!(out, "           found    {}", f.found_sha256);
+        }
+        if !f.detail.is_empty() {
+            let _ = writeln!(out, "           {}", f.detail);
+        }
+    }
+    out
 }

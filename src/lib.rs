@@ -28,6 +28,8 @@ pub mod dicomweb;
 pub mod dimse;
 /// The protocol-neutral classification every error maps to.
 pub mod fault;
+/// Fixity: every stored object read back and compared with the hash recorded on arrival.
+pub mod fixity;
 /// HL7 v2 edge: MLLP listener for HIS orders and patient maintenance, with ACKs.
 pub mod hl7;
 /// SQL index of patients, studies, series, instances and audit events (SQLite and PostgreSQL).

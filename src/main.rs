@@ -77,6 +77,21 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// Fixity: read every stored object back and compare its SHA-256 with the one recorded on
+    /// arrival. Exits 1 when any object is altered, missing or unreadable.
+    Verify {
+        /// Every object in the archive.
+        #[arg(long, conflicts_with_all = ["study", "since"])]
+        all: bool,
+        /// One study's objects (Study Instance UID).
+        #[arg(long)]
+        study: Option<String>,
+        /// Objects received since this day (YYYY-MM-DD, from midnight in Vilnius).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write deterministic test objects (the committed set, or a larger benchmark corpus).
     Generate(telecardio::synth::GenerateArgs),
     /// Benchmarks only: fill the configured index with rows for `--count` synthetic instances
@@ -309,6 +324,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
             }
+        }
+        Command::Verify {
+            all,
+            study,
+            since,
+            json,
+        } => {
+            let since = match since {
+                Some(day) => Some(
+                    telecardio::pages::i18n::vilnius_day_start(day)
+                        .with_context(|| format!("--since `{day}` is not a date (YYYY-MM-DD)"))?,
+                ),
+                None => None,
+            };
+            if !all && study.is_none() && since.is_none() {
+                anyhow::bail!("say what to verify: --all, --study UID or --since YYYY-MM-DD");
+            }
+            let scope = telecardio::index::FixityScope {
+                study_uid: study.clone(),
+                since,
+            };
+            let config = load_config(&cli, None, None)?;
+            init_logging(&config);
+            let report = runtime()?.block_on(async {
+                let index = open_index(&config).await?;
+                let archive = telecardio::archive::Archive::open(&config)?;
+                cli_read(&index, "fixity_verified", format!("{scope:?}")).await?;
+                let fixity = telecardio::fixity::Fixity::new(index, archive);
+                Ok::<_, anyhow::Error>(fixity.verify(&scope).await)
+            })?;
+            let report = match report {
+                Ok(report) => report,
+                Err(telecardio::fixity::FixityError::NoSuchStudy(uid)) => {
+                    eprintln!("telecardio: no study {uid}");
+                    return Ok(ExitCode::from(3));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", telecardio::cli::fixity_text(&report));
+            }
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Generate(args) => {
             let written = telecardio::synth::generate(args)?;

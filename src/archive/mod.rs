@@ -56,6 +56,17 @@ impl ArchiveError {
             ArchiveError::Open { .. } | ArchiveError::CreateDir { .. }
         )
     }
+
+    /// The object asked for is not in the store (as opposed to the store failing).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::Read {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
+    }
 }
 
 /// What a create-only write found.

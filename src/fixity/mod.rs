@@ -1,0 +1,199 @@
+//! Fixity: proof that what the archive holds is what it received. Every stored object the
+//! index names is read back from the store and its SHA-256 compared with the one recorded when
+//! it arrived; an object that no longer matches, or is gone, is named with its key and study.
+//! Nothing is repaired here: a failure stays a failure until someone deals with it.
+
+use futures::stream::{self, StreamExt};
+use sha2::{Digest, Sha256};
+
+use crate::archive::{Archive, ObjectKey};
+use crate::index::{now_micros, FixityCheck, FixityScope, Index, IndexError, StoredObject};
+
+/// Objects read at once: enough to keep a network store busy, few enough for a small machine.
+const READERS: usize = 4;
+/// DICOM objects listed from the index at a time.
+const BATCH: i64 = 2_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixityError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("no study {0} in the index")]
+    NoSuchStudy(String),
+}
+
+/// What one check found wrong with one object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub kind: &'static str,
+    pub key: String,
+    pub study_uid: String,
+    /// altered, missing or unreadable.
+    pub problem: &'static str,
+    pub expected_sha256: String,
+    /// What reading it back gave ('' when nothing could be read).
+    pub found_sha256: String,
+    /// The store's words, for an unreadable object.
+    pub detail: String,
+}
+
+/// What a run checked and found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    /// What was asked for: all, a study, or since a date.
+    pub scope: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub objects: u64,
+    pub bytes: u64,
+    pub failures: Vec<Failure>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// What reading one object back gave.
+enum Read {
+    Whole { sha256: String, bytes: u64 },
+    Missing,
+    Unreadable(String),
+}
+
+async fn read_back(archive: &Archive, key: &str) -> Read {
+    let key = ObjectKey::from(key);
+    let mut stream = match archive.stream(&key).await {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Read::Missing,
+        Err(e) => return Read::Unreadable(e.to_string()),
+    };
+    let mut hash = Sha256::new();
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                bytes += chunk.len() as u64;
+                hash.update(&chunk);
+            }
+            Err(e) => return Read::Unreadable(e.to_string()),
+        }
+    }
+    Read::Whole {
+        sha256: hex::encode(hash.finalize()),
+        bytes,
+    }
+}
+
+#[derive(Clone)]
+pub struct Fixity {
+    index: Index,
+    archive: Archive,
+}
+
+impl Fixity {
+    pub fn new(index: Index, archive: Archive) -> Fixity {
+        Fixity { index, archive }
+    }
+
+    /// Reads back every object in `scope`, records each outcome in the index and answers
+    /// what was checked and what failed. Only an index that cannot be read stops a run: a
+    /// store failing on one object is that object's failure, and the run goes on.
+    pub async fn verify(&self, scope: &FixityScope) -> Result<Report, FixityError> {
+        if let Some(study) = &scope.study_uid {
+            if !self.index.has_study(study).await? {
+                return Err(FixityError::NoSuchStudy(study.clone()));
+            }
+        }
+        let mut report = Report {
+            scope: describe(scope),
+            started_at: now_micros(),
+            ..Report::default()
+        };
+        let documents = self.index.document_objects(scope).await?;
+        self.check_all(&documents, &mut report).await?;
+        let mut after = String::new();
+        loop {
+            let batch = self.index.dicom_objects_after(&after, scope, BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.key.clone();
+            self.check_all(&batch, &mut report).await?;
+        }
+        report.finished_at = now_micros();
+        Ok(report)
+    }
+
+    async fn check_all(
+        &self,
+        objects: &[StoredObject],
+        report: &mut Report,
+    ) -> Result<(), FixityError> {
+        let mut reads = stream::iter(objects)
+            .map(|object| async move { (object, read_back(&self.archive, &object.key).await) })
+            .buffered(READERS);
+        while let Some((object, read)) = reads.next().await {
+            let (found, outcome, detail) = match read {
+                Read::Whole { sha256, bytes } => {
+                    report.bytes += bytes;
+                    let outcome = if sha256.eq_ignore_ascii_case(&object.sha256) {
+                        "ok"
+                    } else {
+                        "altered"
+                    };
+                    (sha256, outcome, String::new())
+                }
+                Read::Missing => (String::new(), "missing", String::new()),
+                Read::Unreadable(why) => (String::new(), "unreadable", why),
+            };
+            report.objects += 1;
+            if outcome != "ok" {
+                tracing::error!(
+                    alert = "fixity",
+                    key = %object.key,
+                    study = %object.study_uid,
+                    problem = outcome,
+                    expected = %object.sha256,
+                    found = %found,
+                    "stored object failed its fixity check"
+                );
+                report.failures.push(Failure {
+                    kind: object.kind,
+                    key: object.key.clone(),
+                    study_uid: object.study_uid.clone(),
+                    problem: outcome,
+                    expected_sha256: object.sha256.clone(),
+                    found_sha256: found.clone(),
+                    detail,
+                });
+            }
+            self.index
+                .record_fixity(&FixityCheck {
+                    object,
+                    found: &found,
+                    outcome,
+                    checked_at: now_micros(),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn describe(scope: &FixityScope) -> String {
+    let mut parts = Vec::new();
+    if let Some(study) = &scope.study_uid {
+        parts.push(format!("study {study}"));
+    }
+    if let Some(since) = scope.since {
+        let at = jiff::Timestamp::from_microsecond(since)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| since.to_string());
+        parts.push(format!("received since {at}"));
+    }
+    if parts.is_empty() {
+        "all".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
