@@ -830,25 +830,22 @@ fn pages(db: Db) {
     browser.click("button[data-post='/api/users/naujas/tokens']");
     let said = browser.wait_text("#action-result", |t| t.contains("tc_"));
     let token = said.split_whitespace().last().unwrap().to_owned();
-    let me = request(
-        server.http_port,
-        "GET",
-        "/api/me",
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"",
-    );
+    let me_with_token = || {
+        request(
+            server.http_port,
+            "GET",
+            "/api/me",
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+    };
+    let me = me_with_token();
     assert_eq!(me.status, 200, "{}", me.body);
     assert_eq!(me.json()["institution"], "demo-centre");
     browser.click("button[data-post='/api/users/naujas/disable']");
     browser.accept_dialog();
     browser.wait_text("#users", |t| t.contains("Išjungtas"));
-    let me = request(
-        server.http_port,
-        "GET",
-        "/api/me",
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"",
-    );
+    let me = me_with_token();
     assert_eq!(me.status, 401, "a disabled account's token stops working");
     let added_here = server
         .audit_events("user_added")
