@@ -341,3 +341,36 @@ pub fn fixity_text(report: &crate::fixity::Report) -> String {
     }
     out
 }
+
+/// What `telecardio audit verify` found, for a person.
+pub fn chain_text(report: &crate::audit::chain::ChainReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "checked:  {} events (to event {}), {} signed heads, {} to {}",
+        report.events, report.last_seq, report.signed_heads, report.started_at, report.finished_at
+    );
+    if let Some(last) = &report.last_signed_head {
+        let _ = writeln!(out, "signed:   last head signed {last}");
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "warning:  {w}");
+    }
+    match &report.broken {
+        None => {
+            let _ = writeln!(
+                out,
+                "result:   the audit trail is intact since its first event"
+            );
+        }
+        Some(b) => {
+            let kind = serde_json::to_value(b.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = writeln!(out, "result:   BROKEN at event {} ({kind})", b.seq);
+            let _ = writeln!(out, "          {}", b.detail);
+        }
+    }
+    out
+}

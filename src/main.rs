@@ -92,6 +92,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The tamper-evident audit trail: check it, sign its head, show the signing key.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Write deterministic test objects (the committed set, or a larger benchmark corpus).
     Generate(telecardio::synth::GenerateArgs),
     /// Benchmarks only: fill the configured index with rows for `--count` synthetic instances
@@ -153,6 +158,29 @@ enum UserAction {
     List {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Walk the audit chain from its first event and check every signed head; names the first
+    /// event where the trail was edited, removed, reordered or inserted into. Exits 1 then.
+    Verify {
+        #[arg(long)]
+        json: bool,
+        /// The Ed25519 public key (hex) to check signed heads with, instead of audit.public_key
+        /// or the signing key's own.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Sign the chain's head now (the service does it once a day) and keep it in the store.
+    Sign,
+    /// Print the public half of the signing key, to keep apart from this machine.
+    PublicKey,
+    /// Benchmarks only: append `--count` synthetic events to the trail, in batches.
+    BenchFill {
+        #[arg(long)]
+        count: usize,
     },
 }
 
@@ -373,6 +401,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Audit { action } => {
+            let config = load_config(&cli, None, None)?;
+            if !matches!(action, AuditAction::Verify { json: true, .. }) {
+                init_logging(&config);
+            }
+            runtime()?.block_on(audit_command(config, action))
+        }
         Command::Generate(args) => {
             let written = telecardio::synth::generate(args)?;
             eprintln!("wrote {} objects to {}", written, args.out.display());
@@ -410,6 +445,89 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token { action } => {
             let config = load_config(&cli, None, None)?;
             runtime()?.block_on(token_command(config, action))
+        }
+    }
+}
+
+async fn audit_command(config: Config, action: &AuditAction) -> anyhow::Result<ExitCode> {
+    use telecardio::audit::chain;
+    let index = open_index(&config).await?;
+    let key_path = config.audit_signing_key();
+    match action {
+        AuditAction::Verify { json, public_key } => {
+            let trusted = match public_key {
+                Some(text) => Some(chain::parse_public_key(text)?),
+                None => chain::trusted_key(&config)?,
+            };
+            let archive = telecardio::archive::Archive::open(&config)?;
+            cli_read(&index, "audit_verified", String::new()).await?;
+            let report = chain::verify_chain(&index, &archive, trusted.as_deref()).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", telecardio::cli::chain_text(&report));
+            }
+            Ok(if report.intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        AuditAction::Sign => {
+            let (signer, made) = chain::HeadSigner::load_or_create(&key_path)?;
+            if made {
+                eprintln!("made a new signing key {}", key_path.display());
+            }
+            let archive = telecardio::archive::Archive::open(&config)?;
+            let Some(head) = chain::sign_head(&index, &archive, &signer).await? else {
+                println!("the audit trail is empty: nothing to sign");
+                return Ok(ExitCode::SUCCESS);
+            };
+            audit_cli(
+                &AuditTrail::new(index),
+                "audit_head_signed",
+                format!("event {} {}", head.seq, head.hash),
+            )
+            .await;
+            println!(
+                "signed event {} ({}) on {}",
+                head.seq, head.hash, head.signed_at
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditAction::PublicKey => {
+            let signer = chain::HeadSigner::load(&key_path)?;
+            println!("{}", signer.public_hex());
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditAction::BenchFill { count } => {
+            let started = std::time::Instant::now();
+            let mut done = 0;
+            while done < *count {
+                let end = (done + 5000).min(*count);
+                let batch: Vec<AuditEvent> = (done..end)
+                    .map(|i| {
+                        let mut e = AuditEvent::now(
+                            "bench_read",
+                            &format!("user{}", i % 50),
+                            "demo",
+                            "127.0.0.1",
+                        );
+                        e.role = "cardiologist".into();
+                        e.outcome = "answered".into();
+                        e.study_uid = format!("2.25.{}", 1000 + i / 20);
+                        e.detail = "synthetic event for the audit benchmark".into();
+                        e
+                    })
+                    .collect();
+                index.append_audit_batch(&batch).await?;
+                done = end;
+            }
+            eprintln!(
+                "appended {done} events in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -23,6 +23,9 @@ struct Inner {
     store_latency: Histogram,
     delivery_attempts: Family<Labels, Counter>,
     deliveries: Family<Labels, Gauge>,
+    fixity_objects: Counter,
+    fixity_bytes: Counter,
+    fixity_failures: Gauge,
 }
 
 /// Handle to the service's metrics; cheap to clone.
@@ -83,6 +86,24 @@ impl Metrics {
              administrator",
             deliveries.clone(),
         );
+        let fixity_objects = Counter::default();
+        registry.register(
+            "fixity_objects_checked",
+            "Stored objects read back and compared with their recorded SHA-256 by this node",
+            fixity_objects.clone(),
+        );
+        let fixity_bytes = Counter::default();
+        registry.register(
+            "fixity_bytes_checked",
+            "Bytes read back by fixity checks on this node",
+            fixity_bytes.clone(),
+        );
+        let fixity_failures = Gauge::default();
+        registry.register(
+            "fixity_failures",
+            "Stored objects whose last fixity check found them altered, missing or unreadable",
+            fixity_failures.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             associations,
@@ -93,6 +114,9 @@ impl Metrics {
             store_latency,
             delivery_attempts,
             deliveries,
+            fixity_objects,
+            fixity_bytes,
+            fixity_failures,
         }))
     }
 
@@ -146,6 +170,16 @@ impl Metrics {
                 ])
                 .set(*n);
         }
+    }
+
+    pub fn fixity_checked(&self, objects: u64, bytes: u64) {
+        self.0.fixity_objects.inc_by(objects);
+        self.0.fixity_bytes.inc_by(bytes);
+    }
+
+    /// Objects failed as last counted in the index.
+    pub fn fixity_failures(&self, n: i64) {
+        self.0.fixity_failures.set(n);
     }
 
     /// The Prometheus text exposition.

@@ -41,6 +41,8 @@ pub enum ServeError {
     Tls(#[from] crate::tls::TlsSetupError),
     #[error(transparent)]
     Hl7(#[from] crate::hl7::BindError),
+    #[error(transparent)]
+    AuditKey(#[from] crate::audit::chain::ChainError),
     #[error("identity provider configuration: {0}")]
     Jwt(#[from] crate::accounts::jwt::JwtError),
 }
@@ -146,6 +148,26 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         deliveries_queued.clone(),
     );
     tasks.spawn(deliveries.run(stopped.clone()));
+    tasks.spawn(
+        crate::fixity::FixityWorker::new(
+            crate::fixity::Fixity::new(index.clone(), archive.clone()),
+            config.clone(),
+            metrics.clone(),
+        )
+        .run(stopped.clone()),
+    );
+    let key_path = config.audit_signing_key();
+    let (signer, made) = crate::audit::chain::HeadSigner::load_or_create(&key_path)?;
+    if made {
+        tracing::warn!(key = %key_path.display(), public_key = %signer.public_hex(),
+            "made a new key to sign the audit chain; keep a copy of its public key apart from this machine (audit.public_key)");
+    }
+    tasks.spawn(crate::audit::chain::run_signer(
+        index.clone(),
+        archive.clone(),
+        signer,
+        stopped.clone(),
+    ));
     let reports = Reports::new(
         index.clone(),
         archive.clone(),

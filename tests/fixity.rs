@@ -164,3 +164,154 @@ fn altered_and_missing_objects_are_named_sqlite() {
 fn altered_and_missing_objects_are_named_postgres() {
     altered_and_missing_objects_are_named(Db::Postgres);
 }
+
+/// The background worker, set to a pass every couple of seconds, finds a damaged object by
+/// itself: an alert line, the metric, the list for auditors, the report over the period in
+/// JSON, CSV and PDF; and repairs nothing.
+fn background_pass_raises_the_alert(db: Db) {
+    let server = Server::start_with(
+        db,
+        Store::Local,
+        &[("TELECARDIO_FIXITY__CYCLE_DAYS", "0.00002")],
+    );
+    let (ok, log) = dcmsend(server.dicom_port, &test_images());
+    assert!(ok, "{log}");
+    let instance = server.instances()[0].clone();
+    let key = instance["object_key"].as_str().unwrap().to_owned();
+    let path = file_of(&server, &key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x80;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let auditor = server.token("auditorius", "auditor", "");
+    let auth = format!("Bearer {auditor}");
+    let get = |path: &str, token: &str| {
+        request(
+            server.http_port,
+            "GET",
+            path,
+            &[("Authorization", token)],
+            b"",
+        )
+    };
+    wait_for(std::time::Duration::from_secs(90), || {
+        get("/api/fixity/failures", &auth).body.contains(&key)
+    });
+    let listed = get("/api/fixity/failures", &auth).json();
+    let failures = listed["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{listed}");
+    assert_eq!(failures[0]["problem"], "altered");
+    assert_eq!(failures[0]["expected_sha256"], instance["sha256"]);
+    assert_eq!(
+        failures[0]["found_sha256"].as_str().unwrap(),
+        sha256_hex(&bytes)
+    );
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("alert") && l.contains("fixity") && l.contains(&key)),
+        "{log}"
+    );
+    let metrics = request(server.http_port, "GET", "/metrics", &[], b"").body;
+    assert!(
+        metrics.contains("telecardio_fixity_failures 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("telecardio_fixity_objects_checked_total"),
+        "{metrics}"
+    );
+
+    // The report over today: what was checked, the failure with its hashes.
+    let report = get("/api/fixity/report", &auth);
+    assert_eq!(report.status, 200, "{}", report.body);
+    let report = report.json();
+    assert!(
+        report["checked"]["objects"].as_i64().unwrap() >= 1,
+        "{report}"
+    );
+    assert!(report["checked"]["bytes"].as_i64().unwrap() > 0, "{report}");
+    assert!(
+        report["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["key"] == key.as_str()),
+        "{report}"
+    );
+    assert_eq!(report["standing_failures"].as_array().unwrap().len(), 1);
+    assert!(report["background_pass"]["cycle"].as_i64().unwrap() >= 1);
+    let csv = get("/api/fixity/report?format=csv", &auth);
+    assert_eq!(csv.status, 200);
+    assert!(csv.body.starts_with("status,object_key"), "{}", csv.body);
+    assert!(csv
+        .body
+        .lines()
+        .any(|l| l.starts_with("altered,") && l.contains(&key)));
+    for (lang, title) in [
+        ("lt", "Archyvo vientisumo ataskaita"),
+        ("en", "Archive fixity report"),
+    ] {
+        let pdf = request(
+            server.http_port,
+            "GET",
+            &format!("/api/fixity/report?format=pdf&lang={lang}"),
+            &[("Authorization", &auth)],
+            b"",
+        );
+        assert_eq!(pdf.status, 200);
+        assert_eq!(
+            pdf.header("content-type").as_deref(),
+            Some("application/pdf")
+        );
+        let text = pdf_text(&pdf.bytes);
+        assert!(text.contains(title), "{text}");
+        assert!(text.contains("altered"), "{text}");
+    }
+
+    // Only auditors and administrators; bad parameters say which.
+    let clinic = server.token("registratore", "clinic", "demo");
+    let refused = get("/api/fixity/report", &format!("Bearer {clinic}"));
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(
+        get("/api/fixity/failures", &format!("Bearer {clinic}")).status,
+        403
+    );
+    for (query, field) in [
+        ("from=yesterday", "from"),
+        ("format=xml", "format"),
+        ("lang=de", "lang"),
+        ("from=2026-02-01&to=2026-01-01", "to"),
+    ] {
+        let bad = get(&format!("/api/fixity/report?{query}"), &auth);
+        assert_eq!(bad.status, 400, "{query}: {}", bad.body);
+        assert_eq!(bad.json()["field"], field, "{query}: {}", bad.body);
+    }
+
+    // Nothing was repaired.
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+/// The text of a PDF, by poppler's `pdftotext`.
+fn pdf_text(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("pdftotext");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn background_pass_raises_the_alert_sqlite() {
+    background_pass_raises_the_alert(Db::Sqlite);
+}
+
+#[test]
+fn background_pass_raises_the_alert_postgres() {
+    background_pass_raises_the_alert(Db::Postgres);
+}

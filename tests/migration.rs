@@ -72,6 +72,12 @@ const ROWS: &[&str] = &[
             ('dicom/2.25.22/2.25.22.1/b.dcm', '2.25.22.1.1', '1.2.840.10008.5.1.4.1.1.6.1',
        '2.25.22.1', '2.25.22', 1, NULL, '1.2.840.10008.1.2.1', 100, 'y', 'y', 'kaunas',
        'KAUNAS', 1, 0)",
+    "INSERT INTO audit_events (id, at, kind, actor, institution, address, outcome, detail, role,
+       patient_id, study_uid)
+     VALUES ('old-2', 20, 'study_read', 'dr', 'demo-centre', '10.0.0.9', 'answered', '',
+       'cardiologist', 'MRN-1', '2.25.11'),
+            ('old-1', 10, 'association_rejected', 'STRANGER', '', '10.0.0.66',
+       'rejected: unknown calling AE', '', '', '', '')",
 ];
 
 /// The objects the old index points at, each with its own clinic's patient.
@@ -206,6 +212,30 @@ fn migrated(db: Db) {
         ["Šalkauskas^Jonas Petras", "Šalkauskas^Jonas Petras"]
     );
     assert_eq!(studies(&b, "PatientID=MRN-1")[0].1, "Kaunietis^Petras");
+
+    // The events recorded before the audit trail was chained were chained once, in time
+    // order, ahead of everything since: the trail verifies from its first event.
+    let out = server.cli(&["audit", "verify", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("audit verify JSON");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report["events"].as_i64().unwrap() > 2, "{report}");
+    let auditor = server.token("auditorius", "auditor", "");
+    let found = request(
+        server.http_port,
+        "POST",
+        "/api/audit/search",
+        &[
+            ("Authorization", &format!("Bearer {auditor}")),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"actor": "STRANGER"}"#,
+    );
+    assert_eq!(
+        found.json()["events"].as_array().unwrap().len(),
+        1,
+        "{}",
+        found.body
+    );
 }
 
 #[test]

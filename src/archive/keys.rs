@@ -7,6 +7,7 @@
 //! hl7/{sha256 of the message}.hl7
 //! reports/{sha256 of the signed content}.json
 //! answers/{sha256 of the document}.xml
+//! audit/heads/{YYYY-MM-DD}/{chain position, 12 digits}.json
 //! ```
 //! A `dicom/` object is a complete DICOM Part 10 file (preamble, file meta naming the sending
 //! AE, then the data set exactly as received), so the index can be rebuilt from the store alone.
@@ -29,6 +30,7 @@ pub const CDA_PREFIX: &str = "cda";
 pub const HL7_PREFIX: &str = "hl7";
 pub const REPORTS_PREFIX: &str = "reports";
 pub const ANSWERS_PREFIX: &str = "answers";
+pub const AUDIT_HEADS_PREFIX: &str = "audit/heads";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{value}` is not a valid {what}")]
@@ -121,6 +123,12 @@ pub fn dicom_object(
         &series,
         &format!("{sop}_{dataset_sha256}.dcm"),
     ]))
+}
+
+/// Key of a signed audit-chain head: the day it was signed (UTC, `YYYY-MM-DD`, which the
+/// caller formats) and the chain position it vouches for, so keys sort in chain order.
+pub fn audit_head(day: &str, seq: i64) -> Path {
+    Path::from(format!("{AUDIT_HEADS_PREFIX}/{day}/{seq:012}.json"))
 }
 
 /// A fresh key for an upload in flight.

@@ -287,6 +287,18 @@ impl Archive {
         Ok(hex::encode(hash.finalize()))
     }
 
+    /// Every object under `prefix`: key and size, in no particular order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, ArchiveError> {
+        let prefix = Path::from(prefix);
+        let mut listing = self.store.list(Some(&prefix));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|source| ArchiveError::Unreachable { source })?;
+            found.push((meta.location.to_string(), meta.size));
+        }
+        Ok(found)
+    }
+
     /// Removes uploads left in `staging/` by a crash: they were never acknowledged. A local
     /// directory belongs to this process alone, so everything there is stale at start-up; a
     /// bucket may be shared by several service nodes, so there only day-old uploads go.

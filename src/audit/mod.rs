@@ -6,6 +6,8 @@
 //! when it cannot be recorded. [`watched`] tells an edge whether a request left any record, so
 //! the edge can record the ones the domain did not (one safety net, not one per handler).
 
+pub mod chain;
+
 use std::cell::Cell;
 use std::future::Future;
 

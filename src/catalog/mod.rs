@@ -335,6 +335,24 @@ impl Catalog {
         Ok(tallies)
     }
 
+    /// Lets an auditor or administrator read a record about the archive itself (a fixity
+    /// report, the audit chain's check): permitted and audited like any read of the trail.
+    pub async fn permit_governance_read(
+        &self,
+        who: &Principal,
+        kind: &str,
+        detail: String,
+    ) -> Result<(), CatalogError> {
+        let mut event = event(who, kind);
+        event.detail = detail;
+        self.permit(who, Action::ReadAudit, &mut event).await?;
+        event.outcome = "answered".into();
+        self.audit
+            .record_required(event)
+            .await
+            .map_err(CatalogError::AuditUnavailable)
+    }
+
     /// Where the data set of a retrieved instance starts in its stored Part 10 object.
     pub async fn dataset_offset(&self, hit: &Hit) -> Result<u64, CatalogError> {
         let key = ObjectKey::from(hit.object_key.as_str());

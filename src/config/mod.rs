@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod archive;
 mod delivery;
 mod routing;
+pub use archive::{AuditConfig, FixityConfig};
 pub use delivery::{ClinicDelivery, DeliveryConfig, HisTarget, PacsTarget};
 pub use routing::{AgeGroup, Assignment, RoutingConfig, RoutingRule};
 
@@ -55,6 +57,8 @@ pub struct Config {
     pub hl7: Hl7Config,
     pub routing: RoutingConfig,
     pub delivery: DeliveryConfig,
+    pub audit: AuditConfig,
+    pub fixity: FixityConfig,
     pub log: LogConfig,
     pub viewer: ViewerConfig,
     pub clinics: Vec<Clinic>,
@@ -468,6 +472,7 @@ impl Config {
         self.validate_hl7()?;
         self.validate_routing()?;
         self.validate_delivery()?;
+        self.validate_archive()?;
         self.validate_destinations()
     }
 

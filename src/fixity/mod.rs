@@ -9,10 +9,18 @@ use sha2::{Digest, Sha256};
 use crate::archive::{Archive, ObjectKey};
 use crate::index::{now_micros, FixityCheck, FixityScope, Index, IndexError, StoredObject};
 
+mod report;
+mod worker;
+pub use report::{PeriodReport, ReportError};
+pub use worker::FixityWorker;
+
 /// Objects read at once: enough to keep a network store busy, few enough for a small machine.
 const READERS: usize = 4;
 /// DICOM objects listed from the index at a time.
 const BATCH: i64 = 2_000;
+/// Outcomes kept in one index transaction: one commit per object would cost more than the
+/// reading on a fast disk.
+const RECORD_BATCH: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FixityError {
@@ -129,24 +137,55 @@ impl Fixity {
         objects: &[StoredObject],
         report: &mut Report,
     ) -> Result<(), FixityError> {
-        let mut reads = stream::iter(objects)
-            .map(|object| async move { (object, read_back(&self.archive, &object.key).await) })
+        for chunk in objects.chunks(RECORD_BATCH) {
+            let checks = self.check(chunk).await;
+            for c in &checks {
+                report.objects += 1;
+                report.bytes += c.bytes;
+                if c.outcome != "ok" {
+                    report.failures.push(Failure {
+                        kind: c.object.kind,
+                        key: c.object.key.clone(),
+                        study_uid: c.object.study_uid.clone(),
+                        problem: c.outcome,
+                        expected_sha256: c.object.sha256.clone(),
+                        found_sha256: c.found.clone(),
+                        detail: c.detail.clone(),
+                    });
+                }
+            }
+            self.index.record_fixity_batch(&checks).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads `objects` back, a few at once, and answers each one's outcome; every failure is
+    /// an alert line.
+    pub async fn check(&self, objects: &[StoredObject]) -> Vec<FixityCheck> {
+        // Owned objects and store handles: the reads then live in a task any thread can run.
+        let mut reads = stream::iter(objects.iter().cloned())
+            .map(|object| {
+                let archive = self.archive.clone();
+                async move {
+                    let read = read_back(&archive, &object.key).await;
+                    (object, read)
+                }
+            })
             .buffered(READERS);
+        let mut checks = Vec::with_capacity(objects.len());
         while let Some((object, read)) = reads.next().await {
-            let (found, outcome, detail) = match read {
+            let (found, outcome, bytes, detail) = match read {
                 Read::Whole { sha256, bytes } => {
-                    report.bytes += bytes;
                     let outcome = if sha256.eq_ignore_ascii_case(&object.sha256) {
                         "ok"
                     } else {
                         "altered"
                     };
-                    (sha256, outcome, String::new())
+                    (sha256, outcome, bytes, String::new())
                 }
-                Read::Missing => (String::new(), "missing", String::new()),
-                Read::Unreadable(why) => (String::new(), "unreadable", why),
+                Read::Missing => (String::new(), "missing", 0, String::new()),
+                Read::Unreadable(why) => (String::new(), "unreadable", 0, why),
             };
-            report.objects += 1;
             if outcome != "ok" {
                 tracing::error!(
                     alert = "fixity",
@@ -157,26 +196,17 @@ impl Fixity {
                     found = %found,
                     "stored object failed its fixity check"
                 );
-                report.failures.push(Failure {
-                    kind: object.kind,
-                    key: object.key.clone(),
-                    study_uid: object.study_uid.clone(),
-                    problem: outcome,
-                    expected_sha256: object.sha256.clone(),
-                    found_sha256: found.clone(),
-                    detail,
-                });
             }
-            self.index
-                .record_fixity(&FixityCheck {
-                    object,
-                    found: &found,
-                    outcome,
-                    checked_at: now_micros(),
-                })
-                .await?;
+            checks.push(FixityCheck {
+                object,
+                found,
+                outcome,
+                bytes,
+                detail,
+                checked_at: now_micros(),
+            });
         }
-        Ok(())
+        checks
     }
 }
 

@@ -1,4 +1,5 @@
-//! Storage of audit events: append-only, never updated or deleted by the service.
+//! Storage of audit events: append-only, never updated or deleted by the service (appending
+//! is in [`super::audit_chain`]).
 
 use serde::Serialize;
 use sqlx::Row;
@@ -44,29 +45,6 @@ impl AuditEvent {
 }
 
 impl Index {
-    pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), IndexError> {
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, kind, actor, institution, address, outcome, detail,
-               role, patient_id, study_uid)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(event.at)
-        .bind(&event.kind)
-        .bind(&event.actor)
-        .bind(&event.institution)
-        .bind(&event.address)
-        .bind(&event.outcome)
-        .bind(&event.detail)
-        .bind(&event.role)
-        .bind(&event.patient_id)
-        .bind(&event.study_uid)
-        .execute(&self.pool)
-        .await
-        .map_err(IndexError::query("insert audit event"))?;
-        Ok(())
-    }
-
     /// The most recent audit events of one kind, newest first.
     pub async fn audit_events(
         &self,

@@ -29,12 +29,16 @@ pub struct FixityScope {
 
 /// One check's outcome, kept per object.
 #[derive(Debug, Clone)]
-pub struct FixityCheck<'a> {
-    pub object: &'a StoredObject,
+pub struct FixityCheck {
+    pub object: StoredObject,
     /// SHA-256 read back ('' when nothing could be read).
-    pub found: &'a str,
+    pub found: String,
     /// ok, altered, missing or unreadable.
-    pub outcome: &'a str,
+    pub outcome: &'static str,
+    /// Bytes read back.
+    pub bytes: u64,
+    /// The store's words, for an unreadable object.
+    pub detail: String,
     pub checked_at: i64,
 }
 
@@ -158,30 +162,6 @@ impl Index {
             .map_err(IndexError::query("study exists"))?;
         let n: i64 = row.try_get(0).map_err(IndexError::query("study exists"))?;
         Ok(n > 0)
-    }
-
-    /// Keeps the outcome of checking one object (replacing its previous check).
-    pub async fn record_fixity(&self, check: &FixityCheck<'_>) -> Result<(), IndexError> {
-        sqlx::query(
-            "INSERT INTO fixity_checks
-               (object_key, kind, study_uid, expected, found, outcome, checked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (object_key) DO UPDATE SET kind = excluded.kind,
-               study_uid = excluded.study_uid, expected = excluded.expected,
-               found = excluded.found, outcome = excluded.outcome,
-               checked_at = excluded.checked_at",
-        )
-        .bind(&check.object.key)
-        .bind(check.object.kind)
-        .bind(&check.object.study_uid)
-        .bind(&check.object.sha256)
-        .bind(check.found)
-        .bind(check.outcome)
-        .bind(check.checked_at)
-        .execute(&self.pool)
-        .await
-        .map_err(IndexError::query("record fixity"))?;
-        Ok(())
     }
 }
 

@@ -6,10 +6,12 @@
 //! DICOM networking, HTTP or object storage.
 
 mod audit;
+mod audit_chain;
 mod cases;
 mod deliveries;
 pub mod demographics;
 mod fixity;
+mod fixity_state;
 mod instances;
 mod journal;
 mod links;
@@ -28,9 +30,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use audit::{ArchiveTally, AuditEvent, AuditSearch};
+pub use audit_chain::{canonical_form, event_hash, ChainedEvent, HeadRow};
 pub use cases::{Candidate, CaseFilter, CaseRow};
 pub use deliveries::{DeliveryRow, Push};
 pub use fixity::{FixityCheck, FixityScope, StoredObject};
+pub use fixity_state::{FixityCursor, FixityFailureRow, FixityTally};
 pub use instances::{other_ids, Collision, InstanceRecord, Recorded};
 pub use journal::JournalQuery;
 pub use links::{LinkException, Resolved, StudyForLink};
@@ -178,7 +182,15 @@ impl Index {
             .await
             .map_err(open_err)?;
         MIGRATOR.run(&pool).await?;
-        Ok(Index { pool, engine })
+        let index = Index { pool, engine };
+        let chained = index.chain_unchained().await?;
+        if chained > 0 {
+            tracing::info!(
+                chained,
+                "audit events recorded before the chain existed are chained"
+            );
+        }
+        Ok(index)
     }
 
     pub fn engine(&self) -> Engine {

@@ -11,6 +11,7 @@
 pub(crate) mod audit;
 mod audited;
 pub(crate) mod auth;
+mod governance;
 mod journal;
 mod openapi;
 mod problem;
@@ -86,6 +87,9 @@ pub fn router(state: WebState) -> Router {
         .route("/api/users/{name}/password", post(users::password))
         .route("/api/users/{name}/tokens", post(users::token))
         .route("/api/archive/overview", get(audit::overview))
+        .route("/api/fixity/failures", get(governance::failures))
+        .route("/api/fixity/report", get(governance::report))
+        .route("/api/audit/chain", get(governance::audit_chain))
         .route(
             "/api/waveforms/{study}/{series}/{instance}",
             get(waveforms::window),

@@ -326,6 +326,24 @@ pub fn spec() -> Value {
                 ],
                 "responses": {"200": {"description": "{\"from\", \"to\", \"clinics\": [{clinic_id, studies, objects, bytes}]}"}, "400": problem(), "403": problem()}
             }},
+            "/api/fixity/failures": {"get": {
+                "summary": "Auditors and administrators: stored objects whose last fixity check found them altered, missing or unreadable (never repaired silently), newest first",
+                "responses": {"200": {"description": "{\"failures\": [{key, kind, study_uid, problem, expected_sha256, found_sha256, detail, found_at}]}"}, "403": problem()}
+            }},
+            "/api/fixity/report": {"get": {
+                "summary": "Auditors and administrators: the fixity report over a period: objects and bytes checked, failures found with keys and hashes, failures standing, objects not checked, the background pass",
+                "parameters": [
+                    {"name": "from", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 time or date (UTC); default: 30 days before `to`"},
+                    {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 time or date (to its end); default: now"},
+                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv", "pdf"], "default": "json"}},
+                    {"name": "lang", "in": "query", "schema": {"type": "string", "enum": ["lt", "en"], "default": "lt"}, "description": "language of the PDF"}
+                ],
+                "responses": {"200": {"description": "the report (JSON, CSV: one row per object to look at, or PDF)"}, "400": problem(), "403": problem()}
+            }},
+            "/api/audit/chain": {"get": {
+                "summary": "Auditors and administrators: walk the tamper-evident audit trail from its first event and check every signed head; names the first event where it breaks",
+                "responses": {"200": {"description": "{intact, events, last_seq, last_hash, signed_heads, last_signed_head, broken: {seq, kind: edited|missing|reordered|inserted|signed_head, detail} | null, warnings}"}, "403": problem()}
+            }},
             "/api/reports": {"get": {
                 "summary": "Pull delivery: signed report versions since a time that the caller may see (a clinic its own cases'), oldest first, with the address of each answer document; a clinic fetching an answer is its delivery",
                 "parameters": [
@@ -435,6 +453,9 @@ mod tests {
         ("get", "/api/cases/{id}/reports/{report}/pdf"),
         ("post", "/api/audit/search"),
         ("get", "/api/archive/overview"),
+        ("get", "/api/fixity/failures"),
+        ("get", "/api/fixity/report"),
+        ("get", "/api/audit/chain"),
         ("get", "/api/users"),
         ("post", "/api/users"),
         ("post", "/api/users/{name}/disable"),

@@ -329,6 +329,11 @@ impl Server {
     /// A second node of the same service: the same index database and object store, its own
     /// ports and data directory (PostgreSQL only: SQLite has one node).
     pub fn twin(&self) -> Server {
+        self.twin_with(&[])
+    }
+
+    /// A second node like [`Server::twin`], with more environment of its own.
+    pub fn twin_with(&self, extra_env: &[(&str, &str)]) -> Server {
         assert_eq!(self.db, Db::Postgres, "two nodes share a PostgreSQL index");
         let hl7_port = free_port();
         let mut env: Vec<(String, String)> = self
@@ -347,6 +352,11 @@ impl Server {
                 self.data_dir().join("objects").display().to_string(),
             ));
         }
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         let mut twin = Server {
             hl7_port,
             child: None,

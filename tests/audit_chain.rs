@@ -1,0 +1,243 @@
+//! The tamper-evident audit trail against the real binary: events chained as the service
+//! records them (one order even with two nodes on one PostgreSQL database), the head signed
+//! and kept in the store, and `telecardio audit verify` naming the first event where rows
+//! edited, deleted, swapped, inserted or rewritten directly in the database break the trail.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn audit_verify(server: &Server, extra: &[&str]) -> (i32, Value, String) {
+    let mut args = vec!["audit", "verify", "--json"];
+    args.extend_from_slice(extra);
+    let out = server.cli(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), report, stderr)
+}
+
+/// Asserts the trail verifies, and answers the report.
+fn intact(server: &Server) -> Value {
+    let (code, report, stderr) = audit_verify(server, &[]);
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert_eq!(report["intact"], true, "{report}");
+    assert!(report["broken"].is_null(), "{report}");
+    report
+}
+
+/// Asserts the trail is broken at `seq` for `kind`.
+fn broken_at(server: &Server, seq: i64, kind: &str) -> Value {
+    let (code, report, stderr) = audit_verify(server, &[]);
+    assert_eq!(code, 1, "{report}\n{stderr}");
+    assert_eq!(report["intact"], false, "{report}");
+    assert_eq!(report["broken"]["seq"], seq, "{report}");
+    assert_eq!(report["broken"]["kind"], kind, "{report}");
+    report
+}
+
+/// Makes audit events the way users do: reads of patient data over the API, allowed and
+/// refused.
+fn some_access(server: &Server, token: &str, n: usize) {
+    for i in 0..n {
+        let path = if i % 3 == 2 {
+            "/api/studies/1.2.3.999/metadata"
+        } else {
+            "/api/studies"
+        };
+        request(
+            server.http_port,
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        );
+    }
+}
+
+fn head_objects(server: &Server) -> Vec<std::path::PathBuf> {
+    files_under(&server.data_dir().join("objects/audit/heads"))
+}
+
+fn tampering_is_named(db: Db) {
+    let mut server = Server::start(db, Store::Local);
+    let token = server.token("gydytoja", "cardiologist", "demo-centre");
+    some_access(&server, &token, 30);
+
+    // The service signs the head when it starts on a day none was signed.
+    server.restart();
+    wait_for(std::time::Duration::from_secs(20), || {
+        !head_objects(&server).is_empty()
+    });
+    let head: Value = head_objects(&server)
+        .iter()
+        .map(|p| serde_json::from_slice::<Value>(&std::fs::read(p).expect("head")).expect("JSON"))
+        .max_by_key(|h| h["seq"].as_i64())
+        .expect("a signed head");
+    assert_eq!(head["format"], "telecardio-audit-head/1");
+    assert!(head["seq"].as_i64().unwrap() >= 30, "{head}");
+    some_access(&server, &token, 9);
+
+    let report = intact(&server);
+    assert!(report["events"].as_i64().unwrap() >= 40, "{report}");
+    assert_eq!(report["signed_heads"], 1, "{report}");
+
+    // One row edited: broken at that event; put back, intact again.
+    server.execute_sql("UPDATE audit_events SET detail = detail || 'x' WHERE seq = 5");
+    let report = broken_at(&server, 5, "edited");
+    assert!(report["broken"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("event 5"));
+    server.execute_sql(
+        "UPDATE audit_events SET detail = substr(detail, 1, length(detail) - 1) WHERE seq = 5",
+    );
+    intact(&server);
+
+    // One row deleted.
+    server.execute_sql("CREATE TABLE saved_event AS SELECT * FROM audit_events WHERE seq = 7");
+    server.execute_sql("DELETE FROM audit_events WHERE seq = 7");
+    broken_at(&server, 7, "missing");
+    server.execute_sql("INSERT INTO audit_events SELECT * FROM saved_event");
+    server.execute_sql("DROP TABLE saved_event");
+    intact(&server);
+
+    // Two rows swapped (each keeps its own, valid, hash).
+    let swap = |a: i64, b: i64| {
+        server.execute_sql(&format!("UPDATE audit_events SET seq = -1 WHERE seq = {a}"));
+        server.execute_sql(&format!(
+            "UPDATE audit_events SET seq = {a} WHERE seq = {b}"
+        ));
+        server.execute_sql(&format!("UPDATE audit_events SET seq = {b} WHERE seq = -1"));
+    };
+    swap(10, 11);
+    broken_at(&server, 10, "reordered");
+    swap(10, 11);
+    swap(12, 20);
+    broken_at(&server, 12, "reordered");
+    swap(12, 20);
+    intact(&server);
+
+    // An event put in that the chain never took.
+    server.execute_sql(
+        "INSERT INTO audit_events (id, at, kind, actor, institution, address, outcome, detail)
+         VALUES ('forged', 1, 'study_read', 'someone', '', '', 'answered', '')",
+    );
+    let (code, report, _) = audit_verify(&server, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(report["broken"]["kind"], "inserted", "{report}");
+    assert_eq!(
+        report["broken"]["seq"].as_i64(),
+        report["last_seq"].as_i64().map(|s| s + 1),
+        "{report}"
+    );
+    assert!(report["broken"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("1 events"));
+    server.execute_sql("DELETE FROM audit_events WHERE id = 'forged'");
+    intact(&server);
+
+    // The last event removed: the chain's head says there was one more.
+    server.execute_sql("CREATE TABLE saved_event AS SELECT * FROM audit_events WHERE seq = (SELECT MAX(seq) FROM audit_events)");
+    server.execute_sql("DELETE FROM audit_events WHERE seq = (SELECT MAX(seq) FROM audit_events)");
+    let (code, report, _) = audit_verify(&server, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(report["broken"]["kind"], "missing", "{report}");
+    server.execute_sql("INSERT INTO audit_events SELECT * FROM saved_event");
+    server.execute_sql("DROP TABLE saved_event");
+    intact(&server);
+
+    // A row edited and every hash after it recomputed, the head too: the chain alone now
+    // holds, but what was signed no longer matches.
+    server.execute_sql("UPDATE audit_events SET actor = 'someone else' WHERE seq = 3");
+    rechain_from(&server, 3);
+    let (code, report, _) = audit_verify(&server, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(report["broken"]["kind"], "signed_head", "{report}");
+    let at = report["broken"]["seq"].as_i64().unwrap();
+    assert!(at >= 3 && at <= head["seq"].as_i64().unwrap(), "{report}");
+    assert!(report["broken"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("rewritten"));
+
+    // A head checked with another key does not hold.
+    let other = "ab".repeat(32);
+    let (code, report, _) = audit_verify(&server, &["--public-key", &other]);
+    assert_eq!(code, 1);
+    assert_eq!(report["broken"]["kind"], "signed_head", "{report}");
+    let (code, _, stderr) = audit_verify(&server, &["--public-key", "nonsense"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("64 hexadecimal digits"), "{stderr}");
+
+    // Each check is itself in the trail.
+    assert!(!server.audit_events("audit_verified").is_empty());
+}
+
+/// Recomputes, as someone covering their tracks would, the hash of every event from `from`
+/// on and the chain's head.
+fn rechain_from(server: &Server, from: i64) {
+    let url = server.database_url();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let index = telecardio::index::Index::open(&url, 1)
+            .await
+            .expect("index");
+        let mut events = index.audit_chain_after(0, 1_000_000).await.expect("chain");
+        events.sort_by_key(|e| e.seq);
+        let mut prev = String::new();
+        let mut statements = Vec::new();
+        for e in &events {
+            if e.seq >= from {
+                let hash = telecardio::index::event_hash(&prev, &e.id, &e.event);
+                statements.push(format!(
+                    "UPDATE audit_events SET prev_hash = '{prev}', hash = '{hash}' WHERE seq = {}",
+                    e.seq
+                ));
+                prev = hash;
+            } else {
+                prev = e.hash.clone();
+            }
+        }
+        statements.push(format!(
+            "UPDATE audit_chain SET hash = '{prev}' WHERE id = 1"
+        ));
+        index.close().await;
+        statements
+    })
+    .into_iter()
+    .for_each(|s| server.execute_sql(&s));
+}
+
+#[test]
+fn tampering_is_named_sqlite() {
+    tampering_is_named(Db::Sqlite);
+}
+
+#[test]
+fn tampering_is_named_postgres() {
+    tampering_is_named(Db::Postgres);
+}
+
+/// Two nodes on one PostgreSQL database appending at once still make one chain.
+#[test]
+fn two_nodes_make_one_chain_postgres() {
+    let server = Server::start(Db::Postgres, Store::Local);
+    let key = server.data_dir().join("keys/audit-signing.pem");
+    let twin = server.twin_with(&[(
+        "TELECARDIO_AUDIT__SIGNING_KEY",
+        key.to_str().expect("utf-8 path"),
+    )]);
+    let token = server.token("gydytoja", "cardiologist", "demo-centre");
+    std::thread::scope(|s| {
+        for node in [&server, &twin, &server, &twin] {
+            let token = token.clone();
+            s.spawn(move || some_access(node, &token, 40));
+        }
+    });
+    let report = intact(&server);
+    assert!(report["events"].as_i64().unwrap() >= 160, "{report}");
+    assert_eq!(report["events"], report["last_seq"], "{report}");
+}
