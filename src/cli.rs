@@ -374,3 +374,33 @@ pub fn chain_text(report: &crate::audit::chain::ChainReport) -> String {
     }
     out
 }
+
+/// What `telecardio backup` or `restore` did, for a person.
+pub fn copy_text(report: &crate::backup::CopyReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "archive:  {}", report.archive_id);
+    let _ = writeln!(
+        out,
+        "snapshot: {} ({} index rows)",
+        report.snapshot, report.index_rows
+    );
+    let _ = writeln!(
+        out,
+        "objects:  {} in all, {} copied ({} bytes), {} already there",
+        report.objects, report.copied, report.copied_bytes, report.already_there
+    );
+    let _ = writeln!(
+        out,
+        "time:     {} to {}",
+        report.started_at, report.finished_at
+    );
+    if report.failures.is_empty() {
+        let _ = writeln!(out, "result:   every object copied is verified by its hash");
+    } else {
+        let _ = writeln!(out, "result:   {} FAILED", report.failures.len());
+        for f in &report.failures {
+            let _ = writeln!(out, "{:<10} {}  {}", f.problem, f.key, f.detail);
+        }
+    }
+    out
+}

@@ -12,8 +12,10 @@ pub mod access;
 pub mod accounts;
 /// Object store: immutable, create-only objects and their key layout.
 pub mod archive;
-/// The append-only audit trail.
+/// The append-only, hash-chained audit trail and its signed heads.
 pub mod audit;
+/// Backup to a second object store and restore from it.
+pub mod backup;
 /// The one scoped, audited door to stored patient data for every reader.
 pub mod catalog;
 /// Command-line presentation of the index (tables and JSON for administrators).

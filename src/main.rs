@@ -92,6 +92,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy a consistent snapshot of the index and every object not copied yet to a second
+    /// object store (a local directory or s3://bucket), verifying each object's hash.
+    Backup {
+        /// The backup store: a directory, or s3://bucket (reached with the store.s3 settings).
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a working archive on an empty index and store from a backup: every object copied
+    /// back and verified, then the index loaded from the backup's snapshot.
+    Restore {
+        /// The backup store: a directory, or s3://bucket.
+        #[arg(long)]
+        from: String,
+        /// The snapshot to restore (its name, as `backup` printed it); default: the latest.
+        #[arg(long)]
+        snapshot: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// The tamper-evident audit trail: check it, sign its head, show the signing key.
     Audit {
         #[command(subcommand)]
@@ -401,6 +422,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Backup { to, json } => {
+            let config = load_config(&cli, None, None)?;
+            if !*json {
+                init_logging(&config);
+            }
+            runtime()?.block_on(backup_command(config, to, None, *json))
+        }
+        Command::Restore {
+            from,
+            snapshot,
+            json,
+        } => {
+            let config = load_config(&cli, None, None)?;
+            if !*json {
+                init_logging(&config);
+            }
+            runtime()?.block_on(backup_command(
+                config,
+                from,
+                Some(snapshot.as_deref()),
+                *json,
+            ))
+        }
         Command::Audit { action } => {
             let config = load_config(&cli, None, None)?;
             if !matches!(action, AuditAction::Verify { json: true, .. }) {
@@ -447,6 +491,64 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(token_command(config, action))
         }
     }
+}
+
+/// A store named on the command line: a relative directory is taken from where the command
+/// runs, not from the data directory.
+fn store_url(text: &str) -> anyhow::Result<String> {
+    if text.starts_with("s3://") || std::path::Path::new(text).is_absolute() {
+        return Ok(text.to_owned());
+    }
+    Ok(std::env::current_dir()
+        .context("cannot read the current directory")?
+        .join(text)
+        .display()
+        .to_string())
+}
+
+/// `backup` (restore: `None`) or `restore` (`Some(snapshot)`).
+async fn backup_command(
+    config: Config,
+    other: &str,
+    restore: Option<Option<&str>>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use telecardio::archive::Archive;
+    let url = store_url(other)?;
+    let index = open_index(&config).await?;
+    let store = Archive::open(&config)?;
+    let other = Archive::open_url(&config, &url)?;
+    let (kind, report) = match restore {
+        None => (
+            "archive_backed_up",
+            telecardio::backup::backup(&index, &store, &other).await?,
+        ),
+        Some(snapshot) => (
+            "archive_restored",
+            telecardio::backup::restore(&index, &store, &other, snapshot).await?,
+        ),
+    };
+    audit_cli(
+        &AuditTrail::new(index),
+        kind,
+        format!(
+            "{url}: snapshot {}, {} objects copied, {} failures",
+            report.snapshot,
+            report.copied,
+            report.failures.len()
+        ),
+    )
+    .await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", telecardio::cli::copy_text(&report));
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn audit_command(config: Config, action: &AuditAction) -> anyhow::Result<ExitCode> {

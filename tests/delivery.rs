@@ -16,10 +16,10 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::cases::*;
 use common::*;
 use serde_json::Value;
 
-const VALID: &str = include_str!("fixtures/form027-valid.xml");
 const PACS_AE: &str = "CLINIC_PACS";
 const SIGNER: &str = "Aušra Žilinskienė";
 
@@ -139,78 +139,9 @@ fn start_with(db: Db, pacs_port: u16, his_port: u16, extra: &[(&str, &str)]) -> 
     Server::start_with(db, Store::Local, &env)
 }
 
-fn call(server: &Server, token: &str, method: &str, path: &str, body: &str) -> Reply {
-    request(
-        server.http_port,
-        method,
-        path,
-        &[
-            ("Authorization", &format!("Bearer {token}")),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-}
-
-/// The clinic sends referral `n` and its study (DCMTK storescu); the case it becomes, routed.
-fn routed_case(server: &Server, clinic: &str, reader: &str, n: u32) -> (String, String) {
-    let order = format!("E027-2026-{n:04}");
-    let document = VALID
-        .replace("E027-DOC-0001", &format!("E027-DOC-{n:04}"))
-        .replace("E027-2026-0001", &order);
-    let reply = request(
-        server.http_port,
-        "POST",
-        "/api/referrals",
-        &[
-            ("Authorization", &format!("Bearer {clinic}")),
-            ("Content-Type", "application/xml"),
-        ],
-        document.as_bytes(),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    let dir = tempfile::tempdir().unwrap();
-    let uid = format!("2.25.7{n:03}");
-    let study = study_of(dir.path(), "s.dcm", "48507120013", &order, &uid);
-    let (ok, log) = storescu(server.dicom_port, &[study]);
-    assert!(ok, "{log}");
-    let mut id = String::new();
-    wait_for(Duration::from_secs(30), || {
-        let list = call(server, reader, "GET", "/api/worklist", "").json();
-        match list["cases"]
-            .as_array()
-            .and_then(|l| l.iter().find(|c| c["study_uid"] == uid.as_str()))
-        {
-            Some(case) => {
-                id = case["id"].as_str().unwrap().to_owned();
-                true
-            }
-            None => false,
-        }
-    });
-    (id, uid)
-}
-
 /// Claim, draft (Lithuanian text) and sign; the signed version.
 fn read_and_sign(server: &Server, reader: &str, case: &str) -> Value {
-    let claim = call(
-        server,
-        reader,
-        "POST",
-        &format!("/api/cases/{case}/claim"),
-        "",
-    );
-    assert_eq!(claim.status, 200, "{}", claim.body);
-    let draft = call(
-        server,
-        reader,
-        "PUT",
-        &format!("/api/cases/{case}/report"),
-        r#"{"findings": "Kairysis skilvelis nepadidėjęs, EF 60 %.\nVožtuvai be ypatumų.",
-            "conclusion": "Širdies struktūra ir funkcija normalios.",
-            "recommendations": "Kontrolė po metų; kreiptis, jei atsiras dusulys."}"#,
-    );
-    assert_eq!(draft.status, 200, "{}", draft.body);
+    claim_and_draft(server, reader, case);
     // A double click: two signatures of one draft at once; one signs, the other is refused.
     let path = format!("/api/cases/{case}/report/sign");
     let mut replies: Vec<Reply> = std::thread::scope(|s| {

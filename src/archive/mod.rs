@@ -99,7 +99,14 @@ impl std::fmt::Debug for Archive {
 
 impl Archive {
     pub fn open(config: &Config) -> Result<Archive, ArchiveError> {
-        let url = config.store.url.trim();
+        Archive::open_url(config, &config.store.url)
+    }
+
+    /// A store other than the configured one (a backup target, say): a local directory
+    /// (relative paths are under `service.data_dir`) or `s3://bucket` reached with the
+    /// configured S3 settings, written with the configured durability.
+    pub fn open_url(config: &Config, url: &str) -> Result<Archive, ArchiveError> {
+        let url = url.trim();
         let mut local_root = None;
         let (store, description): (Arc<dyn ObjectStore>, String) =
             if let Some(bucket) = url.strip_prefix("s3://") {
@@ -130,6 +137,21 @@ impl Archive {
 
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// Whether the two stores are one, or one local directory lies inside the other's.
+    pub fn overlaps(&self, other: &Archive) -> bool {
+        if self.description == other.description {
+            return true;
+        }
+        match (&self.local_root, &other.local_root) {
+            (Some(a), Some(b)) => {
+                let a = a.canonicalize().unwrap_or_else(|_| a.clone());
+                let b = b.canonicalize().unwrap_or_else(|_| b.clone());
+                a.starts_with(&b) || b.starts_with(&a)
+            }
+            _ => false,
+        }
     }
 
     /// Starts an object whose key is decided once its content is known.

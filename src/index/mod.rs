@@ -20,6 +20,7 @@ mod referrals;
 mod refusals;
 mod reports;
 mod search;
+mod snapshot;
 mod studies;
 mod users;
 
@@ -43,6 +44,7 @@ pub use referrals::{Inserted, JournalEntry, ReferralRow};
 pub use refusals::Refusal;
 pub use reports::{ReportRow, Saved, SignedReport};
 pub use search::{Condition, Field, Filter, Hit, Level, Scope, Search};
+pub use snapshot::{ColumnKind, TableDump};
 pub use studies::{InstanceRow, SeriesRow, StudyDetail, StudyRow};
 pub use users::{Created, TokenRow, UserRow};
 
@@ -183,6 +185,7 @@ impl Index {
             .map_err(open_err)?;
         MIGRATOR.run(&pool).await?;
         let index = Index { pool, engine };
+        index.archive_id().await?;
         let chained = index.chain_unchained().await?;
         if chained > 0 {
             tracing::info!(

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cases;
 pub mod hl7;
 
 use std::io::{Read, Write};
@@ -324,6 +325,35 @@ impl Server {
 
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Stops the server and takes everything away, as a machine lost in a disaster: the data
+    /// directory emptied (its log aside), and a new empty PostgreSQL database or S3 bucket in
+    /// place of the old. The server is not started again: call [`Server::restart`].
+    pub fn fresh_machine(&mut self) {
+        self.kill9();
+        for entry in std::fs::read_dir(self.dir.path()).expect("data dir") {
+            let path = entry.expect("entry").path();
+            if path == self.log_path() {
+                continue;
+            }
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).expect("remove");
+            } else {
+                std::fs::remove_file(&path).expect("remove");
+            }
+        }
+        let mut replace = |key: &str, value: String| {
+            self.env.retain(|(k, _)| k != key);
+            self.env.push((key.to_owned(), value));
+        };
+        if self.db == Db::Postgres {
+            replace("TELECARDIO_DATABASE__URL", create_pg_database());
+        }
+        if self.store == Store::S3 {
+            let bucket = create_bucket(&s3_endpoint());
+            replace("TELECARDIO_STORE__URL", format!("s3://{bucket}"));
+        }
     }
 
     /// A second node of the same service: the same index database and object store, its own

@@ -1,0 +1,278 @@
+//! Backup and restore against the real binary: an archive of 500 objects with referrals and
+//! signed reports is backed up to a second store, the machine is lost (data directory, index
+//! database and store all gone), and `telecardio restore` builds it again: every object's
+//! hash, every QIDO-RS listing and every C-FIND answer is what it was. A second backup of an
+//! unchanged archive copies nothing; targets holding something else are refused.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::cases::*;
+use common::*;
+use serde_json::Value;
+
+fn cli_json(server: &Server, args: &[&str]) -> (i32, Value, String) {
+    let out = server.cli(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        stderr,
+    )
+}
+
+/// What a user of the archive sees of it: each object's hash as served over WADO-RS, every
+/// QIDO-RS listing (studies, their series, their instances), and the C-FIND answers at study
+/// level, as DCMTK findscu writes them.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    objects: BTreeMap<String, String>,
+    qido: Vec<String>,
+    cfind: Vec<Vec<u8>>,
+}
+
+fn seen(server: &Server, token: &str) -> Seen {
+    let auth = format!("Bearer {token}");
+    let get = |path: &str| {
+        let reply = request(
+            server.http_port,
+            "GET",
+            path,
+            &[("Authorization", &auth)],
+            b"",
+        );
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        reply
+    };
+    let mut qido = Vec::new();
+    let objects: BTreeMap<String, String> = server
+        .instances()
+        .iter()
+        .map(|i| {
+            let key = i["object_key"].as_str().unwrap();
+            let stored = sha256_hex(&server.object(key));
+            assert_eq!(i["sha256"].as_str(), Some(stored.as_str()), "{key}");
+            (key.to_owned(), stored)
+        })
+        .collect();
+    let studies = get("/dicom-web/studies?limit=10000");
+    let uid = |v: &Value, tag: &str| v[tag]["Value"][0].as_str().unwrap_or("").to_owned();
+    let mut study_uids: Vec<String> = studies
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| uid(s, "0020000D"))
+        .collect();
+    study_uids.sort();
+    qido.push(studies.body);
+    for study in &study_uids {
+        let series = get(&format!("/dicom-web/studies/{study}/series"));
+        let series_uids: Vec<String> = series
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| uid(s, "0020000E"))
+            .collect();
+        qido.push(series.body);
+        for s in series_uids {
+            let instances = get(&format!("/dicom-web/studies/{study}/series/{s}/instances"));
+            qido.push(instances.body);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = dcmtk("findscu");
+    cmd.args(["-S", "-X", "-od"]).arg(dir.path());
+    cmd.args(["-aet", "DEMO_READER", "-aec", AE]);
+    for key in [
+        "QueryRetrieveLevel=STUDY",
+        "StudyInstanceUID",
+        "PatientName",
+        "PatientID",
+        "StudyDate",
+        "ModalitiesInStudy",
+        "NumberOfStudyRelatedInstances",
+        "AccessionNumber",
+    ] {
+        cmd.arg("-k").arg(key);
+    }
+    cmd.args(["127.0.0.1", &server.dicom_port.to_string()]);
+    let (ok, log) = run(cmd);
+    assert!(ok, "{log}");
+    // The data sets as answered (the file meta findscu adds names a fresh instance UID).
+    let mut cfind: Vec<Vec<u8>> = files_under(dir.path())
+        .iter()
+        .map(|f| dataset_of(&std::fs::read(f).unwrap()).to_vec())
+        .collect();
+    cfind.sort();
+    assert!(cfind.len() >= 25, "{} C-FIND answers", cfind.len());
+    Seen {
+        objects,
+        qido,
+        cfind,
+    }
+}
+
+/// Every stored object of a local store and its hash.
+fn store_hashes(root: &Path) -> BTreeMap<String, String> {
+    files_under(root)
+        .into_iter()
+        .map(|f| {
+            let key = f.strip_prefix(root).unwrap().display().to_string();
+            (key, sha256_hex(&std::fs::read(&f).unwrap()))
+        })
+        .collect()
+}
+
+fn lost_and_restored(db: Db, store: Store) {
+    let mut server = Server::start_with(
+        db,
+        store,
+        &[("TELECARDIO_ROUTING__STUDY_STABLE_SECONDS", "0")],
+    );
+    // 500 objects in 25 studies, then two referred studies read and signed.
+    let corpus = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "generate", "--set", "corpus", "--kind", "tiny", "--count", "500", "--out",
+        ])
+        .arg(corpus.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (ok, log) = storescu(server.dicom_port, &files_under(corpus.path()));
+    assert!(ok, "{log}");
+    let clinic = server.token("slaugytoja", "clinic", "demo");
+    let reader = server.token("dr-a", "cardiologist", "demo-centre");
+    let profile = server.cli(&[
+        "user",
+        "profile",
+        "dr-a",
+        "--full-name",
+        "Aušra Žilinskienė",
+        "--licence",
+        "MPL-100",
+    ]);
+    assert!(profile.status.success(), "{profile:?}");
+    for n in 1..=2 {
+        let (case, _) = routed_case(&server, &clinic, &reader, n);
+        claim_and_draft(&server, &reader, &case);
+        let signed = call(
+            &server,
+            &reader,
+            "POST",
+            &format!("/api/cases/{case}/report/sign"),
+            "",
+        );
+        assert_eq!(signed.status, 200, "{}", signed.body);
+    }
+    let before = seen(&server, &reader);
+    assert!(before.objects.len() >= 502, "{}", before.objects.len());
+
+    // A backup target of its own, then the same again: nothing new to copy.
+    let target = tempfile::tempdir().unwrap();
+    let to = target.path().join("backup");
+    let to = to.to_str().unwrap();
+    let (code, first, stderr) = cli_json(&server, &["backup", "--to", to, "--json"]);
+    assert_eq!(code, 0, "{first}\n{stderr}");
+    assert!(first["copied"].as_u64().unwrap() >= 502 + 2 + 2, "{first}");
+    assert_eq!(first["failures"].as_array().unwrap().len(), 0);
+    let (code, second, stderr) = cli_json(&server, &["backup", "--to", to, "--json"]);
+    assert_eq!(code, 0, "{second}\n{stderr}");
+    assert_eq!(second["copied"], 0, "{second}");
+    assert!(second["already_there"].as_u64().unwrap() >= first["copied"].as_u64().unwrap());
+    // The backup holds each object as stored, under the same key.
+    if store == Store::Local {
+        let stored = store_hashes(&server.data_dir().join("objects"));
+        let copied = store_hashes(Path::new(to));
+        for (key, hash) in &stored {
+            assert_eq!(copied.get(key), Some(hash), "{key}");
+        }
+    }
+
+    // Targets that hold something else are refused, and left as they were.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("notes.txt"), "not a backup").unwrap();
+    let (code, _, stderr) = cli_json(
+        &server,
+        &["backup", "--to", other.path().to_str().unwrap(), "--json"],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no telecardio backup"), "{stderr}");
+    assert_eq!(files_under(other.path()).len(), 1);
+    let stranger = Server::start(Db::Sqlite, Store::Local);
+    let (code, _, stderr) = cli_json(&stranger, &["backup", "--to", to, "--json"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("another archive"), "{stderr}");
+    drop(stranger);
+    if store == Store::Local {
+        let inside = server.data_dir().join("objects/backup");
+        let (code, _, stderr) = cli_json(
+            &server,
+            &["backup", "--to", inside.to_str().unwrap(), "--json"],
+        );
+        assert_ne!(code, 0);
+        assert!(stderr.contains("own store"), "{stderr}");
+    }
+
+    // The machine is lost. The audit signing key is kept apart from the backup (it signs
+    // what the backup cannot vouch for), so it comes back from where it was kept.
+    let key = std::fs::read(server.data_dir().join("keys/audit-signing.pem")).unwrap();
+    server.fresh_machine();
+    let (code, restored, stderr) = cli_json(&server, &["restore", "--from", to, "--json"]);
+    assert_eq!(code, 0, "{restored}\n{stderr}");
+    assert_eq!(restored["archive_id"], first["archive_id"]);
+    assert!(restored["copied"].as_u64().unwrap() >= first["copied"].as_u64().unwrap());
+    std::fs::create_dir_all(server.data_dir().join("keys")).unwrap();
+    std::fs::write(server.data_dir().join("keys/audit-signing.pem"), key).unwrap();
+    server.restart();
+    let after = seen(&server, &reader);
+    let differing = |a: &BTreeMap<String, String>, b: &BTreeMap<String, String>| {
+        a.iter().filter(|(k, v)| b.get(*k) != Some(v)).count() + b.len().abs_diff(a.len())
+    };
+    assert_eq!(differing(&after.objects, &before.objects), 0);
+    assert_eq!(after.qido.len(), before.qido.len());
+    for (a, b) in after.qido.iter().zip(&before.qido) {
+        assert_eq!(a, b);
+    }
+    assert_eq!(after.cfind.len(), before.cfind.len());
+    for (a, b) in after.cfind.iter().zip(&before.cfind) {
+        assert!(
+            a == b,
+            "C-FIND answers differ:\n{}\n{}",
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b)
+        );
+    }
+    // Signed reports came back with their cases.
+    let reports = call(&server, &reader, "GET", "/api/reports", "").json();
+    assert_eq!(reports["reports"].as_array().unwrap().len(), 2, "{reports}");
+    // Fixity and the audit trail hold on the restored archive.
+    let verify = server.cli(&["verify", "--all"]);
+    assert!(verify.status.success(), "{verify:?}");
+    let (code, chain, _) = cli_json(&server, &["audit", "verify", "--json"]);
+    assert_eq!(code, 0, "{chain}");
+
+    // Restoring over an archive is refused, and changes nothing.
+    let (code, _, stderr) = cli_json(&server, &["restore", "--from", to, "--json"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("already holds an archive"), "{stderr}");
+    assert!(
+        seen(&server, &reader) == after,
+        "the restored archive changed"
+    );
+}
+
+#[test]
+fn lost_and_restored_sqlite_local() {
+    lost_and_restored(Db::Sqlite, Store::Local);
+}
+
+#[test]
+fn lost_and_restored_postgres_s3() {
+    lost_and_restored(Db::Postgres, Store::S3);
+}
