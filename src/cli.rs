@@ -404,3 +404,28 @@ pub fn copy_text(report: &crate::backup::CopyReport) -> String {
     }
     out
 }
+
+/// What `telecardio rebuild-index` did, for a person.
+pub fn rebuild_text(report: &crate::backup::RebuildReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "indexed:  {} of {} DICOM objects, {} to {}",
+        report.indexed, report.dicom_objects, report.started_at, report.finished_at
+    );
+    for (prefix, n) in &report.not_indexed {
+        let _ = writeln!(
+            out,
+            "kept:     {n} objects under {prefix}/ (not indexed: restore brings their rows back)"
+        );
+    }
+    if report.unplaced.is_empty() {
+        let _ = writeln!(out, "result:   every DICOM object placed");
+    } else {
+        let _ = writeln!(out, "result:   {} NOT PLACED", report.unplaced.len());
+        for u in &report.unplaced {
+            let _ = writeln!(out, "  {}  {}", u.key, u.why);
+        }
+    }
+    out
+}

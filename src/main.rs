@@ -113,6 +113,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild the index of DICOM objects from the object store alone, into an empty index;
+    /// reports every object it could not place. Exits 1 when any was left out.
+    RebuildIndex {
+        #[arg(long)]
+        json: bool,
+    },
     /// The tamper-evident audit trail: check it, sign its head, show the signing key.
     Audit {
         #[command(subcommand)]
@@ -445,6 +451,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 *json,
             ))
         }
+        Command::RebuildIndex { json } => {
+            let config = load_config(&cli, None, None)?;
+            if !*json {
+                init_logging(&config);
+            }
+            runtime()?.block_on(rebuild_command(config, *json))
+        }
         Command::Audit { action } => {
             let config = load_config(&cli, None, None)?;
             if !matches!(action, AuditAction::Verify { json: true, .. }) {
@@ -545,6 +558,42 @@ async fn backup_command(
         print!("{}", telecardio::cli::copy_text(&report));
     }
     Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn rebuild_command(config: Config, json: bool) -> anyhow::Result<ExitCode> {
+    let index = open_index(&config).await?;
+    let store = telecardio::archive::Archive::open(&config)?;
+    let audit = AuditTrail::new(index.clone());
+    let ingest = telecardio::ingest::Ingest::new(
+        store.clone(),
+        index.clone(),
+        audit.clone(),
+        telecardio::metrics::Metrics::new(),
+        config.ingest.max_object_bytes,
+    );
+    let report =
+        telecardio::backup::rebuild_index(&index, &store, &ingest, &config.dicom.ae_title).await?;
+    audit_cli(
+        &audit,
+        "index_rebuilt",
+        format!(
+            "{} of {} DICOM objects indexed, {} not placed",
+            report.indexed,
+            report.dicom_objects,
+            report.unplaced.len()
+        ),
+    )
+    .await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", telecardio::cli::rebuild_text(&report));
+    }
+    Ok(if report.unplaced.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

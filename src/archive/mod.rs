@@ -321,6 +321,19 @@ impl Archive {
         Ok(found)
     }
 
+    /// Every object under `prefix` with its size and when it was written (microseconds).
+    pub async fn list_dated(&self, prefix: &str) -> Result<Vec<(String, u64, i64)>, ArchiveError> {
+        let prefix = Path::from(prefix);
+        let mut listing = self.store.list(Some(&prefix));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|source| ArchiveError::Unreachable { source })?;
+            let modified = meta.last_modified.timestamp_micros();
+            found.push((meta.location.to_string(), meta.size, modified));
+        }
+        Ok(found)
+    }
+
     /// Removes uploads left in `staging/` by a crash: they were never acknowledged. A local
     /// directory belongs to this process alone, so everything there is stale at start-up; a
     /// bucket may be shared by several service nodes, so there only day-old uploads go.

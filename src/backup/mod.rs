@@ -14,6 +14,7 @@
 //! the store before its row committed, so it is there to be copied even while the service
 //! goes on receiving.
 
+mod rebuild;
 mod snapshot;
 
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::archive::{keys, Archive, ArchiveError, ObjectKey};
 use crate::index::{now_micros, rfc3339, Index, IndexError};
+pub use rebuild::{rebuild_index, RebuildReport, Unplaced};
 pub use snapshot::{SnapshotHeader, SnapshotRecord};
 
 pub const BACKUP_PREFIX: &str = "telecardio-backup";

@@ -25,6 +25,8 @@ pub struct InstanceRecord {
     pub calling_ae: String,
     /// Made by the service (a report object), not received: no `data_received` entry.
     pub made_here: bool,
+    /// When it was received, if not now (an index rebuilt from the store).
+    pub received_at: Option<i64>,
     pub patient_id: String,
     pub patient_issuer: String,
     pub patient_name: String,
@@ -151,7 +153,7 @@ impl Index {
             .begin()
             .await
             .map_err(IndexError::query("begin"))?;
-        let now = now_micros();
+        let now = rec.received_at.unwrap_or_else(now_micros);
         // The survivor of a merge keeps its demographics, and so does every patient when the
         // object is one the service made itself: such objects may only restore lost letters.
         let source = if merged.is_none() && !rec.made_here {

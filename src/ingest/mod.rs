@@ -17,6 +17,7 @@ mod digest;
 pub mod meta;
 mod part10;
 mod rederive;
+mod reindex;
 pub mod scanner;
 
 pub use part10::Part10Receiving;
@@ -536,6 +537,7 @@ impl Receiving {
             clinic_id: self.origin.clinic_id.clone(),
             calling_ae: self.origin.calling_ae.clone(),
             made_here: self.origin.made_here,
+            received_at: None,
             patient_id: meta.patient_id.clone(),
             patient_issuer: meta.patient_issuer.clone(),
             patient_name: meta.patient_name.clone(),

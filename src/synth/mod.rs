@@ -210,6 +210,7 @@ pub fn tiny_index_record(i: usize, clinic_id: &str) -> crate::index::InstanceRec
         clinic_id: clinic_id.to_owned(),
         calling_ae: "BENCH".into(),
         made_here: false,
+        received_at: None,
         patient_id: subject.id().to_owned(),
         patient_issuer: "LT-AK".into(),
         patient_name: subject.name().to_owned(),

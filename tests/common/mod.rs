@@ -327,6 +327,27 @@ impl Server {
         self.dir.path()
     }
 
+    /// Stops the server and loses its index alone (the SQLite file, or a new empty PostgreSQL
+    /// database in place of the old); the store stays. Call [`Server::restart`] after.
+    pub fn fresh_index(&mut self) {
+        self.kill9();
+        match self.db {
+            Db::Sqlite => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let file = self.dir.path().join(format!("telecardio.db{suffix}"));
+                    if file.exists() {
+                        std::fs::remove_file(file).expect("remove index");
+                    }
+                }
+            }
+            Db::Postgres => {
+                self.env.retain(|(k, _)| k != "TELECARDIO_DATABASE__URL");
+                self.env
+                    .push(("TELECARDIO_DATABASE__URL".into(), create_pg_database()));
+            }
+        }
+    }
+
     /// Stops the server and takes everything away, as a machine lost in a disaster: the data
     /// directory emptied (its log aside), and a new empty PostgreSQL database or S3 bucket in
     /// place of the old. The server is not started again: call [`Server::restart`].
