@@ -313,6 +313,12 @@ pub fn fixity_text(report: &crate::fixity::Report) -> String {
         format_time(report.started_at),
         format_time(report.finished_at)
     );
+    for key in &report.unindexed {
+        let _ = writeln!(
+            out,
+            "unindexed {key}  (in the store, named by no index row)"
+        );
+    }
     if report.failures.is_empty() {
         let _ = writeln!(out, "result:   every object matches its recorded SHA-256");
         return out;

@@ -79,11 +79,31 @@ fn altered_and_missing_objects_are_named(db: Db) {
         + VALID.len() as u64;
     assert_eq!(report["bytes"], stored_bytes);
     assert!(failures(&report).is_empty());
+    assert_eq!(report["unindexed"], serde_json::json!([]), "{report}");
     let text = server.cli(&["verify", "--all"]);
     assert!(
         String::from_utf8_lossy(&text.stdout).contains("every object matches"),
         "{text:?}"
     );
+
+    // An object durable in the store whose index row never committed: reported, not a
+    // failure, not deleted.
+    let stray_key = format!(
+        "dicom/demo/2.25.1/2.25.1.1/2.25.1.1.1_{}.dcm",
+        "0".repeat(64)
+    );
+    let stray = file_of(&server, &stray_key);
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, b"left by a crash").unwrap();
+    let (code, report, stderr) = verify(&server, &["--all"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        report["unindexed"],
+        serde_json::json!([stray_key]),
+        "{report}"
+    );
+    assert!(stray.exists());
+    std::fs::remove_file(&stray).unwrap();
 
     // One byte changed in one object, another object deleted, behind the service's back.
     let altered = instances[0].1["object_key"].as_str().unwrap().to_owned();

@@ -10,6 +10,9 @@
 2. Audit trail: `telecardio audit verify` over 1,000,000 events (appended with
    `telecardio audit bench-fill`, chained as the service chains them), on SQLite and, when a
    server is reachable, PostgreSQL. Target: under 30 s.
+3. Backup: an archive of 100,000 tiny objects (`generate --set corpus --kind tiny`, received
+   with storescu) backed up once to a local directory, then again unchanged: the incremental
+   run (index snapshot, both listings, nothing to copy). Target: under 10 s.
 
 Every figure is the median of several runs (the machine is small and noisy).
 Run through deploy/bench/archive.sh, which installs DCMTK and builds the binary.
@@ -129,6 +132,51 @@ def audit(args, label, env):
         shutil.rmtree(data, ignore_errors=True)
 
 
+def backup(args):
+    corpus = os.path.join(args.scratch, f"corpus-tiny-{args.objects}")
+    if not os.path.isdir(corpus):
+        subprocess.run([BIN, "generate", "--set", "corpus", "--kind", "tiny", "--count",
+                        str(args.objects), "--out", corpus], check=True)
+    data = tempfile.mkdtemp(dir=args.scratch)
+    target = tempfile.mkdtemp(dir=args.scratch)
+    try:
+        port = free_port()
+        proc = subprocess.Popen([BIN, "--config", CONFIG, "--data-dir", data, "serve",
+                                 "--dicom-port", str(port), "--http-port", str(free_port())],
+                                env=dict(ENV, TELECARDIO_FIXITY__ENABLED="false"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(port, proc)
+            sent = subprocess.run(["storescu", "-aet", "DEMO_CLINIC", "-aec", "TELECARDIO", "+sd",
+                                   "+r", "127.0.0.1", str(port), corpus],
+                                  env=ENV, capture_output=True, text=True)
+            if sent.returncode != 0:
+                raise RuntimeError(sent.stderr[-2000:])
+        finally:
+            stop(proc)
+        start = time.perf_counter()
+        out = cli(data, "backup", "--to", os.path.join(target, "b"), "--json")
+        first = time.perf_counter() - start
+        report = json.loads(out.stdout)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-2000:])
+        times = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            out = cli(data, "backup", "--to", os.path.join(target, "b"), "--json")
+            times.append(time.perf_counter() - start)
+            again = json.loads(out.stdout)
+            if out.returncode != 0 or again["copied"] != 0:
+                raise RuntimeError(f"incremental backup copied {again['copied']}: {out.stderr[-2000:]}")
+        print(f"\nbackup: {report['objects']} objects, {report['copied_bytes'] / 1e6:.0f} MB, "
+              f"{report['index_rows']} index rows; {args.runs} runs, median")
+        print(f"  first backup:                   {first:6.1f} s")
+        print(f"  incremental backup, unchanged:  {statistics.median(times):6.1f} s (target < 10 s)")
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
+
+
 def pg_database(url, name):
     admin = url
     subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True,
@@ -142,7 +190,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--large", type=int, default=40, help="objects in the fixity corpus")
     ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--only", choices=["fixity", "audit"])
+    ap.add_argument("--objects", type=int, default=100_000, help="objects in the backup archive")
+    ap.add_argument("--only", choices=["fixity", "audit", "backup"])
     ap.add_argument("--scratch", default=os.path.join(ROOT, "target", "bench"))
     ap.add_argument("--pg", default=os.environ.get("TC_TEST_PG",
                                                    "postgres://postgres@127.0.0.1:5432/postgres"))
@@ -150,6 +199,8 @@ def main():
     os.makedirs(args.scratch, exist_ok=True)
     if args.only in (None, "fixity"):
         fixity(args)
+    if args.only in (None, "backup"):
+        backup(args)
     if args.only in (None, "audit"):
         audit(args, "SQLite", {})
         if subprocess.run(["psql", args.pg, "-qc", "select 1"], capture_output=True).returncode == 0:

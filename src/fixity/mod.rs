@@ -4,7 +4,6 @@
 //! Nothing is repaired here: a failure stays a failure until someone deals with it.
 
 use futures::stream::{self, StreamExt};
-use sha2::{Digest, Sha256};
 
 use crate::archive::{Archive, ObjectKey};
 use crate::index::{now_micros, FixityCheck, FixityScope, Index, IndexError, StoredObject};
@@ -28,6 +27,8 @@ pub enum FixityError {
     Index(#[from] IndexError),
     #[error("no study {0} in the index")]
     NoSuchStudy(String),
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
 }
 
 /// What one check found wrong with one object.
@@ -55,6 +56,10 @@ pub struct Report {
     pub objects: u64,
     pub bytes: u64,
     pub failures: Vec<Failure>,
+    /// Objects in the store that no index row names (an index commit that failed after the
+    /// object became durable, say), when the whole archive was checked. Reported, never
+    /// deleted: an administrator decides what they are.
+    pub unindexed: Vec<String>,
 }
 
 impl Report {
@@ -71,26 +76,10 @@ enum Read {
 }
 
 async fn read_back(archive: &Archive, key: &str) -> Read {
-    let key = ObjectKey::from(key);
-    let mut stream = match archive.stream(&key).await {
-        Ok(s) => s,
-        Err(e) if e.is_not_found() => return Read::Missing,
-        Err(e) => return Read::Unreadable(e.to_string()),
-    };
-    let mut hash = Sha256::new();
-    let mut bytes = 0u64;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(chunk) => {
-                bytes += chunk.len() as u64;
-                hash.update(&chunk);
-            }
-            Err(e) => return Read::Unreadable(e.to_string()),
-        }
-    }
-    Read::Whole {
-        sha256: hex::encode(hash.finalize()),
-        bytes,
+    match archive.digest(&ObjectKey::from(key)).await {
+        Ok((sha256, bytes)) => Read::Whole { sha256, bytes },
+        Err(e) if e.is_not_found() => Read::Missing,
+        Err(e) => Read::Unreadable(e.to_string()),
     }
 }
 
@@ -119,17 +108,51 @@ impl Fixity {
             started_at: now_micros(),
             ..Report::default()
         };
+        let whole = scope.study_uid.is_none() && scope.since.is_none();
+        let mut named = std::collections::HashSet::new();
         let documents = self.index.document_objects(scope).await?;
         self.check_all(&documents, &mut report).await?;
+        if whole {
+            named.extend(documents.iter().map(|o| o.key.clone()));
+        }
         let mut after = String::new();
         loop {
             let batch = self.index.dicom_objects_after(&after, scope, BATCH).await?;
             let Some(last) = batch.last() else { break };
             after = last.key.clone();
             self.check_all(&batch, &mut report).await?;
+            if whole {
+                named.extend(batch.iter().map(|o| o.key.clone()));
+            }
+        }
+        if whole {
+            report.unindexed = self.unindexed(&named).await?;
         }
         report.finished_at = now_micros();
         Ok(report)
+    }
+
+    /// Objects in the store the index does not name, uploads in flight and the audit chain's
+    /// signed heads (which the chain's check reads) aside.
+    async fn unindexed(
+        &self,
+        named: &std::collections::HashSet<String>,
+    ) -> Result<Vec<String>, FixityError> {
+        let listed = self.archive.list("").await?;
+        let mut out: Vec<String> = listed
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| {
+                !named.contains(key)
+                    && !key.starts_with(&format!("{}/", crate::archive::keys::STAGING_PREFIX))
+                    && !key.starts_with(&format!("{}/", crate::archive::keys::AUDIT_HEADS_PREFIX))
+            })
+            .collect();
+        out.sort();
+        for key in &out {
+            tracing::warn!(alert = "unindexed_object", key = %key, "stored object that no index row names");
+        }
+        Ok(out)
     }
 
     async fn check_all(
