@@ -126,10 +126,10 @@ fn expected_hash(key: &str, dicom: &HashMap<String, String>) -> Option<String> {
 
 /// Keys of the source worth copying: everything but uploads in flight and, in a backup, the
 /// backup's own records.
-fn copied_keys(listing: Vec<(String, u64)>) -> Vec<(String, u64)> {
-    let mut out: Vec<(String, u64)> = listing
+fn copied_keys(listing: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = listing
         .into_iter()
-        .filter(|(k, _)| {
+        .filter(|k| {
             !k.starts_with(&format!("{}/", keys::STAGING_PREFIX))
                 && !k.starts_with(&format!("{BACKUP_PREFIX}/"))
         })
@@ -200,21 +200,21 @@ async fn copy_one(from: &Archive, to: &Archive, key: &str, expected: Option<&str
 async fn copy_missing(
     from: &Archive,
     to: &Archive,
-    wanted: &[(String, u64)],
+    wanted: &[String],
     held: &HashSet<String>,
     dicom: &HashMap<String, String>,
 ) -> (u64, u64, u64, Vec<CopyFailure>) {
     let mut already = 0;
     let todo: Vec<(String, Option<String>)> = wanted
         .iter()
-        .filter(|(k, _)| {
-            let there = held.contains(k);
+        .filter(|k| {
+            let there = held.contains(*k);
             if there {
                 already += 1;
             }
             !there
         })
-        .map(|(k, _)| (k.clone(), expected_hash(k, dicom)))
+        .map(|k| (k.clone(), expected_hash(k, dicom)))
         .collect();
     let mut copies = stream::iter(todo)
         .map(|(key, expected)| {
@@ -236,8 +236,8 @@ async fn copy_missing(
     (copied, bytes, already, failures)
 }
 
-fn listing_set(listing: &[(String, u64)]) -> HashSet<String> {
-    listing.iter().map(|(k, _)| k.clone()).collect()
+fn listing_set(listing: &[String]) -> HashSet<String> {
+    listing.iter().cloned().collect()
 }
 
 /// Copies a consistent snapshot of the index and every object the target does not hold yet
@@ -252,8 +252,14 @@ pub async fn backup(
     }
     let started = now_micros();
     let archive_id = index.archive_id().await?;
-    let target_listing = target.list("").await?;
-    let ours = target_listing.iter().any(|(k, _)| k == ARCHIVE_ID_KEY);
+    let listed = std::time::Instant::now();
+    let target_listing = target.keys().await?;
+    tracing::info!(
+        elapsed_ms = listed.elapsed().as_millis() as u64,
+        objects = target_listing.len(),
+        "backup: target listed"
+    );
+    let ours = target_listing.iter().any(|k| k == ARCHIVE_ID_KEY);
     if ours {
         let found = String::from_utf8_lossy(&target.read(&ObjectKey::from(ARCHIVE_ID_KEY)).await?)
             .trim()
@@ -269,12 +275,20 @@ pub async fn backup(
         w.commit(&ObjectKey::from(ARCHIVE_ID_KEY)).await?;
     }
 
+    let phase = std::time::Instant::now();
+    let ms = |t: std::time::Instant| t.elapsed().as_millis() as u64;
     // The index first: every object it names is in the store by now.
     let dumps = index.snapshot().await?;
     let dicom = snapshot::dicom_hashes(&dumps);
     let named = snapshot::named_keys(&dumps);
-    let source = copied_keys(store.list("").await?);
+    tracing::info!(elapsed_ms = ms(phase), "backup: index read");
+    let source = copied_keys(store.keys().await?);
     let in_source = listing_set(&source);
+    tracing::info!(
+        elapsed_ms = ms(phase),
+        objects = source.len(),
+        "backup: store listed"
+    );
     let (copied, copied_bytes, already_there, mut failures) = copy_missing(
         store,
         target,
@@ -283,6 +297,7 @@ pub async fn backup(
         &dicom,
     )
     .await;
+    tracing::info!(elapsed_ms = ms(phase), copied, "backup: objects copied");
     for key in named.iter().filter(|k| !in_source.contains(*k)) {
         failures.push(CopyFailure {
             key: key.clone(),
@@ -305,6 +320,11 @@ pub async fn backup(
     let mut w = target.writer();
     w.write(&body).await?;
     w.commit(&ObjectKey::from(index_key.as_str())).await?;
+    tracing::info!(
+        elapsed_ms = phase.elapsed().as_millis() as u64,
+        bytes = body.len(),
+        "backup: index snapshot written"
+    );
     let index_rows: u64 = dumps.iter().map(|d| d.rows.len() as u64).sum();
     let record = SnapshotRecord {
         format: snapshot::FORMAT.into(),
@@ -350,10 +370,10 @@ pub async fn restore(
     if rows > 0 {
         return Err(BackupError::IndexNotEmpty(rows));
     }
-    let source_listing = from.list("").await?;
+    let source_listing = from.keys().await?;
     let mut records: Vec<String> = source_listing
         .iter()
-        .map(|(k, _)| k.clone())
+        .cloned()
         .filter(|k| k.starts_with(&format!("{SNAPSHOTS_PREFIX}/")))
         .collect();
     records.sort();
@@ -391,17 +411,17 @@ pub async fn restore(
     let dicom = snapshot::dicom_hashes(&dumps);
     let source = copied_keys(source_listing);
     let in_backup = listing_set(&source);
-    let store_listing = copied_keys(store.list("").await?);
-    if let Some((stray, _)) = store_listing.iter().find(|(k, _)| !in_backup.contains(k)) {
+    let store_listing = copied_keys(store.keys().await?);
+    if let Some(stray) = store_listing.iter().find(|k| !in_backup.contains(*k)) {
         let strays = store_listing
             .iter()
-            .filter(|(k, _)| !in_backup.contains(k))
+            .filter(|k| !in_backup.contains(*k))
             .count();
         return Err(BackupError::StoreNotEmpty(strays, stray.clone()));
     }
     // Objects an interrupted restore already copied are checked, not trusted.
     let mut failures = Vec::new();
-    for (key, _) in &store_listing {
+    for key in &store_listing {
         if let Some(expected) = expected_hash(key, &dicom) {
             let found = store.sha256(&ObjectKey::from(key.as_str())).await?;
             if !found.eq_ignore_ascii_case(&expected) {
@@ -466,10 +486,10 @@ mod tests {
         );
         assert_eq!(expected_hash("cda/short.xml", &dicom), None);
         let kept = copied_keys(vec![
-            ("staging/x".into(), 1),
-            ("telecardio-backup/archive-id".into(), 1),
-            ("dicom/a".into(), 1),
+            "staging/x".into(),
+            "telecardio-backup/archive-id".into(),
+            "dicom/a".into(),
         ]);
-        assert_eq!(kept, vec![("dicom/a".to_owned(), 1)]);
+        assert_eq!(kept, vec!["dicom/a".to_owned()]);
     }
 }

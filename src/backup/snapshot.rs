@@ -52,7 +52,11 @@ pub fn stamp(micros: i64) -> String {
 }
 
 pub fn encode(header: &SnapshotHeader, dumps: &[TableDump]) -> std::io::Result<Vec<u8>> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Buffered: the compressor is slow when fed one small JSON value at a time.
+    let mut gz = std::io::BufWriter::with_capacity(
+        1 << 20,
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
+    );
     serde_json::to_writer(&mut gz, header)?;
     gz.write_all(b"\n")?;
     for d in dumps {
@@ -69,7 +73,7 @@ pub fn encode(header: &SnapshotHeader, dumps: &[TableDump]) -> std::io::Result<V
             gz.write_all(b"\n")?;
         }
     }
-    gz.finish()
+    gz.into_inner().map_err(|e| e.into_error())?.finish()
 }
 
 pub fn decode(body: &[u8]) -> Result<(SnapshotHeader, Vec<TableDump>), String> {
