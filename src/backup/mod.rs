@@ -373,8 +373,8 @@ pub async fn restore(
     let source_listing = from.keys().await?;
     let mut records: Vec<String> = source_listing
         .iter()
-        .cloned()
         .filter(|k| k.starts_with(&format!("{SNAPSHOTS_PREFIX}/")))
+        .cloned()
         .collect();
     records.sort();
     let record_key = match snapshot_name {
