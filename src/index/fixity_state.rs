@@ -149,19 +149,7 @@ impl Index {
         .await
         .map_err(IndexError::query(what))?;
         let Some(r) = row else { return Ok(None) };
-        let cursor = (|| -> Result<FixityCursor, sqlx::Error> {
-            Ok(FixityCursor {
-                cycle: r.try_get(0)?,
-                cycle_started_at: r.try_get(1)?,
-                phase: r.try_get(2)?,
-                after_key: r.try_get(3)?,
-                objects: r.try_get(4)?,
-                bytes: r.try_get(5)?,
-                failures: r.try_get(6)?,
-            })
-        })()
-        .map_err(IndexError::query(what))?;
-        Ok(Some(cursor))
+        decode_cursor(&r).map(Some).map_err(IndexError::query(what))
     }
 
     /// Moves the pass on, if `holder` still holds the lease; answers whether it did.
@@ -199,18 +187,7 @@ impl Index {
         .fetch_one(&self.pool)
         .await
         .map_err(IndexError::query(what))?;
-        (|| -> Result<FixityCursor, sqlx::Error> {
-            Ok(FixityCursor {
-                cycle: r.try_get(0)?,
-                cycle_started_at: r.try_get(1)?,
-                phase: r.try_get(2)?,
-                after_key: r.try_get(3)?,
-                objects: r.try_get(4)?,
-                bytes: r.try_get(5)?,
-                failures: r.try_get(6)?,
-            })
-        })()
-        .map_err(IndexError::query(what))
+        decode_cursor(&r).map_err(IndexError::query(what))
     }
 
     /// Objects whose last check failed and has not been followed by a good one: what
@@ -335,6 +312,18 @@ impl Index {
             .and_then(|r| r.try_get(0))
             .map_err(IndexError::query("archive size"))
     }
+}
+
+fn decode_cursor(r: &sqlx::any::AnyRow) -> Result<FixityCursor, sqlx::Error> {
+    Ok(FixityCursor {
+        cycle: r.try_get(0)?,
+        cycle_started_at: r.try_get(1)?,
+        phase: r.try_get(2)?,
+        after_key: r.try_get(3)?,
+        objects: r.try_get(4)?,
+        bytes: r.try_get(5)?,
+        failures: r.try_get(6)?,
+    })
 }
 
 fn decode_failure(r: &sqlx::any::AnyRow) -> Result<FixityFailureRow, sqlx::Error> {

@@ -524,46 +524,19 @@ impl Receiving {
         sha256: &str,
         dataset_sha256: &str,
     ) -> InstanceRecord {
-        InstanceRecord {
-            object_key: key.to_owned(),
-            sop_class_uid: meta.sop_class_uid.clone(),
-            sop_instance_uid: meta.sop_instance_uid.clone(),
-            study_uid: meta.study_uid.clone(),
-            series_uid: meta.series_uid.clone(),
-            transfer_syntax: self.declared.transfer_syntax.clone(),
-            size_bytes: size as i64,
-            sha256: sha256.to_owned(),
-            dataset_sha256: dataset_sha256.to_owned(),
-            clinic_id: self.origin.clinic_id.clone(),
-            calling_ae: self.origin.calling_ae.clone(),
-            made_here: self.origin.made_here,
-            received_at: None,
-            patient_id: meta.patient_id.clone(),
-            patient_issuer: meta.patient_issuer.clone(),
-            patient_name: meta.patient_name.clone(),
-            patient_name_search: meta::search_form(&meta.patient_name),
-            birth_date: meta.birth_date.clone(),
-            sex: meta.sex.clone(),
-            other_patient_ids: meta
-                .other_patient_ids
-                .iter()
-                .map(|(id, issuer)| format!("{id}^^^{issuer}"))
-                .collect::<Vec<_>>()
-                .join("\\"),
-            study_date: meta.study_date.clone(),
-            study_time: meta.study_time.clone(),
-            accession_number: meta.accession_number.clone(),
-            accession_issuer: meta.accession_issuer.clone(),
-            study_id: meta.study_id.clone(),
-            study_description: meta.study_description.clone(),
-            referring_physician: meta.referring_physician.clone(),
-            referring_physician_search: meta::search_form(&meta.referring_physician),
-            modality: meta.modality.clone(),
-            series_number: meta.series_number,
-            series_description: meta.series_description.clone(),
-            instance_number: meta.instance_number,
-            number_of_frames: meta.number_of_frames,
-        }
+        instance_record(
+            meta,
+            Where {
+                key,
+                size,
+                sha256,
+                dataset_sha256,
+                transfer_syntax: &self.declared.transfer_syntax,
+                clinic_id: &self.origin.clinic_id,
+                calling_ae: &self.origin.calling_ae,
+                made_here: self.origin.made_here,
+            },
+        )
     }
 
     /// Gives up (the association was aborted): nothing of the object stays visible.
@@ -571,6 +544,62 @@ impl Receiving {
         if let Some(writer) = self.writer.take() {
             writer.abort().await;
         }
+    }
+}
+
+/// Where a stored object is and who sent it: what an index row needs besides its attributes.
+struct Where<'a> {
+    key: &'a str,
+    size: u64,
+    sha256: &'a str,
+    dataset_sha256: &'a str,
+    transfer_syntax: &'a str,
+    clinic_id: &'a str,
+    calling_ae: &'a str,
+    made_here: bool,
+}
+
+/// The index row of an object: its attributes and where it is.
+fn instance_record(meta: &InstanceMeta, w: Where<'_>) -> InstanceRecord {
+    InstanceRecord {
+        object_key: w.key.to_owned(),
+        sop_class_uid: meta.sop_class_uid.clone(),
+        sop_instance_uid: meta.sop_instance_uid.clone(),
+        study_uid: meta.study_uid.clone(),
+        series_uid: meta.series_uid.clone(),
+        transfer_syntax: w.transfer_syntax.to_owned(),
+        size_bytes: i64::try_from(w.size).unwrap_or(i64::MAX),
+        sha256: w.sha256.to_owned(),
+        dataset_sha256: w.dataset_sha256.to_owned(),
+        clinic_id: w.clinic_id.to_owned(),
+        calling_ae: w.calling_ae.to_owned(),
+        made_here: w.made_here,
+        received_at: None,
+        patient_id: meta.patient_id.clone(),
+        patient_issuer: meta.patient_issuer.clone(),
+        patient_name: meta.patient_name.clone(),
+        patient_name_search: meta::search_form(&meta.patient_name),
+        birth_date: meta.birth_date.clone(),
+        sex: meta.sex.clone(),
+        other_patient_ids: meta
+            .other_patient_ids
+            .iter()
+            .map(|(id, issuer)| format!("{id}^^^{issuer}"))
+            .collect::<Vec<_>>()
+            .join("\\"),
+        study_date: meta.study_date.clone(),
+        study_time: meta.study_time.clone(),
+        accession_number: meta.accession_number.clone(),
+        accession_issuer: meta.accession_issuer.clone(),
+        study_id: meta.study_id.clone(),
+        study_description: meta.study_description.clone(),
+        referring_physician: meta.referring_physician.clone(),
+        referring_physician_search: meta::search_form(&meta.referring_physician),
+        modality: meta.modality.clone(),
+        series_number: meta.series_number,
+        series_description: meta.series_description.clone(),
+        instance_number: meta.instance_number,
+        number_of_frames: meta.number_of_frames,
     }
 }
 

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::meta::{self, InstanceMeta};
 use super::scanner::Scanner;
+use super::{instance_record, Where};
 use super::{Ingest, IngestError, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN};
 use crate::archive::ObjectKey;
 use crate::index::{InstanceRecord, Recorded};
@@ -99,45 +100,23 @@ impl Ingest {
             ));
         }
         let meta = InstanceMeta::from_kept(&scanner.finish()?);
+        let sha256 = hex::encode(whole.finalize());
+        let dataset_sha256 = dataset_sha256.to_ascii_lowercase();
         let record = InstanceRecord {
-            object_key: key.to_owned(),
-            sop_class_uid: meta.sop_class_uid.clone(),
-            sop_instance_uid: meta.sop_instance_uid.clone(),
-            study_uid: meta.study_uid.clone(),
-            series_uid: meta.series_uid.clone(),
-            transfer_syntax: syntax,
-            size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
-            sha256: hex::encode(whole.finalize()),
-            dataset_sha256: dataset_sha256.to_ascii_lowercase(),
-            clinic_id: clinic.to_owned(),
-            made_here: source_ae == own_ae,
-            calling_ae: source_ae,
             received_at: Some(received_at),
-            patient_id: meta.patient_id.clone(),
-            patient_issuer: meta.patient_issuer.clone(),
-            patient_name: meta.patient_name.clone(),
-            patient_name_search: meta::search_form(&meta.patient_name),
-            birth_date: meta.birth_date.clone(),
-            sex: meta.sex.clone(),
-            other_patient_ids: meta
-                .other_patient_ids
-                .iter()
-                .map(|(id, issuer)| format!("{id}^^^{issuer}"))
-                .collect::<Vec<_>>()
-                .join("\\"),
-            study_date: meta.study_date.clone(),
-            study_time: meta.study_time.clone(),
-            accession_number: meta.accession_number.clone(),
-            accession_issuer: meta.accession_issuer.clone(),
-            study_id: meta.study_id.clone(),
-            study_description: meta.study_description.clone(),
-            referring_physician: meta.referring_physician.clone(),
-            referring_physician_search: meta::search_form(&meta.referring_physician),
-            modality: meta.modality.clone(),
-            series_number: meta.series_number,
-            series_description: meta.series_description.clone(),
-            instance_number: meta.instance_number,
-            number_of_frames: meta.number_of_frames,
+            ..instance_record(
+                &meta,
+                Where {
+                    key,
+                    size,
+                    sha256: &sha256,
+                    dataset_sha256: &dataset_sha256,
+                    transfer_syntax: &syntax,
+                    clinic_id: clinic,
+                    calling_ae: &source_ae,
+                    made_here: source_ae == own_ae,
+                },
+            )
         };
         Ok(self.index.record_instance(&record).await?)
     }
