@@ -11,6 +11,9 @@ pub enum Fault {
     NotFound,
     /// The asker may not do this.
     Forbidden,
+    /// What it names is in a state that forbids it (kept until a date, under a legal hold,
+    /// already decided); it may pass once that state changes.
+    Conflict,
     /// Something we depend on failed; the same request may succeed later.
     Unavailable,
     /// Our own defect.

@@ -52,6 +52,8 @@ pub mod query;
 pub mod referral;
 /// Reports: drafting, signing (frozen in the store) and amending a case's description.
 pub mod reports;
+/// How long everything is kept: retention dates, legal holds, two-person deletion, tombstones.
+pub mod retention;
 /// The reading workflow: routing cases to centres and readers, worklists and claims.
 pub mod routing;
 /// Service wiring and graceful shutdown.

@@ -51,7 +51,9 @@ pub enum ServeError {
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
     let index = Index::open(&config.database_url(), config.database.max_connections).await?;
-    let archive = Archive::open(&config)?;
+    let years = crate::retention::Years::settle(&index, &config.retention).await?;
+    let archive =
+        crate::retention::lock_archive(Archive::open(&config)?, &config.retention, years).await?;
     let started = std::time::SystemTime::now();
     let swept = archive.sweep_staging().await?;
     if swept > 0 {
@@ -100,6 +102,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     let patients = Patients::new(index.clone(), policy.clone(), audit.clone());
     let routing = Routing::new(index.clone(), config.clone(), policy.clone(), audit.clone());
+    let retention = crate::retention::Retention::new(
+        index.clone(),
+        archive.clone(),
+        policy.clone(),
+        audit.clone(),
+        years,
+    );
     let catalog = Catalog::new(index.clone(), archive.clone(), policy, audit.clone());
     let accounts = Accounts::new(index.clone(), config.clone())?;
     let dimse_ctx = DimseContext::new(
@@ -156,6 +165,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         )
         .run(stopped.clone()),
     );
+    tasks.spawn(retention.clone().run_daily(stopped.clone()));
     let key_path = config.audit_signing_key();
     let (signer, made) = crate::audit::chain::HeadSigner::load_or_create(&key_path)?;
     if made {
@@ -207,6 +217,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         referrals,
         routing,
         reports,
+        retention,
     });
     let http_task = tokio::spawn(web::serve(http, app, https, stopped.clone()));
 

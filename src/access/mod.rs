@@ -72,6 +72,8 @@ pub enum Via {
     Jwt,
     /// An HL7 v2 message over MLLP from a declared sending facility (and address).
     Hl7,
+    /// The operator at this machine's command line, who holds its data files anyway.
+    Cli,
 }
 
 /// The caller of one request or association.
@@ -90,6 +92,18 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The operator of a command run on this machine, as an administrator.
+    pub fn operator(name: &str) -> Principal {
+        Principal {
+            name: format!("cli:{name}"),
+            role: Role::Admin,
+            institution: String::new(),
+            via: Via::Cli,
+            address: "local".into(),
+            pixel_access: false,
+        }
+    }
+
     /// The principal a DICOM peer acts as: its institution's AE speaks for the clinic, or for
     /// the centre's cardiologists.
     pub fn dicom_peer(calling_ae: &str, institution: &Institution, address: &str) -> Principal {
@@ -122,6 +136,10 @@ pub enum Action {
     ReadAudit,
     /// Manage users, tokens and configuration-backed resources.
     Administer,
+    /// Place and release legal holds, extend retention, propose deleting an expired study.
+    GovernArchive,
+    /// Approve or reject a proposed deletion: the second person, never an administrator.
+    ApproveDeletion,
 }
 
 impl Action {
@@ -133,6 +151,8 @@ impl Action {
             Action::Store => "store",
             Action::ReadAudit => "read the audit trail",
             Action::Administer => "administer",
+            Action::GovernArchive => "place holds on, extend or propose deleting archived data",
+            Action::ApproveDeletion => "approve deleting archived data",
         }
     }
 }
@@ -161,6 +181,11 @@ impl Policy {
         let allowed = match (who.role, action) {
             // Objects belong to the clinic that sent them: only a clinic's principals store.
             (Role::Admin, Action::Store) => false,
+            // Deletion takes two people: administrators propose, auditors approve.
+            (Role::Admin, Action::ApproveDeletion) => false,
+            (Role::Auditor, Action::ApproveDeletion) => true,
+            (_, Action::ApproveDeletion) => false,
+            (Role::Auditor | Role::Clinic | Role::Cardiologist, Action::GovernArchive) => false,
             (Role::Admin, _) => true,
             (Role::Auditor, Action::ReadPixels) => who.pixel_access,
             (Role::Auditor, Action::Store | Action::Administer) => false,

@@ -31,6 +31,7 @@ pub const HL7_PREFIX: &str = "hl7";
 pub const REPORTS_PREFIX: &str = "reports";
 pub const ANSWERS_PREFIX: &str = "answers";
 pub const AUDIT_HEADS_PREFIX: &str = "audit/heads";
+pub const TOMBSTONES_PREFIX: &str = "tombstones";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{value}` is not a valid {what}")]
@@ -129,6 +130,12 @@ pub fn dicom_object(
 /// caller formats) and the chain position it vouches for, so keys sort in chain order.
 pub fn audit_head(day: &str, seq: i64) -> Path {
     Path::from(format!("{AUDIT_HEADS_PREFIX}/{day}/{seq:012}.json"))
+}
+
+/// Key of the record an approved deletion leaves: what was removed, with hashes, who proposed
+/// and approved it and why (a UUID names the request).
+pub fn tombstone_record(request_id: &uuid::Uuid) -> Path {
+    Path::from(format!("{TOMBSTONES_PREFIX}/{request_id}.json"))
 }
 
 /// A fresh key for an upload in flight.

@@ -8,6 +8,9 @@
 //! HTTP or the index.
 
 pub mod keys;
+mod lock;
+
+pub use lock::{LockSupport, RetainUntil};
 
 use std::sync::Arc;
 
@@ -43,6 +46,12 @@ pub enum ArchiveError {
     Read {
         key: String,
         source: object_store::Error,
+    },
+    #[error("cannot {what} `{key}` in the store: {detail}")]
+    Lock {
+        key: String,
+        what: String,
+        detail: String,
     },
     #[error("object store is unreachable: {source}")]
     Unreachable { source: object_store::Error },
@@ -89,6 +98,10 @@ pub struct Archive {
     local_root: Option<std::path::PathBuf>,
     /// The same local store, for reading whole files directly.
     local: Option<Arc<LocalFileSystem>>,
+    /// An S3 bucket's Object Lock requests.
+    s3_lock: Option<lock::S3Lock>,
+    /// The lock every new object gets, where the bucket has Object Lock and it is wanted.
+    lock: Option<lock::ObjectLock>,
 }
 
 impl std::fmt::Debug for Archive {
@@ -111,9 +124,12 @@ impl Archive {
         let url = url.trim();
         let mut local_root = None;
         let mut local_fs = None;
+        let mut s3_lock = None;
         let (store, description): (Arc<dyn ObjectStore>, String) =
             if let Some(bucket) = url.strip_prefix("s3://") {
-                (Arc::new(open_s3(config, bucket)?), url.to_owned())
+                let s3 = Arc::new(open_s3(config, bucket)?);
+                s3_lock = Some(lock::S3Lock::new(s3.clone())?);
+                (s3, url.to_owned())
             } else {
                 let dir = config.data_path(url);
                 std::fs::create_dir_all(&dir).map_err(|source| ArchiveError::CreateDir {
@@ -138,7 +154,34 @@ impl Archive {
             description,
             local_root,
             local: local_fs,
+            s3_lock,
+            lock: None,
         })
+    }
+
+    /// Whether the store can lock objects itself (S3 Object Lock).
+    pub async fn lock_support(&self) -> Result<LockSupport, ArchiveError> {
+        match &self.s3_lock {
+            None => Ok(LockSupport::NotS3),
+            Some(s3) => s3.support().await,
+        }
+    }
+
+    /// From now on every object written is locked until `until` says (compliance or
+    /// governance mode); only for a bucket whose [`Archive::lock_support`] is `Enabled`.
+    pub fn with_object_lock(mut self, compliance: bool, until: RetainUntil) -> Archive {
+        if let Some(s3) = &self.s3_lock {
+            self.lock = Some(lock::ObjectLock::new(s3.clone(), compliance, until));
+        }
+        self
+    }
+
+    /// Locks a freshly written (or found) object before its write is acknowledged.
+    async fn locked(&self, key: &Path, written: Written) -> Result<Written, ArchiveError> {
+        if let Some(lock) = &self.lock {
+            lock.apply(key).await?;
+        }
+        Ok(written)
     }
 
     pub fn description(&self) -> &str {
@@ -460,6 +503,34 @@ impl Archive {
         }
     }
 
+    /// Removes an object whose deletion was approved after its retention date (the only
+    /// removal of an acknowledged object). Where the store enforces a retention lock, it has
+    /// the last word.
+    pub async fn remove_expired(&self, key: &Path) -> Result<(), ArchiveError> {
+        if let (Some(s3), Some(_)) = (&self.s3_lock, &self.lock) {
+            return s3.remove_versions(key).await;
+        }
+        match self.store.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(ArchiveError::Write {
+                key: key.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// The stored size of an object.
+    pub async fn size(&self, key: &Path) -> Result<u64, ArchiveError> {
+        self.store
+            .head(key)
+            .await
+            .map(|meta| meta.size)
+            .map_err(|source| ArchiveError::Read {
+                key: key.to_string(),
+                source,
+            })
+    }
+
     async fn delete_quietly(&self, key: &Path) {
         if let Err(e) = self.store.delete(key).await {
             tracing::warn!(key = %key, error = %e, "could not delete staging object");
@@ -476,8 +547,10 @@ impl Archive {
             .put_opts(key, PutPayload::from_bytes(data), options)
             .await
         {
-            Ok(_) => Ok(Written::Created),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Written::AlreadyExisted),
+            Ok(_) => self.locked(key, Written::Created).await,
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.locked(key, Written::AlreadyExisted).await
+            }
             Err(source) => Err(ArchiveError::Write {
                 key: key.to_string(),
                 source,
@@ -487,8 +560,10 @@ impl Archive {
 
     async fn publish_staged(&self, staged: &Path, key: &Path) -> Result<Written, ArchiveError> {
         let outcome = match self.store.copy_if_not_exists(staged, key).await {
-            Ok(()) => Ok(Written::Created),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Written::AlreadyExisted),
+            Ok(()) => self.locked(key, Written::Created).await,
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.locked(key, Written::AlreadyExisted).await
+            }
             Err(source) => Err(ArchiveError::Write {
                 key: key.to_string(),
                 source,

@@ -1,11 +1,39 @@
-//! Archive governance: the audit chain's signing key, and the pace of the fixity worker that
-//! re-reads every stored object.
+//! Archive governance: how long each kind of stored thing is kept, the audit chain's signing
+//! key, and the pace of the fixity worker that re-reads every stored object.
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use super::{Config, ConfigError};
+
+/// Years each kind of stored thing is kept after the day it was received (order point 14: 15).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// DICOM objects a clinic sent (echocardiography, ECG, Holter).
+    pub dicom_years: u32,
+    /// Referral documents (form 027, HL7 CDA) and the HL7 v2 orders that carried them.
+    pub referral_years: u32,
+    /// Signed report versions, their answer documents and their DICOM report objects.
+    pub report_years: u32,
+    /// Days ahead the daily list of expiring studies looks.
+    pub notice_days: u32,
+    /// S3 Object Lock mode for new objects where the bucket has Object Lock: compliance (no
+    /// one can delete before the date), governance, or off.
+    pub object_lock: String,
+}
+
+impl RetentionConfig {
+    /// Configured years for a stored object's kind (as fixity and the key layout name them).
+    pub fn years_for(&self, kind: &str) -> u32 {
+        match kind {
+            "referral" | "hl7" => self.referral_years,
+            "report" | "answer" | "report_object" => self.report_years,
+            _ => self.dicom_years,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +77,31 @@ impl Config {
             return Err(ConfigError::key(
                 "audit.public_key",
                 "must be an Ed25519 public key as 64 hexadecimal digits, or empty",
+            ));
+        }
+        let r = &self.retention;
+        for (key, years) in [
+            ("retention.dicom_years", r.dicom_years),
+            ("retention.referral_years", r.referral_years),
+            ("retention.report_years", r.report_years),
+        ] {
+            if !(1..=200).contains(&years) {
+                return Err(ConfigError::key(
+                    key,
+                    "must be a number of years from 1 to 200",
+                ));
+            }
+        }
+        if r.notice_days > 3650 {
+            return Err(ConfigError::key(
+                "retention.notice_days",
+                "must be at most 3650 days",
+            ));
+        }
+        if !matches!(r.object_lock.as_str(), "compliance" | "governance" | "off") {
+            return Err(ConfigError::key(
+                "retention.object_lock",
+                "must be compliance, governance or off",
             ));
         }
         if !(self.fixity.cycle_days.is_finite() && self.fixity.cycle_days > 0.0) {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 mod archive;
 mod delivery;
 mod routing;
-pub use archive::{AuditConfig, FixityConfig};
+pub use archive::{AuditConfig, FixityConfig, RetentionConfig};
 pub use delivery::{ClinicDelivery, DeliveryConfig, HisTarget, PacsTarget};
 pub use routing::{AgeGroup, Assignment, RoutingConfig, RoutingRule};
 
@@ -57,6 +57,7 @@ pub struct Config {
     pub hl7: Hl7Config,
     pub routing: RoutingConfig,
     pub delivery: DeliveryConfig,
+    pub retention: RetentionConfig,
     pub audit: AuditConfig,
     pub fixity: FixityConfig,
     pub log: LogConfig,

@@ -12,6 +12,8 @@ pub fn of_catalog(e: &CatalogError) -> u16 {
         Fault::NotFound => 0xC000,
         // Refused: not authorized.
         Fault::Forbidden => 0x0124,
+        // Unable to process, with a comment saying what stands in the way.
+        Fault::Conflict => 0xC000,
         // Refused: out of resources.
         Fault::Unavailable => 0xA700,
         Fault::Bug => 0xC001,

@@ -132,20 +132,25 @@ impl Fixity {
         Ok(report)
     }
 
-    /// Objects in the store the index does not name, uploads in flight and the audit chain's
-    /// signed heads (which the chain's check reads) aside.
+    /// Objects in the store the index does not name, uploads in flight, the audit chain's
+    /// signed heads (which the chain's check reads) and deletion records aside.
     async fn unindexed(
         &self,
         named: &std::collections::HashSet<String>,
     ) -> Result<Vec<String>, FixityError> {
         let listed = self.archive.list("").await?;
+        // Objects whose deletion was approved are the tombstones' business, not orphans.
+        let removing: std::collections::HashSet<String> =
+            self.index.awaiting_removal().await?.into_iter().collect();
         let mut out: Vec<String> = listed
             .into_iter()
             .map(|(key, _)| key)
             .filter(|key| {
                 !named.contains(key)
+                    && !removing.contains(key)
                     && !key.starts_with(&format!("{}/", crate::archive::keys::STAGING_PREFIX))
                     && !key.starts_with(&format!("{}/", crate::archive::keys::AUDIT_HEADS_PREFIX))
+                    && !key.starts_with(&format!("{}/", crate::archive::keys::TOMBSTONES_PREFIX))
             })
             .collect();
         out.sort();

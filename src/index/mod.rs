@@ -19,6 +19,7 @@ mod patients;
 mod referrals;
 mod refusals;
 mod reports;
+mod retention;
 mod search;
 mod snapshot;
 mod studies;
@@ -43,6 +44,9 @@ pub use patients::{Demographics, Merge, Merged, StaleRecord};
 pub use referrals::{Inserted, JournalEntry, ReferralRow};
 pub use refusals::Refusal;
 pub use reports::{ReportRow, Saved, SignedReport};
+pub use retention::{
+    DeletionRequestRow, ExtensionRow, HoldRow, NoticeRow, Removal, StudyReceipts, TombstoneRow,
+};
 pub use search::{Condition, Field, Filter, Hit, Level, Scope, Search};
 pub use snapshot::{ColumnKind, TableDump};
 pub use studies::{InstanceRow, SeriesRow, StudyDetail, StudyRow};

@@ -18,6 +18,7 @@ mod problem;
 mod referrals;
 mod refusals;
 mod reports;
+mod retention;
 mod serve;
 pub(crate) mod session;
 mod users;
@@ -61,6 +62,7 @@ pub struct WebState {
     pub referrals: Referrals,
     pub routing: Routing,
     pub reports: Reports,
+    pub retention: crate::retention::Retention,
 }
 
 pub fn router(state: WebState) -> Router {
@@ -90,6 +92,33 @@ pub fn router(state: WebState) -> Router {
         .route("/api/fixity/failures", get(governance::failures))
         .route("/api/fixity/report", get(governance::report))
         .route("/api/audit/chain", get(governance::audit_chain))
+        .route("/api/retention/studies/{uid}", get(retention::study))
+        .route(
+            "/api/retention/studies/{uid}/holds",
+            post(retention::place_hold),
+        )
+        .route(
+            "/api/retention/studies/{uid}/extend",
+            post(retention::extend),
+        )
+        .route(
+            "/api/retention/holds/{id}/release",
+            post(retention::release_hold),
+        )
+        .route("/api/retention/expiring", get(retention::expiring))
+        .route(
+            "/api/retention/deletions",
+            post(retention::propose).get(retention::deletions),
+        )
+        .route(
+            "/api/retention/deletions/{id}/approve",
+            post(retention::approve),
+        )
+        .route(
+            "/api/retention/deletions/{id}/reject",
+            post(retention::reject),
+        )
+        .route("/api/retention/tombstones", get(retention::tombstones))
         .route(
             "/api/waveforms/{study}/{series}/{instance}",
             get(waveforms::window),

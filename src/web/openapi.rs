@@ -344,6 +344,62 @@ pub fn spec() -> Value {
                 "summary": "Auditors and administrators: walk the tamper-evident audit trail from its first event and check every signed head; names the first event where it breaks",
                 "responses": {"200": {"description": "{intact, events, last_seq, last_hash, signed_heads, last_signed_head, broken: {seq, kind: edited|missing|reordered|inserted|signed_head, detail} | null, warnings}"}, "403": problem()}
             }},
+            "/api/retention/studies/{uid}": {"get": {
+                "summary": "Auditors and administrators: a study's retention date (received + the years of each kind, or a later extension), each stored object's date, legal holds (open and released), extensions and deletion requests",
+                "parameters": [{"name": "uid", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "{study_uid, retain_until, expired, open_holds, deletable, objects: [{kind, key, sha256, received_at, retain_until}], extensions, holds, deletion_requests}"}, "403": problem(), "404": problem(), "422": problem()}
+            }},
+            "/api/retention/studies/{uid}/holds": {"post": {
+                "summary": "Administrators: place a legal hold on a study (several may stand); nothing of it is deleted while one stands",
+                "parameters": [{"name": "uid", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {"reason": {"type": "string", "minLength": 1}}}}}},
+                "responses": {"201": {"description": "the hold"}, "400": problem(), "403": problem(), "404": problem(), "422": problem()}
+            }},
+            "/api/retention/studies/{uid}/extend": {"post": {
+                "summary": "Administrators: keep a study until a later day; a day before the date in force is refused (a retention date is never shortened)",
+                "parameters": [{"name": "uid", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["until", "reason"], "additionalProperties": false, "properties": {"until": {"type": "string", "format": "date"}, "reason": {"type": "string", "minLength": 1}}}}}},
+                "responses": {"200": {"description": "the study's retention as it now stands"}, "400": problem(), "403": problem(), "404": problem(), "409": problem(), "422": problem()}
+            }},
+            "/api/retention/holds/{id}/release": {"post": {
+                "summary": "Administrators: release a legal hold, with a reason; the hold stays on record",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {"reason": {"type": "string", "minLength": 1}}}}}},
+                "responses": {"200": {"description": "the released hold"}, "400": problem(), "403": problem(), "404": problem(), "409": problem(), "422": problem()}
+            }},
+            "/api/retention/expiring": {"get": {
+                "summary": "Auditors and administrators: the daily list of studies whose retention ends within retention.notice_days (default 90), those past it included",
+                "responses": {"200": {"description": "{day, days, studies: [{study_uid, retain_until, objects, held}]}"}, "403": problem()}
+            }},
+            "/api/retention/deletions": {
+                "post": {
+                    "summary": "Administrators: propose deleting a study past its retention date and under no hold; an auditor then approves or rejects. 409 says until when it is kept, or which holds stand",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["study_uid", "reason"], "additionalProperties": false, "properties": {"study_uid": {"type": "string"}, "reason": {"type": "string", "minLength": 1}}}}}},
+                    "responses": {"201": {"description": "the request"}, "400": problem(), "403": problem(), "404": problem(), "409": problem(), "422": problem()}
+                },
+                "get": {
+                    "summary": "Auditors and administrators: deletion requests, newest first",
+                    "parameters": [{"name": "state", "in": "query", "schema": {"type": "string", "enum": ["proposed", "rejected", "approved", "done"]}}],
+                    "responses": {"200": {"description": "{\"requests\": [...]}"}, "400": problem(), "403": problem()}
+                }
+            },
+            "/api/retention/deletions/{id}/approve": {"post": {
+                "summary": "Auditors: approve a proposed deletion. Every check is made again; the study's index rows become tombstones (what, hashes, who proposed and approved, when, why; kept forever, also as a record in the store) and its objects are removed",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {"note": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "{request, tombstones, left_in_store}"}, "400": problem(), "403": problem(), "404": problem(), "409": problem()}
+            }},
+            "/api/retention/deletions/{id}/reject": {"post": {
+                "summary": "Auditors: reject a proposed deletion, with a note",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["note"], "additionalProperties": false, "properties": {"note": {"type": "string", "minLength": 1}}}}}},
+                "responses": {"200": {"description": "the request, rejected"}, "400": problem(), "403": problem(), "404": problem(), "409": problem(), "422": problem()}
+            }},
+            "/api/retention/tombstones": {"get": {
+                "summary": "Auditors and administrators: what deletions removed, kept forever",
+                "parameters": [{"name": "study", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "{\"tombstones\": [{object_key, request_id, kind, study_uid, sha256, bytes, received_at, retain_until, reason, proposed_by, proposed_at, approved_by, approved_at, removed_at}]}"}, "400": problem(), "403": problem()}
+            }},
             "/api/reports": {"get": {
                 "summary": "Pull delivery: signed report versions since a time that the caller may see (a clinic its own cases'), oldest first, with the address of each answer document; a clinic fetching an answer is its delivery",
                 "parameters": [
@@ -456,6 +512,16 @@ mod tests {
         ("get", "/api/fixity/failures"),
         ("get", "/api/fixity/report"),
         ("get", "/api/audit/chain"),
+        ("get", "/api/retention/studies/{uid}"),
+        ("post", "/api/retention/studies/{uid}/holds"),
+        ("post", "/api/retention/studies/{uid}/extend"),
+        ("post", "/api/retention/holds/{id}/release"),
+        ("get", "/api/retention/expiring"),
+        ("post", "/api/retention/deletions"),
+        ("get", "/api/retention/deletions"),
+        ("post", "/api/retention/deletions/{id}/approve"),
+        ("post", "/api/retention/deletions/{id}/reject"),
+        ("get", "/api/retention/tombstones"),
         ("get", "/api/users"),
         ("post", "/api/users"),
         ("post", "/api/users/{name}/disable"),

@@ -31,6 +31,7 @@ impl Problem {
             Fault::BadInput => (StatusCode::BAD_REQUEST, message.to_string()),
             Fault::NotFound => (StatusCode::NOT_FOUND, message.to_string()),
             Fault::Forbidden => (StatusCode::FORBIDDEN, message.to_string()),
+            Fault::Conflict => (StatusCode::CONFLICT, message.to_string()),
             Fault::Unavailable => {
                 tracing::warn!(error = %message, "request failed: dependency unavailable");
                 (

@@ -30,6 +30,8 @@ pub enum Db {
 pub enum Store {
     Local,
     S3,
+    /// An S3 bucket created with Object Lock enabled.
+    S3Locked,
 }
 
 pub fn repo() -> PathBuf {
@@ -128,10 +130,15 @@ pub fn s3_endpoint() -> String {
         .clone()
 }
 
-fn create_bucket(endpoint: &str) -> String {
+fn create_bucket(endpoint: &str, store: Store) -> String {
     let bucket = format!("tc-{}", uuid::Uuid::new_v4().simple());
     let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
-    let (status, _) = http(port, "PUT", &format!("/{bucket}"), &[]).expect("create bucket");
+    let lock: &[(&str, &str)] = if store == Store::S3Locked {
+        &[("x-amz-bucket-object-lock-enabled", "true")]
+    } else {
+        &[]
+    };
+    let (status, _) = http(port, "PUT", &format!("/{bucket}"), lock).expect("create bucket");
     assert_eq!(status, 200, "bucket creation");
     bucket
 }
@@ -287,9 +294,9 @@ impl Server {
         if db == Db::Postgres {
             env.push(("TELECARDIO_DATABASE__URL".into(), create_pg_database()));
         }
-        if store == Store::S3 {
+        if matches!(store, Store::S3 | Store::S3Locked) {
             let endpoint = s3_endpoint();
-            let bucket = create_bucket(&endpoint);
+            let bucket = create_bucket(&endpoint, store);
             for (k, v) in [
                 ("TELECARDIO_STORE__URL", format!("s3://{bucket}")),
                 ("TELECARDIO_STORE__S3__ENDPOINT", endpoint),
@@ -371,8 +378,8 @@ impl Server {
         if self.db == Db::Postgres {
             replace("TELECARDIO_DATABASE__URL", create_pg_database());
         }
-        if self.store == Store::S3 {
-            let bucket = create_bucket(&s3_endpoint());
+        if matches!(self.store, Store::S3 | Store::S3Locked) {
+            let bucket = create_bucket(&s3_endpoint(), self.store);
             replace("TELECARDIO_STORE__URL", format!("s3://{bucket}"));
         }
     }
@@ -508,6 +515,12 @@ impl Server {
         }
     }
 
+    /// Sets an environment variable for the next start and for commands run from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.launch();
@@ -598,7 +611,7 @@ impl Server {
         match self.store {
             Store::Local => std::fs::read(self.dir.path().join("objects").join(key))
                 .unwrap_or_else(|e| panic!("object {key}: {e}")),
-            Store::S3 => {
+            Store::S3 | Store::S3Locked => {
                 use object_store::ObjectStoreExt;
                 let store = object_store::aws::AmazonS3Builder::new()
                     .with_endpoint(self.env_value("TELECARDIO_STORE__S3__ENDPOINT"))
@@ -649,6 +662,11 @@ impl Server {
             (200..300).contains(&status),
             "{method} bucket: {status} {body}"
         );
+    }
+
+    /// The store URL this server uses (`s3://bucket` on S3).
+    pub fn store_url(&self) -> String {
+        self.env_value("TELECARDIO_STORE__URL")
     }
 
     fn env_value(&self, key: &str) -> String {

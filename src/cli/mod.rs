@@ -1,7 +1,14 @@
-//! What `telecardio studies`, `show`, `unlinked`, `exceptions`, `refusals`, `verify`, `user list`
-//! and `token list` print: aligned tables for people (JSON is printed by the caller for scripts).
+//! What `telecardio studies`, `show`, `unlinked`, `exceptions`, `refusals`, `user list` and
+//! `token list` print: aligned tables for people (JSON is printed by the caller for scripts).
+
+mod governance;
 
 use std::fmt::Write;
+
+pub use governance::{
+    chain_text, copy_text, deletions_table, fixity_text, notices_table, rebuild_text,
+    retention_text, tombstones_table,
+};
 
 use crate::index::{
     LinkException, Refusal, StudyDetail, StudyForLink, StudyRow, TokenRow, UserRow,
@@ -64,7 +71,11 @@ pub fn studies_table(rows: &[StudyRow]) -> String {
 }
 
 /// An aligned plain-text table; `empty` is printed under the header when there are no rows.
-fn table<const N: usize>(header: &[&str; N], cells: &[[String; N]], empty: &str) -> String {
+pub(crate) fn table<const N: usize>(
+    header: &[&str; N],
+    cells: &[[String; N]],
+    empty: &str,
+) -> String {
     let mut widths = header.map(|h| h.chars().count());
     for row in cells {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -299,139 +310,4 @@ pub fn refusals_table(rows: &[Refusal]) -> String {
         })
         .collect();
     table(&header, &cells, "(no write was refused)")
-}
-
-/// What `telecardio verify` found, for a person: the totals, then each failure.
-pub fn fixity_text(report: &crate::fixity::Report) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "scope:    {}", report.scope);
-    let _ = writeln!(
-        out,
-        "checked:  {} objects, {} bytes, {} to {}",
-        report.objects,
-        report.bytes,
-        format_time(report.started_at),
-        format_time(report.finished_at)
-    );
-    for key in &report.unindexed {
-        let _ = writeln!(
-            out,
-            "unindexed {key}  (in the store, named by no index row)"
-        );
-    }
-    if report.failures.is_empty() {
-        let _ = writeln!(out, "result:   every object matches its recorded SHA-256");
-        return out;
-    }
-    let _ = writeln!(out, "result:   {} FAILED", report.failures.len());
-    for f in &report.failures {
-        let _ = writeln!(
-            out,
-            "{:<10} {:<8} study {}  {}",
-            f.problem,
-            f.kind,
-            if f.study_uid.is_empty() {
-                "-"
-            } else {
-                &f.study_uid
-            },
-            f.key
-        );
-        let _ = writeln!(out, "           expected {}", f.expected_sha256);
-        if !f.found_sha256.is_empty() {
-            let _ = writeln!(out, "           found    {}", f.found_sha256);
-        }
-        if !f.detail.is_empty() {
-            let _ = writeln!(out, "           {}", f.detail);
-        }
-    }
-    out
-}
-
-/// What `telecardio audit verify` found, for a person.
-pub fn chain_text(report: &crate::audit::chain::ChainReport) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "checked:  {} events (to event {}), {} signed heads, {} to {}",
-        report.events, report.last_seq, report.signed_heads, report.started_at, report.finished_at
-    );
-    if let Some(last) = &report.last_signed_head {
-        let _ = writeln!(out, "signed:   last head signed {last}");
-    }
-    for w in &report.warnings {
-        let _ = writeln!(out, "warning:  {w}");
-    }
-    match &report.broken {
-        None => {
-            let _ = writeln!(
-                out,
-                "result:   the audit trail is intact since its first event"
-            );
-        }
-        Some(b) => {
-            let kind = serde_json::to_value(b.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            let _ = writeln!(out, "result:   BROKEN at event {} ({kind})", b.seq);
-            let _ = writeln!(out, "          {}", b.detail);
-        }
-    }
-    out
-}
-
-/// What `telecardio backup` or `restore` did, for a person.
-pub fn copy_text(report: &crate::backup::CopyReport) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "archive:  {}", report.archive_id);
-    let _ = writeln!(
-        out,
-        "snapshot: {} ({} index rows)",
-        report.snapshot, report.index_rows
-    );
-    let _ = writeln!(
-        out,
-        "objects:  {} in all, {} copied ({} bytes), {} already there",
-        report.objects, report.copied, report.copied_bytes, report.already_there
-    );
-    let _ = writeln!(
-        out,
-        "time:     {} to {}",
-        report.started_at, report.finished_at
-    );
-    if report.failures.is_empty() {
-        let _ = writeln!(out, "result:   every object copied is verified by its hash");
-    } else {
-        let _ = writeln!(out, "result:   {} FAILED", report.failures.len());
-        for f in &report.failures {
-            let _ = writeln!(out, "{:<10} {}  {}", f.problem, f.key, f.detail);
-        }
-    }
-    out
-}
-
-/// What `telecardio rebuild-index` did, for a person.
-pub fn rebuild_text(report: &crate::backup::RebuildReport) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "indexed:  {} of {} DICOM objects, {} to {}",
-        report.indexed, report.dicom_objects, report.started_at, report.finished_at
-    );
-    for (prefix, n) in &report.not_indexed {
-        let _ = writeln!(
-            out,
-            "kept:     {n} objects under {prefix}/ (not indexed: restore brings their rows back)"
-        );
-    }
-    if report.unplaced.is_empty() {
-        let _ = writeln!(out, "result:   every DICOM object placed");
-    } else {
-        let _ = writeln!(out, "result:   {} NOT PLACED", report.unplaced.len());
-        for u in &report.unplaced {
-            let _ = writeln!(out, "  {}  {}", u.key, u.why);
-        }
-    }
-    out
 }

@@ -1,0 +1,267 @@
+//! The command line: every command and option `telecardio` takes.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "telecardio",
+    version,
+    about = "Telecardiology archive and workflow service"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "config/telecardio.toml")]
+    pub config: PathBuf,
+    /// Directory for the default SQLite index and object store (overrides service.data_dir).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the service: DICOM and HTTP listeners.
+    Serve {
+        /// DICOM port (overrides the port of dicom.listen).
+        #[arg(long)]
+        dicom_port: Option<u16>,
+        /// HTTP port (overrides the port of http.listen).
+        #[arg(long)]
+        http_port: Option<u16>,
+    },
+    /// List received studies, most recent first.
+    Studies {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// At most this many studies.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Show one study with its series and instances.
+    Show {
+        /// Study Instance UID.
+        study_uid: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List studies no referral is linked to yet, most recent first.
+    Unlinked {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// List referral–study links left for an administrator, with the reason.
+    Exceptions {
+        #[arg(long)]
+        json: bool,
+        /// Show resolved exceptions instead of open ones.
+        #[arg(long)]
+        resolved: bool,
+    },
+    /// List objects refused because they named another clinic's study, series or instance.
+    Refusals {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Fixity: read every stored object back and compare its SHA-256 with the one recorded on
+    /// arrival. Exits 1 when any object is altered, missing or unreadable.
+    Verify {
+        /// Every object in the archive.
+        #[arg(long, conflicts_with_all = ["study", "since"])]
+        all: bool,
+        /// One study's objects (Study Instance UID).
+        #[arg(long)]
+        study: Option<String>,
+        /// Objects received since this day (YYYY-MM-DD, from midnight in Vilnius).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a consistent snapshot of the index and every object not copied yet to a second
+    /// object store (a local directory or s3://bucket), verifying each object's hash.
+    Backup {
+        /// The backup store: a directory, or s3://bucket (reached with the store.s3 settings).
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a working archive on an empty index and store from a backup: every object copied
+    /// back and verified, then the index loaded from the backup's snapshot.
+    Restore {
+        /// The backup store: a directory, or s3://bucket.
+        #[arg(long)]
+        from: String,
+        /// The snapshot to restore (its name, as `backup` printed it); default: the latest.
+        #[arg(long)]
+        snapshot: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the index of DICOM objects from the object store alone, into an empty index;
+    /// reports every object it could not place. Exits 1 when any was left out.
+    RebuildIndex {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The tamper-evident audit trail: check it, sign its head, show the signing key.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+    /// Retention: a study's dates and holds, the list of what expires soon, deletion
+    /// requests and tombstones. Holds and deletions are made over the API by named accounts
+    /// (deletion takes an administrator and an auditor).
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+    },
+    /// Write deterministic test objects (the committed set, or a larger benchmark corpus).
+    Generate(telecardio::synth::GenerateArgs),
+    /// Benchmarks only: fill the configured index with rows for `--count` synthetic instances
+    /// (the `tiny` corpus, without objects), to measure queries at archive scale.
+    BenchIndex {
+        #[arg(long)]
+        count: usize,
+        /// The clinic the rows belong to.
+        #[arg(long, default_value = "demo")]
+        clinic: String,
+    },
+    /// Manage local accounts.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage API tokens for machines.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserAction {
+    /// Create an account. Without a password it signs in with API tokens only.
+    Add {
+        name: String,
+        /// clinic, cardiologist, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// The clinic (role clinic) or consulting centre (role cardiologist) it belongs to.
+        #[arg(long, default_value = "")]
+        institution: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Auditors only: may also see pixel data.
+        #[arg(long)]
+        pixel_access: bool,
+    },
+    /// Set a new password.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account and end its sessions (its history stays).
+    Disable { name: String },
+    /// Set the full name and licence (or staff) number a cardiologist's signed reports carry.
+    Profile {
+        name: String,
+        #[arg(long)]
+        full_name: String,
+        #[arg(long)]
+        licence: String,
+    },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditAction {
+    /// Walk the audit chain from its first event and check every signed head; names the first
+    /// event where the trail was edited, removed, reordered or inserted into. Exits 1 then.
+    Verify {
+        #[arg(long)]
+        json: bool,
+        /// The Ed25519 public key (hex) to check signed heads with, instead of audit.public_key
+        /// or the signing key's own.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Sign the chain's head now (the service does it once a day) and keep it in the store.
+    Sign,
+    /// Print the public half of the signing key, to keep apart from this machine.
+    PublicKey,
+    /// Benchmarks only: append `--count` synthetic events to the trail, in batches.
+    BenchFill {
+        #[arg(long)]
+        count: usize,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenAction {
+    /// Issue a bearer token for an account and print it (shown only this once).
+    Create {
+        /// The account the token acts as.
+        user: String,
+        /// What the token is for, e.g. the machine that uses it.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Days until it expires; without it, until revoked.
+        #[arg(long)]
+        days: Option<u32>,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: String },
+    /// List tokens (ids, owners, use; never secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RetentionAction {
+    /// A study's retention date, its objects' dates, holds, extensions and deletion requests.
+    Show {
+        /// Study Instance UID.
+        study_uid: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Studies whose retention ends within `--days` (those past it included), earliest first.
+    Expiring {
+        #[arg(long)]
+        days: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deletion requests (proposed, rejected, approved, done), newest first.
+    Deletions {
+        #[arg(long, default_value = "")]
+        state: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What deletions removed: every object with its hash, who proposed and approved, why.
+    Tombstones {
+        /// Only this study's.
+        #[arg(long, default_value = "")]
+        study: String,
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,302 @@
+//! The `telecardio` command: parse arguments, load configuration, call into the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use telecardio::audit::AuditTrail;
+use telecardio::config::{Config, ConfigError, LogFormat, Overrides};
+use telecardio::index::AuditEvent;
+
+use args::{AuditAction, Cli, Command};
+
+mod accounts;
+mod args;
+mod governance;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("telecardio: {e:#}");
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn load_config(
+    cli: &Cli,
+    dicom_port: Option<u16>,
+    http_port: Option<u16>,
+) -> Result<Config, ConfigError> {
+    let overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        dicom_port,
+        http_port,
+    };
+    Config::load(&cli.config, std::env::vars(), &overrides)
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // dicom-ul's streaming writer needs the multi-threaded runtime.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Serve {
+            dicom_port,
+            http_port,
+        } => {
+            let config = load_config(&cli, *dicom_port, *http_port)?;
+            init_logging(&config);
+            runtime()?.block_on(telecardio::server::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Studies { json, limit } => {
+            let config = load_config(&cli, None, None)?;
+            let rows = runtime()?.block_on(async {
+                let index = open_index(&config).await?;
+                cli_read(&index, "studies_listed", format!("limit {limit}")).await?;
+                Ok::<_, anyhow::Error>(index.list_studies(*limit).await?)
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", telecardio::cli::studies_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unlinked { json, limit } => {
+            let config = load_config(&cli, None, None)?;
+            let rows = runtime()?.block_on(async {
+                let index = open_index(&config).await?;
+                cli_read(&index, "unlinked_studies_read", format!("limit {limit}")).await?;
+                Ok::<_, anyhow::Error>(
+                    index
+                        .unlinked_studies(&telecardio::index::Scope::Everything, *limit)
+                        .await?,
+                )
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", telecardio::cli::unlinked_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Exceptions { json, resolved } => {
+            let config = load_config(&cli, None, None)?;
+            let status = if *resolved { "resolved" } else { "open" };
+            let rows = runtime()?.block_on(async {
+                let index = open_index(&config).await?;
+                cli_read(&index, "link_exceptions_read", format!("status={status}")).await?;
+                Ok::<_, anyhow::Error>(
+                    index
+                        .link_exceptions(&telecardio::index::Scope::Everything, status)
+                        .await?,
+                )
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", telecardio::cli::exceptions_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Refusals { json, limit } => {
+            let config = load_config(&cli, None, None)?;
+            let rows = runtime()?.block_on(async {
+                let index = open_index(&config).await?;
+                cli_read(&index, "refusals_read", format!("limit {limit}")).await?;
+                Ok::<_, anyhow::Error>(index.refusals(0, *limit).await?)
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", telecardio::cli::refusals_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { study_uid, json } => {
+            let config = load_config(&cli, None, None)?;
+            let detail = runtime()?.block_on(async {
+                let index = open_index(&config).await?;
+                cli_read(&index, "study_read", format!("study {study_uid}")).await?;
+                Ok::<_, anyhow::Error>(index.study(study_uid).await?)
+            })?;
+            match detail {
+                None => {
+                    eprintln!("telecardio: no study {study_uid}");
+                    Ok(ExitCode::from(3))
+                }
+                Some(d) if *json => {
+                    println!("{}", serde_json::to_string_pretty(&d)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(d) => {
+                    print!("{}", telecardio::cli::study_text(&d));
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        Command::Verify {
+            all,
+            study,
+            since,
+            json,
+        } => {
+            let config = load_config(&cli, None, None)?;
+            init_logging(&config);
+            runtime()?.block_on(governance::verify_command(
+                config,
+                *all,
+                study.clone(),
+                since.as_deref(),
+                *json,
+            ))
+        }
+        Command::Backup { to, json } => {
+            let config = load_config(&cli, None, None)?;
+            if !*json {
+                init_logging(&config);
+            }
+            runtime()?.block_on(governance::backup_command(config, to, None, *json))
+        }
+        Command::Restore {
+            from,
+            snapshot,
+            json,
+        } => {
+            let config = load_config(&cli, None, None)?;
+            if !*json {
+                init_logging(&config);
+            }
+            runtime()?.block_on(governance::backup_command(
+                config,
+                from,
+                Some(snapshot.as_deref()),
+                *json,
+            ))
+        }
+        Command::RebuildIndex { json } => {
+            let config = load_config(&cli, None, None)?;
+            if !*json {
+                init_logging(&config);
+            }
+            runtime()?.block_on(governance::rebuild_command(config, *json))
+        }
+        Command::Audit { action } => {
+            let config = load_config(&cli, None, None)?;
+            if !matches!(action, AuditAction::Verify { json: true, .. }) {
+                init_logging(&config);
+            }
+            runtime()?.block_on(governance::audit_command(config, action))
+        }
+        Command::Retention { action } => {
+            let config = load_config(&cli, None, None)?;
+            runtime()?.block_on(governance::retention_command(config, action))
+        }
+        Command::Generate(args) => {
+            let written = telecardio::synth::generate(args)?;
+            eprintln!("wrote {} objects to {}", written, args.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchIndex { count, clinic } => {
+            let config = load_config(&cli, None, None)?;
+            runtime()?.block_on(async {
+                let index = open_index(&config).await?;
+                let started = std::time::Instant::now();
+                let mut done = 0;
+                while done < *count {
+                    let end = (done + 5000).min(*count);
+                    let batch: Vec<_> = (done..end)
+                        .map(|i| telecardio::synth::tiny_index_record(i, clinic))
+                        .collect();
+                    index.record_batch(&batch).await?;
+                    done = end;
+                    if done % 100_000 == 0 || done == *count {
+                        eprintln!(
+                            "{done} instances indexed in {:.0} s",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+                index.analyze().await?;
+                Ok::<_, anyhow::Error>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { action } => {
+            let config = load_config(&cli, None, None)?;
+            runtime()?.block_on(accounts::user_command(config, action))
+        }
+        Command::Token { action } => {
+            let config = load_config(&cli, None, None)?;
+            runtime()?.block_on(accounts::token_command(config, action))
+        }
+    }
+}
+
+/// Account changes made on the command line are audited like those made over the API.
+/// Records a read of the index from the command line; nothing is printed unless it is recorded.
+pub(crate) async fn cli_read(
+    index: &telecardio::index::Index,
+    kind: &str,
+    detail: String,
+) -> anyhow::Result<()> {
+    let mut event = cli_event(kind, detail);
+    event.outcome = "answered".into();
+    AuditTrail::new(index.clone())
+        .record_required(event)
+        .await
+        .context("the read cannot be audited, so nothing is shown")
+}
+
+/// An audit event for the operator at this machine's command line.
+pub(crate) fn cli_event(kind: &str, detail: String) -> AuditEvent {
+    let mut event = AuditEvent::now(kind, &format!("cli:{}", operator_name()), "", "local");
+    event.role = "admin".into();
+    event.detail = detail;
+    event
+}
+
+/// The login of the person running the command (behind sudo, the one who ran sudo).
+pub(crate) fn operator_name() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_default()
+}
+
+pub(crate) async fn audit_cli(audit: &AuditTrail, kind: &str, detail: String) {
+    let mut event = cli_event(kind, detail);
+    event.outcome = "done".into();
+    audit.record(event).await;
+}
+
+pub(crate) async fn open_index(config: &Config) -> anyhow::Result<telecardio::index::Index> {
+    telecardio::index::Index::open(&config.database_url(), config.database.max_connections)
+        .await
+        .context("cannot open the index")
+}
