@@ -43,6 +43,8 @@ pub enum ServeError {
     Hl7(#[from] crate::hl7::BindError),
     #[error(transparent)]
     AuditKey(#[from] crate::audit::chain::ChainError),
+    #[error(transparent)]
+    AuditRepository(#[from] crate::audit::syslog::SyslogError),
     #[error("identity provider configuration: {0}")]
     Jwt(#[from] crate::accounts::jwt::JwtError),
 }
@@ -166,6 +168,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .run(stopped.clone()),
     );
     tasks.spawn(retention.clone().run_daily(stopped.clone()));
+    if let Some(forwarder) = crate::audit::syslog::Forwarder::from_config(index.clone(), &config)? {
+        tasks.spawn(forwarder.run(stopped.clone()));
+    }
     let key_path = config.audit_signing_key();
     let (signer, made) = crate::audit::chain::HeadSigner::load_or_create(&key_path)?;
     if made {

@@ -87,3 +87,29 @@ pub fn server_config(
         .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
     Ok(Arc::new(config))
 }
+
+/// A rustls client configuration (aws-lc-rs provider) that trusts the certificates in `ca`
+/// and, when a certificate and key are given, presents them.
+pub fn client_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certificates(ca)? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsSetupError::Rustls(e.to_string()))?
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((certificate, key)) => builder
+            .with_client_auth_cert(certificates(certificate)?, private_key(key)?)
+            .map_err(|e| TlsSetupError::Rustls(e.to_string()))?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}

@@ -241,3 +241,245 @@ fn two_nodes_make_one_chain_postgres() {
     assert!(report["events"].as_i64().unwrap() >= 160, "{report}");
     assert_eq!(report["events"], report["last_seq"], "{report}");
 }
+
+/// A TLS syslog receiver (Python's ssl module) standing in for the hospital's audit
+/// repository: each connection's bytes go to a file of their own.
+struct Repository {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Repository {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Repository {
+    fn start(pki: &Pki) -> Repository {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cert.pem"), &pki.server_cert).unwrap();
+        std::fs::write(dir.path().join("key.pem"), &pki.server_key).unwrap();
+        let port = free_port();
+        let script = r#"
+import socket, ssl, sys, threading, itertools
+port, cert, key, out = sys.argv[1:5]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(port)))
+s.listen(8)
+def serve(conn, n):
+    with ctx.wrap_socket(conn, server_side=True) as c, open(f"{out}/conn-{n}.bin", "ab") as f:
+        while True:
+            data = c.recv(65536)
+            if not data:
+                break
+            f.write(data)
+            f.flush()
+for n in itertools.count():
+    conn, _ = s.accept()
+    threading.Thread(target=serve, args=(conn, n), daemon=True).start()
+"#;
+        let child = std::process::Command::new(python())
+            .args(["-c", script, &port.to_string()])
+            .arg(dir.path().join("cert.pem"))
+            .arg(dir.path().join("key.pem"))
+            .arg(dir.path())
+            .spawn()
+            .expect("python receiver");
+        wait_for(std::time::Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Repository { child, dir, port }
+    }
+
+    /// Every whole syslog message received, connection by connection (a connection cut in
+    /// the middle of a frame leaves its last frame out).
+    fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut files: Vec<_> = files_under(self.dir.path())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+            .collect();
+        files.sort();
+        for file in files {
+            let bytes = std::fs::read(file).unwrap();
+            let mut rest = bytes.as_slice();
+            while let Some(space) = rest.iter().position(|b| *b == b' ') {
+                let len: usize = std::str::from_utf8(&rest[..space])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if rest.len() < space + 1 + len {
+                    break;
+                }
+                out.push(String::from_utf8(rest[space + 1..space + 1 + len].to_vec()).unwrap());
+                rest = &rest[space + 1 + len..];
+            }
+        }
+        out
+    }
+
+    /// The chain positions the messages carry, checking each is an RFC 5424 message holding
+    /// a well-formed DICOM audit message.
+    fn positions(&self) -> std::collections::BTreeSet<i64> {
+        self.messages()
+            .iter()
+            .map(|m| {
+                assert!(m.starts_with("<85>1 "), "{m}");
+                let fields: Vec<&str> = m.splitn(7, ' ').collect();
+                assert_eq!(fields[3], "telecardio", "{m}");
+                assert_eq!(fields[5], "IHE+RFC-3881", "{m}");
+                let xml = fields[6]
+                    .strip_prefix("- \u{feff}")
+                    .unwrap_or_else(|| panic!("no structured data, BOM: {m}"));
+                let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+                let root = doc.root_element();
+                assert_eq!(root.tag_name().name(), "AuditMessage");
+                let event_id = root
+                    .descendants()
+                    .find(|n| n.has_tag_name("EventID"))
+                    .expect("EventID");
+                assert!(event_id.attribute("csd-code").is_some(), "{xml}");
+                assert!(root
+                    .descendants()
+                    .any(|n| n.has_tag_name("ActiveParticipant")));
+                root.descendants()
+                    .find(|n| n.attribute("ParticipantObjectTypeCodeRole") == Some("13"))
+                    .and_then(|n| n.attribute("ParticipantObjectID"))
+                    .expect("chain position")
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    }
+}
+
+/// Every event reaches the audit repository over syslog/TLS, in order and resumed after a
+/// restart; the trail is also offered as FHIR R4 AuditEvent resources.
+fn exported_to_the_audit_repository(db: Db) {
+    let pki = pki();
+    let repository = Repository::start(&pki);
+    let ca = repository.dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca).unwrap();
+    let mut server = Server::start_with(
+        db,
+        Store::Local,
+        &[
+            (
+                "TELECARDIO_AUDIT__SYSLOG__TARGET",
+                &format!("localhost:{}", repository.port),
+            ),
+            ("TELECARDIO_AUDIT__SYSLOG__CA", ca.to_str().unwrap()),
+        ],
+    );
+    let auditor = server.token("auditorius", "auditor", "");
+    let clinic = server.token("slaugytoja", "clinic", "demo");
+    some_access(&server, &clinic, 5);
+    let (ok, log) = dcmsend(server.dicom_port, &test_images()[..2]);
+    assert!(ok, "{log}");
+    let sent_all = |server: &Server| {
+        let head = intact(server)["last_seq"].as_i64().unwrap();
+        wait_for(std::time::Duration::from_secs(30), || {
+            repository.positions().last().copied().unwrap_or(0) >= head
+        });
+        let got = repository.positions();
+        let expected: std::collections::BTreeSet<i64> = (1..=head).collect();
+        assert!(
+            got.is_superset(&expected),
+            "missing {:?}",
+            expected.difference(&got)
+        );
+    };
+    sent_all(&server);
+
+    // Stopped hard and started again: it goes on from where the repository's copy ends.
+    server.restart();
+    some_access(&server, &clinic, 3);
+    sent_all(&server);
+
+    // The same trail as FHIR R4 AuditEvent resources, a page at a time.
+    let get = |token: &str, path: &str| {
+        request(
+            server.http_port,
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+    };
+    let page = get(&auditor, "/api/audit/fhir?after=0&limit=5");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.header("content-type").as_deref(),
+        Some("application/fhir+json")
+    );
+    let bundle = page.json();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    let entries = bundle["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 5);
+    for (n, entry) in entries.iter().enumerate() {
+        let r = &entry["resource"];
+        assert_eq!(r["resourceType"], "AuditEvent");
+        assert_eq!(
+            r["type"]["system"],
+            "http://dicom.nema.org/resources/ontology/DCM"
+        );
+        assert!(r["recorded"].as_str().unwrap().ends_with('Z'), "{r}");
+        assert!(
+            ["0", "4", "8"].contains(&r["outcome"].as_str().unwrap()),
+            "{r}"
+        );
+        assert_eq!(
+            r["extension"][0]["extension"][0]["valueInteger"],
+            n as i64 + 1,
+            "{r}"
+        );
+    }
+    let stored = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(
+            get(&auditor, "/api/audit/fhir?after=5&limit=10000").json()["entry"]
+                .as_array()
+                .unwrap(),
+        )
+        .filter(|e| {
+            e["resource"]["subtype"][0]["code"] == "dicom_association"
+                && e["resource"]["outcomeDesc"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("stored 2")
+        })
+        .count();
+    assert_eq!(
+        stored, 1,
+        "the association that stored the images is in the export"
+    );
+    assert_eq!(get(&clinic, "/api/audit/fhir").status, 403);
+    assert_eq!(get(&auditor, "/api/audit/fhir?limit=0").status, 400);
+    assert_eq!(get(&auditor, "/api/audit/fhir?after=x").status, 400);
+    // The command line prints the DICOM form too.
+    let out = server.cli(&["audit", "export", "--format", "dicom", "--limit", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    let lines = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(lines.lines().count(), 3);
+    for line in lines.lines() {
+        roxmltree::Document::parse(line).unwrap();
+    }
+}
+
+#[test]
+fn exported_to_the_audit_repository_sqlite() {
+    exported_to_the_audit_repository(Db::Sqlite);
+}
+
+#[test]
+fn exported_to_the_audit_repository_postgres() {
+    exported_to_the_audit_repository(Db::Postgres);
+}

@@ -7,6 +7,8 @@
 //! the edge can record the ones the domain did not (one safety net, not one per handler).
 
 pub mod chain;
+pub mod export;
+pub mod syslog;
 
 use std::cell::Cell;
 use std::future::Future;

@@ -44,6 +44,23 @@ pub struct AuditConfig {
     /// The public key (hex) `audit verify` trusts; empty: the signing key's own. Set it to a
     /// copy kept apart from this machine so a replaced key file is noticed.
     pub public_key: String,
+    pub syslog: SyslogConfig,
+}
+
+/// Sending every audit event, as a DICOM audit message, to the hospital's audit repository
+/// over RFC 5424 syslog on TLS (RFC 5425).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// `host:port` of the repository (6514 is syslog over TLS); empty: nothing is sent.
+    pub target: String,
+    /// PEM file of the certificate authority the repository's certificate is checked against
+    /// (relative to data_dir).
+    pub ca: String,
+    /// Our client certificate and key (PEM, relative to data_dir), when the repository asks for
+    /// one (ATNA's mutual authentication); empty: none.
+    pub certificate: String,
+    pub private_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +120,31 @@ impl Config {
                 "retention.object_lock",
                 "must be compliance, governance or off",
             ));
+        }
+        let syslog = &self.audit.syslog;
+        if !syslog.target.trim().is_empty() {
+            let valid = syslog
+                .target
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !valid {
+                return Err(ConfigError::key(
+                    "audit.syslog.target",
+                    "must be host:port, or empty",
+                ));
+            }
+            if syslog.ca.trim().is_empty() {
+                return Err(ConfigError::key(
+                    "audit.syslog.ca",
+                    "must name the PEM file of the repository's certificate authority",
+                ));
+            }
+            if syslog.certificate.trim().is_empty() != syslog.private_key.trim().is_empty() {
+                return Err(ConfigError::key(
+                    "audit.syslog.private_key",
+                    "a client certificate and its key go together",
+                ));
+            }
         }
         if !(self.fixity.cycle_days.is_finite() && self.fixity.cycle_days > 0.0) {
             return Err(ConfigError::key(

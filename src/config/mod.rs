@@ -14,7 +14,7 @@ use serde::Deserialize;
 mod archive;
 mod delivery;
 mod routing;
-pub use archive::{AuditConfig, FixityConfig, RetentionConfig};
+pub use archive::{AuditConfig, FixityConfig, RetentionConfig, SyslogConfig};
 pub use delivery::{ClinicDelivery, DeliveryConfig, HisTarget, PacsTarget};
 pub use routing::{AgeGroup, Assignment, RoutingConfig, RoutingRule};
 

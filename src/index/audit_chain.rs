@@ -248,6 +248,30 @@ impl Index {
             .map_err(IndexError::query("decode audit chain"))
     }
 
+    /// The chain position the audit repository has taken up to.
+    pub async fn audit_forwarded(&self) -> Result<i64, IndexError> {
+        sqlx::query("SELECT seq FROM audit_forwarding WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(IndexError::query("audit forwarding position"))
+    }
+
+    /// Moves the forwarding position from `from` to `to`; `false` when another node moved it
+    /// first (its events were sent by that node).
+    pub async fn advance_audit_forwarded(&self, from: i64, to: i64) -> Result<bool, IndexError> {
+        let done = sqlx::query(
+            "UPDATE audit_forwarding SET seq = $2, updated_at = $3 WHERE id = 1 AND seq = $1",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(super::now_micros())
+        .execute(&self.pool)
+        .await
+        .map_err(IndexError::query("advance audit forwarding"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Events in the trail that carry no place in the chain (inserted behind the service's
     /// back after the chain existed).
     pub async fn audit_unchained_count(&self) -> Result<i64, IndexError> {

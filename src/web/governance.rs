@@ -157,3 +157,55 @@ pub async fn audit_chain(
     };
     answer.await.unwrap_or_else(|p: Problem| p.into_response())
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    /// Events after this chain position (default 0: from the first).
+    after: Option<i64>,
+    /// At most this many (default 1000, at most 10000).
+    limit: Option<i64>,
+}
+
+/// `GET /api/audit/fhir`: the trail as a FHIR R4 Bundle of AuditEvent resources, in chain
+/// order, a page at a time (`after` the last `seq` of the previous page).
+pub async fn audit_fhir(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    params: Result<Query<ExportParams>, QueryRejection>,
+) -> Response {
+    let answer = async {
+        let p = query(params)?;
+        let after = p.after.unwrap_or(0);
+        let limit = p.limit.unwrap_or(1000);
+        if after < 0 {
+            return Err(
+                Problem::new(StatusCode::BAD_REQUEST, "after must be 0 or more")
+                    .with_field("after"),
+            );
+        }
+        if !(1..=10_000).contains(&limit) {
+            return Err(
+                Problem::new(StatusCode::BAD_REQUEST, "limit must be from 1 to 10000")
+                    .with_field("limit"),
+            );
+        }
+        state
+            .catalog
+            .permit_governance_read(&who, "audit_exported", format!("FHIR after {after}"))
+            .await
+            .map_err(catalog_problem)?;
+        let events = state
+            .index
+            .audit_chain_after(after, limit)
+            .await
+            .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        let bundle = crate::audit::export::fhir_bundle(&events, &state.config.dicom.ae_title);
+        Ok((
+            [(header::CONTENT_TYPE, "application/fhir+json")],
+            bundle.to_string(),
+        )
+            .into_response())
+    };
+    answer.await.unwrap_or_else(|p: Problem| p.into_response())
+}

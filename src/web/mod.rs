@@ -92,6 +92,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/fixity/failures", get(governance::failures))
         .route("/api/fixity/report", get(governance::report))
         .route("/api/audit/chain", get(governance::audit_chain))
+        .route("/api/audit/fhir", get(governance::audit_fhir))
         .route("/api/retention/studies/{uid}", get(retention::study))
         .route(
             "/api/retention/studies/{uid}/holds",

@@ -344,6 +344,14 @@ pub fn spec() -> Value {
                 "summary": "Auditors and administrators: walk the tamper-evident audit trail from its first event and check every signed head; names the first event where it breaks",
                 "responses": {"200": {"description": "{intact, events, last_seq, last_hash, signed_heads, last_signed_head, broken: {seq, kind: edited|missing|reordered|inserted|signed_head, detail} | null, warnings}"}, "403": problem()}
             }},
+            "/api/audit/fhir": {"get": {
+                "summary": "Auditors and administrators: the audit trail as a FHIR R4 Bundle of AuditEvent resources (DICOM event codes, chain position and hash in an extension), in chain order, a page at a time",
+                "parameters": [
+                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}, "description": "events after this chain position (the last seq of the previous page)"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}}
+                ],
+                "responses": {"200": {"description": "a FHIR R4 Bundle (application/fhir+json)"}, "400": problem(), "403": problem()}
+            }},
             "/api/retention/studies/{uid}": {"get": {
                 "summary": "Auditors and administrators: a study's retention date (received + the years of each kind, or a later extension), each stored object's date, legal holds (open and released), extensions and deletion requests",
                 "parameters": [{"name": "uid", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -512,6 +520,7 @@ mod tests {
         ("get", "/api/fixity/failures"),
         ("get", "/api/fixity/report"),
         ("get", "/api/audit/chain"),
+        ("get", "/api/audit/fhir"),
         ("get", "/api/retention/studies/{uid}"),
         ("post", "/api/retention/studies/{uid}/holds"),
         ("post", "/api/retention/studies/{uid}/extend"),

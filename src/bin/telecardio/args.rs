@@ -204,6 +204,18 @@ pub enum AuditAction {
     Sign,
     /// Print the public half of the signing key, to keep apart from this machine.
     PublicKey,
+    /// Print the trail for an audit repository: a FHIR R4 Bundle of AuditEvent resources, or
+    /// DICOM audit messages (PS3.15 A.5), one per line.
+    Export {
+        /// fhir or dicom.
+        #[arg(long, default_value = "fhir", value_parser = ["fhir", "dicom"])]
+        format: String,
+        /// Events after this chain position.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100_000)]
+        limit: i64,
+    },
     /// Benchmarks only: append `--count` synthetic events to the trail, in batches.
     BenchFill {
         #[arg(long)]

@@ -151,6 +151,27 @@ pub async fn audit_command(config: Config, action: &AuditAction) -> anyhow::Resu
             );
             Ok(ExitCode::SUCCESS)
         }
+        AuditAction::Export {
+            format,
+            after,
+            limit,
+        } => {
+            use telecardio::audit::export;
+            cli_read(&index, "audit_exported", format!("{format} after {after}")).await?;
+            let events = index.audit_chain_after(*after, *limit).await?;
+            let source = &config.dicom.ae_title;
+            if format == "dicom" {
+                for e in &events {
+                    println!("{}", export::dicom_message(e, source));
+                }
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&export::fhir_bundle(&events, source))?
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         AuditAction::PublicKey => {
             let signer = chain::HeadSigner::load(&key_path)?;
             println!("{}", signer.public_hex());
