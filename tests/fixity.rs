@@ -6,6 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::cases::*;
 use common::*;
 use serde_json::Value;
 
@@ -334,4 +335,202 @@ fn background_pass_raises_the_alert_sqlite() {
 #[test]
 fn background_pass_raises_the_alert_postgres() {
     background_pass_raises_the_alert(Db::Postgres);
+}
+
+fn orphans(server: &Server, args: &[&str]) -> (i32, String) {
+    let mut all = vec!["orphans"];
+    all.extend_from_slice(args);
+    let out = server.cli(&all);
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Leftovers: objects whose index commit was lost, a file nobody indexed, and a report object
+/// whose signature never committed are named by `verify --all`; an administrator adopts or
+/// quarantines each, audited, and nothing is deleted.
+fn leftovers_are_adopted_or_quarantined(db: Db) {
+    let server = Server::start_with(
+        db,
+        Store::Local,
+        &[("TELECARDIO_ROUTING__STUDY_STABLE_SECONDS", "0")],
+    );
+    let clinic = server.token("slaugytoja", "clinic", "demo");
+    let reader = server.token("dr-a", "cardiologist", "demo-centre");
+    let profile = server.cli(&[
+        "user",
+        "profile",
+        "dr-a",
+        "--full-name",
+        "Aušra Žilinskienė",
+        "--licence",
+        "MPL-100",
+    ]);
+    assert!(profile.status.success(), "{profile:?}");
+    let (case, referred) = routed_case(&server, &clinic, &reader, 1);
+    claim_and_draft(&server, &reader, &case);
+    let signed = call(
+        &server,
+        &reader,
+        "POST",
+        &format!("/api/cases/{case}/report/sign"),
+        "",
+    );
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    let (ok, log) = dcmsend(server.dicom_port, &test_images()[..1]);
+    assert!(ok, "{log}");
+    let lost = server
+        .studies()
+        .iter()
+        .map(|s| s["study_uid"].as_str().unwrap().to_owned())
+        .find(|uid| *uid != referred)
+        .unwrap();
+    let lost_detail = server.show(&lost);
+    let mut lost_keys: Vec<String> = lost_detail["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["object_key"].as_str().unwrap().to_owned())
+        .collect();
+    lost_keys.sort();
+    // The index commit of that study "failed": its rows are gone, its objects stayed.
+    for sql in [
+        format!(
+            "DELETE FROM instance_owners WHERE sop_instance_uid IN
+             (SELECT sop_instance_uid FROM instances WHERE study_uid = '{lost}')"
+        ),
+        format!("DELETE FROM instances WHERE study_uid = '{lost}'"),
+        format!("DELETE FROM series WHERE study_uid = '{lost}'"),
+        format!("DELETE FROM studies WHERE study_uid = '{lost}'"),
+    ] {
+        server.execute_sql(&sql);
+    }
+    // A file nobody indexed.
+    let junk = format!("cda/{}.xml", "0f".repeat(32));
+    let junk_file = file_of(&server, &junk);
+    std::fs::write(&junk_file, b"<not-a-referral/>").unwrap();
+    // The report's signature "never committed": no signed version names its object.
+    let before = server.show(&referred);
+    let report_key = before["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["sop_class_uid"] == "1.2.840.10008.5.1.4.1.1.104.1")
+        .expect("report object")["object_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.execute_sql("UPDATE reports SET document_key = ''");
+    server.execute_sql(&format!(
+        "UPDATE instances SET received_at = received_at - 3600000000
+         WHERE object_key = '{report_key}'"
+    ));
+
+    let (code, report, stderr) = verify(&server, &["--all"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut expected = lost_keys.clone();
+    expected.push(junk.clone());
+    expected.sort();
+    assert_eq!(report["unindexed"], serde_json::json!(expected), "{report}");
+    assert_eq!(report["orphan_reports"][0]["key"], report_key.as_str());
+    assert_eq!(report["orphan_reports"].as_array().unwrap().len(), 1);
+
+    // Bad decisions change nothing.
+    assert_eq!(orphans(&server, &["adopt", &junk, "--reason", "x"]).0, 2);
+    assert_eq!(
+        orphans(&server, &["adopt", &lost_keys[0], "--reason", " "]).0,
+        2
+    );
+    assert_eq!(
+        orphans(
+            &server,
+            &["adopt", "dicom/none/1.2/1.2.3/x.dcm", "--reason", "x"]
+        )
+        .0,
+        3
+    );
+    let indexed = before["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["object_key"] != report_key.as_str())
+        .unwrap()["object_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, said) = orphans(&server, &["quarantine", &indexed, "--reason", "x"]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("no leftover"), "{said}");
+    assert!(file_of(&server, &indexed).exists());
+
+    // Adopted: the lost study is back as it was.
+    for key in &lost_keys {
+        let (code, said) = orphans(&server, &["adopt", key, "--reason", "index commit lost"]);
+        assert_eq!(code, 0, "{said}");
+    }
+    // As it was, but received when its object became durable (the lost row's time is lost).
+    let without_time = |detail: &Value| {
+        let mut rows = detail["instances"].as_array().unwrap().clone();
+        for r in &mut rows {
+            r.as_object_mut().unwrap().remove("received_at");
+        }
+        rows
+    };
+    let back = server.show(&lost);
+    assert_eq!(without_time(&back), without_time(&lost_detail));
+    // Quarantined: moved, not deleted; the report object leaves its study.
+    let (code, said) = orphans(&server, &["quarantine", &junk, "--reason", "not ours"]);
+    assert_eq!(code, 0, "{said}");
+    assert!(!junk_file.exists());
+    assert_eq!(
+        std::fs::read(file_of(&server, &format!("quarantine/{junk}"))).unwrap(),
+        b"<not-a-referral/>"
+    );
+    let (code, said) = orphans(
+        &server,
+        &[
+            "quarantine",
+            &report_key,
+            "--reason",
+            "signature never committed",
+        ],
+    );
+    assert_eq!(code, 0, "{said}");
+    assert!(file_of(&server, &format!("quarantine/{report_key}")).exists());
+    let after = server.show(&referred);
+    assert_eq!(
+        after["instances"].as_array().unwrap().len(),
+        before["instances"].as_array().unwrap().len() - 1
+    );
+    assert_eq!(
+        after["study"]["num_instances"].as_i64().unwrap(),
+        before["study"]["num_instances"].as_i64().unwrap() - 1
+    );
+
+    let (code, report, stderr) = verify(&server, &["--all"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["unindexed"], serde_json::json!([]), "{report}");
+    assert_eq!(report["orphan_reports"], serde_json::json!([]), "{report}");
+    let adopted = server.audit_events("orphan_adopt");
+    assert!(adopted.iter().any(|(_, _, o)| o == "done"));
+    assert!(adopted.iter().any(|(_, _, o)| o.starts_with("refused")));
+    assert!(server
+        .audit_events("orphan_quarantine")
+        .iter()
+        .any(|(_, _, o)| o.starts_with("done: moved to quarantine/")));
+}
+
+#[test]
+fn leftovers_are_adopted_or_quarantined_sqlite() {
+    leftovers_are_adopted_or_quarantined(Db::Sqlite);
+}
+
+#[test]
+fn leftovers_are_adopted_or_quarantined_postgres() {
+    leftovers_are_adopted_or_quarantined(Db::Postgres);
 }

@@ -32,6 +32,7 @@ pub const REPORTS_PREFIX: &str = "reports";
 pub const ANSWERS_PREFIX: &str = "answers";
 pub const AUDIT_HEADS_PREFIX: &str = "audit/heads";
 pub const TOMBSTONES_PREFIX: &str = "tombstones";
+pub const QUARANTINE_PREFIX: &str = "quarantine";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{value}` is not a valid {what}")]

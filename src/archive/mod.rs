@@ -519,12 +519,41 @@ impl Archive {
         }
     }
 
+    /// Moves an object an administrator put aside to `quarantine/{key}` (copied create-only,
+    /// then taken from its key); answers the new key.
+    pub async fn quarantine(&self, key: &Path) -> Result<String, ArchiveError> {
+        let target = Path::from(format!("{}/{}", keys::QUARANTINE_PREFIX, key));
+        match self.store.copy_if_not_exists(key, &target).await {
+            Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(source) => {
+                return Err(ArchiveError::Write {
+                    key: target.to_string(),
+                    source,
+                })
+            }
+        }
+        self.locked(&target, Written::Created).await?;
+        self.store
+            .delete(key)
+            .await
+            .map_err(|source| ArchiveError::Write {
+                key: key.to_string(),
+                source,
+            })?;
+        Ok(target.to_string())
+    }
+
     /// The stored size of an object.
     pub async fn size(&self, key: &Path) -> Result<u64, ArchiveError> {
+        self.head(key).await.map(|(size, _)| size)
+    }
+
+    /// An object's size and when the store made it durable (microseconds).
+    pub async fn head(&self, key: &Path) -> Result<(u64, i64), ArchiveError> {
         self.store
             .head(key)
             .await
-            .map(|meta| meta.size)
+            .map(|meta| (meta.size, meta.last_modified.timestamp_micros()))
             .map_err(|source| ArchiveError::Read {
                 key: key.to_string(),
                 source,

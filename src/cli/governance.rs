@@ -25,6 +25,19 @@ pub fn fixity_text(report: &crate::fixity::Report) -> String {
             "unindexed {key}  (in the store, named by no index row)"
         );
     }
+    for r in &report.orphan_reports {
+        let _ = writeln!(
+            out,
+            "orphan report {}  (study {}; no signed report version names it)",
+            r.key, r.study_uid
+        );
+    }
+    if !report.unindexed.is_empty() || !report.orphan_reports.is_empty() {
+        let _ = writeln!(
+            out,
+            "leftovers: decide with `telecardio orphans adopt|quarantine KEY --reason …`"
+        );
+    }
     if report.failures.is_empty() {
         let _ = writeln!(out, "result:   every object matches its recorded SHA-256");
         return out;

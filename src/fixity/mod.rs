@@ -8,8 +8,10 @@ use futures::stream::{self, StreamExt};
 use crate::archive::{Archive, ObjectKey};
 use crate::index::{now_micros, FixityCheck, FixityScope, Index, IndexError, StoredObject};
 
+mod orphans;
 mod report;
 mod worker;
+pub use orphans::{OrphanError, Orphans};
 pub use report::{PeriodReport, ReportError};
 pub use worker::FixityWorker;
 
@@ -60,6 +62,9 @@ pub struct Report {
     /// object became durable, say), when the whole archive was checked. Reported, never
     /// deleted: an administrator decides what they are.
     pub unindexed: Vec<String>,
+    /// Report objects no signed report version names (a node stopped in the middle of a
+    /// signature), when the whole archive was checked.
+    pub orphan_reports: Vec<crate::index::OrphanReport>,
 }
 
 impl Report {
@@ -87,11 +92,23 @@ async fn read_back(archive: &Archive, key: &str) -> Read {
 pub struct Fixity {
     index: Index,
     archive: Archive,
+    /// This service's AE title, the source of the report objects it makes.
+    source: String,
 }
 
 impl Fixity {
     pub fn new(index: Index, archive: Archive) -> Fixity {
-        Fixity { index, archive }
+        Fixity {
+            index,
+            archive,
+            source: String::new(),
+        }
+    }
+
+    /// Also names report objects no signed version names, made under this AE title.
+    pub fn with_source(mut self, ae_title: &str) -> Fixity {
+        self.source = ae_title.to_owned();
+        self
     }
 
     /// Reads back every object in `scope`, records each outcome in the index and answers
@@ -127,6 +144,9 @@ impl Fixity {
         }
         if whole {
             report.unindexed = self.unindexed(&named).await?;
+            if !self.source.is_empty() {
+                report.orphan_reports = orphans::orphan_reports(&self.index, &self.source).await?;
+            }
         }
         report.finished_at = now_micros();
         Ok(report)
@@ -151,6 +171,7 @@ impl Fixity {
                     && !key.starts_with(&format!("{}/", crate::archive::keys::STAGING_PREFIX))
                     && !key.starts_with(&format!("{}/", crate::archive::keys::AUDIT_HEADS_PREFIX))
                     && !key.starts_with(&format!("{}/", crate::archive::keys::TOMBSTONES_PREFIX))
+                    && !key.starts_with(&format!("{}/", crate::archive::keys::QUARANTINE_PREFIX))
             })
             .collect();
         out.sort();

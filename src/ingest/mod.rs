@@ -192,6 +192,14 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub fn archive(&self) -> &Archive {
+        &self.archive
+    }
+
     pub fn new(
         archive: Archive,
         index: Index,

@@ -117,6 +117,12 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Decide about a leftover `verify --all` named (an object no index row names, or a report
+    /// object no signed report names): adopt it into the index or move it to quarantine/.
+    Orphans {
+        #[command(subcommand)]
+        action: OrphanAction,
+    },
     /// Retention: a study's dates and holds, the list of what expires soon, deletion
     /// requests and tombstones. Holds and deletions are made over the API by named accounts
     /// (deletion takes an administrator and an auditor).
@@ -275,5 +281,21 @@ pub enum RetentionAction {
         study: String,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OrphanAction {
+    /// Index an unindexed DICOM object as received, or keep a report object as its study's.
+    Adopt {
+        key: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Move the object under quarantine/ (and take its index row out, if it has one).
+    Quarantine {
+        key: String,
+        #[arg(long)]
+        reason: String,
     },
 }

@@ -8,7 +8,7 @@ use telecardio::audit::AuditTrail;
 use telecardio::config::Config;
 use telecardio::index::AuditEvent;
 
-use crate::args::{AuditAction, RetentionAction};
+use crate::args::{AuditAction, OrphanAction, RetentionAction};
 use crate::{audit_cli, cli_read, open_index};
 
 /// A store named on the command line: a relative directory is taken from where the command
@@ -234,7 +234,8 @@ pub async fn verify_command(
     let index = open_index(&config).await?;
     let archive = telecardio::archive::Archive::open(&config)?;
     cli_read(&index, "fixity_verified", format!("{scope:?}")).await?;
-    let fixity = telecardio::fixity::Fixity::new(index, archive);
+    let fixity =
+        telecardio::fixity::Fixity::new(index, archive).with_source(&config.dicom.ae_title);
     let report = match fixity.verify(&scope).await {
         Ok(report) => report,
         Err(telecardio::fixity::FixityError::NoSuchStudy(uid)) => {
@@ -332,4 +333,42 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// `orphans adopt|quarantine KEY --reason`: as the operator (an administrator), audited.
+pub async fn orphans_command(config: Config, action: &OrphanAction) -> anyhow::Result<ExitCode> {
+    let index = open_index(&config).await?;
+    let store = telecardio::archive::Archive::open(&config)?;
+    let audit = AuditTrail::new(index.clone());
+    let ingest = telecardio::ingest::Ingest::new(
+        store,
+        index,
+        audit.clone(),
+        telecardio::metrics::Metrics::new(),
+        config.ingest.max_object_bytes,
+    );
+    let orphans = telecardio::fixity::Orphans::new(
+        ingest,
+        telecardio::access::Policy::new(std::sync::Arc::new(config)),
+        audit,
+    );
+    let who = telecardio::access::Principal::operator(&crate::operator_name());
+    let decided = match action {
+        OrphanAction::Adopt { key, reason } => orphans.adopt(&who, key, reason).await,
+        OrphanAction::Quarantine { key, reason } => orphans.quarantine(&who, key, reason).await,
+    };
+    match decided {
+        Ok(d) => {
+            println!("{}", serde_json::to_string_pretty(&d)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("telecardio: {e}");
+            Ok(match e.fault() {
+                telecardio::fault::Fault::NotFound => ExitCode::from(3),
+                telecardio::fault::Fault::BadInput => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            })
+        }
+    }
 }

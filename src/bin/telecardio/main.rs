@@ -214,6 +214,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             runtime()?.block_on(governance::audit_command(config, action))
         }
+        Command::Orphans { action } => {
+            let config = load_config(&cli, None, None)?;
+            init_logging(&config);
+            runtime()?.block_on(governance::orphans_command(config, action))
+        }
         Command::Retention { action } => {
             let config = load_config(&cli, None, None)?;
             runtime()?.block_on(governance::retention_command(config, action))
