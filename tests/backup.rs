@@ -174,9 +174,14 @@ fn lost_and_restored(db: Db, store: Store) {
     assert!(before.objects.len() >= 502, "{}", before.objects.len());
 
     // A backup target of its own, then the same again: nothing new to copy.
+    // A directory for an archive on a directory, a second bucket for one on S3.
     let target = tempfile::tempdir().unwrap();
-    let to = target.path().join("backup");
-    let to = to.to_str().unwrap();
+    let to = if store == Store::Local {
+        target.path().join("backup").to_str().unwrap().to_owned()
+    } else {
+        format!("s3://{}", create_bucket(&s3_endpoint(), Store::S3))
+    };
+    let to = to.as_str();
     let (code, first, stderr) = cli_json(&server, &["backup", "--to", to, "--json"]);
     assert_eq!(code, 0, "{first}\n{stderr}");
     assert!(first["copied"].as_u64().unwrap() >= 502 + 2 + 2, "{first}");
@@ -204,7 +209,7 @@ fn lost_and_restored(db: Db, store: Store) {
     assert_ne!(code, 0);
     assert!(stderr.contains("no telecardio backup"), "{stderr}");
     assert_eq!(files_under(other.path()).len(), 1);
-    let stranger = Server::start(Db::Sqlite, Store::Local);
+    let stranger = Server::start(Db::Sqlite, store);
     let (code, _, stderr) = cli_json(&stranger, &["backup", "--to", to, "--json"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("another archive"), "{stderr}");

@@ -420,6 +420,11 @@ fn retention_lifecycle_postgres_local() {
     retention_lifecycle(Db::Postgres, Store::Local);
 }
 
+#[test]
+fn retention_lifecycle_sqlite_s3() {
+    retention_lifecycle(Db::Sqlite, Store::S3);
+}
+
 /// A figure lowered in the configuration never shortens a date.
 fn lowered_setting_keeps_the_longer_date(db: Db) {
     let mut server = Server::start(db, Store::Local);

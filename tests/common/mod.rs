@@ -130,7 +130,7 @@ pub fn s3_endpoint() -> String {
         .clone()
 }
 
-fn create_bucket(endpoint: &str, store: Store) -> String {
+pub fn create_bucket(endpoint: &str, store: Store) -> String {
     let bucket = format!("tc-{}", uuid::Uuid::new_v4().simple());
     let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let lock: &[(&str, &str)] = if store == Store::S3Locked {
@@ -604,6 +604,39 @@ impl Server {
                 self.show(&uid)["instances"].as_array().unwrap().clone()
             })
             .collect()
+    }
+
+    /// Whether the store the server uses holds an object under `key`.
+    pub fn has_object(&self, key: &str) -> bool {
+        match self.store {
+            Store::Local => self.dir.path().join("objects").join(key).exists(),
+            Store::S3 | Store::S3Locked => {
+                let endpoint = self.env_value("TELECARDIO_STORE__S3__ENDPOINT");
+                let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+                let bucket = self.store_url().trim_start_matches("s3://").to_owned();
+                let out = std::process::Command::new(python())
+                    .args([
+                        "-c",
+                        "import sys, boto3, botocore\n\
+                         s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
+                             aws_access_key_id='test', aws_secret_access_key='test')\n\
+                         try:\n    s3.head_object(Bucket=sys.argv[2], Key=sys.argv[3]); print('yes')\n\
+                         except botocore.exceptions.ClientError:\n    print('no')",
+                        &format!("http://127.0.0.1:{port}"),
+                        &bucket,
+                        key,
+                    ])
+                    .output()
+                    .expect("python");
+                let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                assert!(
+                    said == "yes" || said == "no",
+                    "{said} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                said == "yes"
+            }
+        }
     }
 
     /// The stored object under `key`, read from the store the server uses.
