@@ -534,3 +534,67 @@ fn leftovers_are_adopted_or_quarantined_sqlite() {
 fn leftovers_are_adopted_or_quarantined_postgres() {
     leftovers_are_adopted_or_quarantined(Db::Postgres);
 }
+
+/// The same on moto's S3: an object overwritten and another deleted behind the service's back
+/// (with boto3, past the service's create-only writes) are named; a stray object too.
+fn altered_and_missing_on_s3(db: Db) {
+    let server = Server::start(db, Store::S3);
+    let (ok, log) = dcmsend(server.dicom_port, &test_images()[..2]);
+    assert!(ok, "{log}");
+    let (code, _, stderr) = verify(&server, &["--all"]);
+    assert_eq!(code, 0, "{stderr}");
+    let keys: Vec<String> = server
+        .instances()
+        .iter()
+        .map(|i| i["object_key"].as_str().unwrap().to_owned())
+        .collect();
+    let (altered, deleted) = (keys[0].clone(), keys[1].clone());
+    let mut bytes = server.object(&altered);
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("altered.dcm");
+    std::fs::write(&body, &bytes).unwrap();
+    let stray = "dicom/demo/stray.dcm";
+    let script = r#"
+import sys, boto3
+endpoint, bucket, altered, body, deleted, stray = sys.argv[1:7]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+s3.put_object(Bucket=bucket, Key=altered, Body=open(body, "rb").read())
+s3.delete_object(Bucket=bucket, Key=deleted)
+s3.put_object(Bucket=bucket, Key=stray, Body=b"stray")
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script, &s3_endpoint()])
+        .arg(server.store_url().trim_start_matches("s3://"))
+        .arg(&altered)
+        .arg(&body)
+        .arg(&deleted)
+        .arg(stray)
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{out:?}");
+
+    let (code, report, stderr) = verify(&server, &["--all"]);
+    assert_eq!(code, 1, "{stderr}");
+    let mut found = failures(&report);
+    found.sort();
+    let mut expected = vec![
+        ("altered".to_owned(), altered.clone()),
+        ("missing".to_owned(), deleted.clone()),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{report}");
+    assert_eq!(report["unindexed"], serde_json::json!([stray]), "{report}");
+}
+
+#[test]
+fn altered_and_missing_on_s3_sqlite() {
+    altered_and_missing_on_s3(Db::Sqlite);
+}
+
+#[test]
+fn altered_and_missing_on_s3_postgres() {
+    altered_and_missing_on_s3(Db::Postgres);
+}
