@@ -8,9 +8,12 @@
 //! HTTP or the index.
 
 pub mod keys;
+mod local;
 mod lock;
+mod writer;
 
 pub use lock::{LockSupport, RetainUntil};
+pub use writer::ObjectWriter;
 
 use std::sync::Arc;
 
@@ -19,7 +22,7 @@ use futures::StreamExt;
 use object_store::aws::{AmazonS3Builder, S3CopyIfNotExists};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::config::Config;
 
@@ -205,12 +208,7 @@ impl Archive {
 
     /// Starts an object whose key is decided once its content is known.
     pub fn writer(&self) -> ObjectWriter {
-        ObjectWriter {
-            archive: self.clone(),
-            buffer: Vec::new(),
-            upload: None,
-            len: 0,
-        }
+        ObjectWriter::new(self.clone())
     }
 
     /// Makes a small document durable under the key `key_of` gives for its SHA-256 (create-only,
@@ -431,7 +429,7 @@ impl Archive {
         let Some(root) = self.local_root.clone() else {
             return Ok(self.list("").await?.into_iter().map(|(k, _)| k).collect());
         };
-        tokio::task::spawn_blocking(move || walk_keys(&root))
+        tokio::task::spawn_blocking(move || local::walk_keys(&root))
             .await
             .map_err(|e| ArchiveError::Unreachable {
                 source: object_store::Error::Generic {
@@ -490,7 +488,7 @@ impl Archive {
         let Some(root) = self.local_root.clone() else {
             return 0;
         };
-        tokio::task::spawn_blocking(move || remove_temporaries(&root, before))
+        tokio::task::spawn_blocking(move || local::remove_temporaries(&root, before))
             .await
             .unwrap_or(0)
     }
@@ -603,54 +601,6 @@ impl Archive {
     }
 }
 
-/// Keys of the files under `root`, as the store names them: `/`-separated relative paths,
-/// leaving out the temporary files a write in flight (or a crash) leaves (`…#n`).
-fn walk_keys(root: &std::path::Path) -> std::io::Result<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut dirs = vec![(root.to_owned(), String::new())];
-    while let Some((dir, prefix)) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let key = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                dirs.push((entry.path(), key));
-            } else if kind.is_file() && !name.contains('#') {
-                keys.push(key);
-            }
-        }
-    }
-    Ok(keys)
-}
-
-fn remove_temporaries(root: &std::path::Path, before: std::time::SystemTime) -> usize {
-    let mut removed = 0;
-    let mut dirs = vec![root.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                dirs.push(path);
-            } else if entry.file_name().to_string_lossy().contains('#')
-                && meta.modified().is_ok_and(|m| m < before)
-                && std::fs::remove_file(&path).is_ok()
-            {
-                removed += 1;
-            }
-        }
-    }
-    removed
-}
-
 fn open_s3(config: &Config, bucket: &str) -> Result<object_store::aws::AmazonS3, ArchiveError> {
     let s3 = &config.store.s3;
     let mut builder = AmazonS3Builder::from_env()
@@ -670,91 +620,4 @@ fn open_s3(config: &Config, bucket: &str) -> Result<object_store::aws::AmazonS3,
         url: format!("s3://{bucket}"),
         source,
     })
-}
-
-/// An object being written: buffered in memory while small, streamed as a multipart upload to a
-/// staging key once it outgrows `store.inline_put_max_bytes`. Dropping it without [`commit`]
-/// leaves at most a staging object, which [`Archive::sweep_staging`] removes.
-///
-/// [`commit`]: ObjectWriter::commit
-pub struct ObjectWriter {
-    archive: Archive,
-    buffer: Vec<u8>,
-    upload: Option<(Path, WriteMultipart)>,
-    len: u64,
-}
-
-impl ObjectWriter {
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub async fn write(&mut self, data: &[u8]) -> Result<(), ArchiveError> {
-        self.len += data.len() as u64;
-        if let Some((key, upload)) = &mut self.upload {
-            // Two parts in flight keep the pipe full without letting memory grow.
-            upload
-                .wait_for_capacity(2)
-                .await
-                .map_err(|source| ArchiveError::Write {
-                    key: key.to_string(),
-                    source,
-                })?;
-            upload.write(data);
-            return Ok(());
-        }
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() > self.archive.inline_put_max {
-            self.start_upload().await?;
-        }
-        Ok(())
-    }
-
-    async fn start_upload(&mut self) -> Result<(), ArchiveError> {
-        let key = keys::staging();
-        let upload = self
-            .archive
-            .store
-            .put_multipart(&key)
-            .await
-            .map_err(|source| ArchiveError::Write {
-                key: key.to_string(),
-                source,
-            })?;
-        let mut upload = WriteMultipart::new_with_chunk_size(upload, self.archive.part_size);
-        upload.write(&std::mem::take(&mut self.buffer));
-        self.upload = Some((key, upload));
-        Ok(())
-    }
-
-    /// Makes the object durable under `key` unless an object is already there.
-    pub async fn commit(self, key: &Path) -> Result<Written, ArchiveError> {
-        match self.upload {
-            None => self.archive.put_create(key, Bytes::from(self.buffer)).await,
-            Some((staged, upload)) => {
-                if let Err(source) = upload.finish().await {
-                    self.archive.delete_quietly(&staged).await;
-                    return Err(ArchiveError::Write {
-                        key: staged.to_string(),
-                        source,
-                    });
-                }
-                self.archive.publish_staged(&staged, key).await
-            }
-        }
-    }
-
-    /// Gives up the object; nothing of it stays visible.
-    pub async fn abort(self) {
-        if let Some((staged, upload)) = self.upload {
-            if let Err(e) = upload.abort().await {
-                tracing::warn!(key = %staged, error = %e, "could not abort staged upload");
-            }
-            self.archive.delete_quietly(&staged).await;
-        }
-    }
 }

@@ -8,6 +8,7 @@
 mod audit;
 mod audit_chain;
 mod cases;
+mod deletion;
 mod deliveries;
 pub mod demographics;
 mod fixity;
@@ -35,6 +36,7 @@ use sqlx::{AnyPool, Executor};
 pub use audit::{ArchiveTally, AuditEvent, AuditSearch};
 pub use audit_chain::{canonical_form, event_hash, ChainedEvent, HeadRow};
 pub use cases::{Candidate, CaseFilter, CaseRow};
+pub use deletion::{DeletionRequestRow, Removal, TombstoneRow};
 pub use deliveries::{DeliveryRow, Push};
 pub use fixity::{FixityCheck, FixityScope, StoredObject};
 pub use fixity_state::{FixityCursor, FixityFailureRow, FixityTally};
@@ -46,9 +48,7 @@ pub use patients::{Demographics, Merge, Merged, StaleRecord};
 pub use referrals::{Inserted, JournalEntry, ReferralRow};
 pub use refusals::Refusal;
 pub use reports::{ReportRow, Saved, SignedReport};
-pub use retention::{
-    DeletionRequestRow, ExtensionRow, HoldRow, NoticeRow, Removal, StudyReceipts, TombstoneRow,
-};
+pub use retention::{ExtensionRow, HoldRow, NoticeRow, StudyReceipts};
 pub use search::{Condition, Field, Filter, Hit, Level, Scope, Search};
 pub use snapshot::{ColumnKind, TableDump};
 pub use studies::{InstanceRow, SeriesRow, StudyDetail, StudyRow};
