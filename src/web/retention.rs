@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
+use super::worklist::body;
 use super::{Problem, WebState};
 use crate::access::Principal;
 use crate::retention::RetentionError;
@@ -27,11 +28,6 @@ fn problem(e: RetentionError) -> Problem {
         }
         _ => Problem::from_fault(e.fault(), e),
     }
-}
-
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
-    body.map(|Json(b)| b)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
 fn answer<T: serde::Serialize>(status: StatusCode, result: Result<T, RetentionError>) -> Response {

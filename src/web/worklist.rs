@@ -31,7 +31,7 @@ fn answer(result: Result<Value, Problem>) -> Response {
     }
 }
 
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+pub(super) fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     body.map(|Json(b)| b)
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))
 }

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use telecardio::accounts::{AccountError, Accounts};
 use telecardio::audit::AuditTrail;
 use telecardio::config::Config;
-use telecardio::fault::Fault;
 
 use crate::args::{TokenAction, UserAction};
 use crate::{audit_cli, open_index};
@@ -35,12 +34,7 @@ fn read_password(from_stdin: bool, required: bool) -> anyhow::Result<Option<Stri
 }
 
 fn exit_for(e: AccountError) -> anyhow::Result<ExitCode> {
-    eprintln!("telecardio: {e}");
-    Ok(match e.fault() {
-        Fault::NotFound => ExitCode::from(3),
-        Fault::BadInput => ExitCode::from(2),
-        _ => ExitCode::FAILURE,
-    })
+    Ok(crate::refused(e.fault(), e))
 }
 
 pub async fn user_command(config: Config, action: &UserAction) -> anyhow::Result<ExitCode> {

@@ -318,14 +318,7 @@ pub async fn retention_command(
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            eprintln!("telecardio: {e}");
-            Ok(match e.fault() {
-                telecardio::fault::Fault::NotFound => ExitCode::from(3),
-                telecardio::fault::Fault::BadInput => ExitCode::from(2),
-                _ => ExitCode::FAILURE,
-            })
-        }
+        Err(e) => Ok(crate::refused(e.fault(), e)),
     }
 }
 
@@ -362,13 +355,6 @@ pub async fn orphans_command(config: Config, action: &OrphanAction) -> anyhow::R
             println!("{}", serde_json::to_string_pretty(&d)?);
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            eprintln!("telecardio: {e}");
-            Ok(match e.fault() {
-                telecardio::fault::Fault::NotFound => ExitCode::from(3),
-                telecardio::fault::Fault::BadInput => ExitCode::from(2),
-                _ => ExitCode::FAILURE,
-            })
-        }
+        Err(e) => Ok(crate::refused(e.fault(), e)),
     }
 }

@@ -287,6 +287,18 @@ pub(crate) fn cli_event(kind: &str, detail: String) -> AuditEvent {
     event
 }
 
+/// Prints why a command was refused and answers its exit status: 3 for something that does
+/// not exist, 2 for bad input, 1 otherwise.
+pub(crate) fn refused(fault: telecardio::fault::Fault, error: impl std::fmt::Display) -> ExitCode {
+    use telecardio::fault::Fault;
+    eprintln!("telecardio: {error}");
+    match fault {
+        Fault::NotFound => ExitCode::from(3),
+        Fault::BadInput => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}
+
 /// The login of the person running the command (behind sudo, the one who ran sudo).
 pub(crate) fn operator_name() -> String {
     std::env::var("SUDO_USER")
