@@ -8,6 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use common::cases::*;
 use common::*;
@@ -148,27 +149,9 @@ fn lost_and_restored(db: Db, store: Store) {
     assert!(ok, "{log}");
     let clinic = server.token("slaugytoja", "clinic", "demo");
     let reader = server.token("dr-a", "cardiologist", "demo-centre");
-    let profile = server.cli(&[
-        "user",
-        "profile",
-        "dr-a",
-        "--full-name",
-        "Aušra Žilinskienė",
-        "--licence",
-        "MPL-100",
-    ]);
-    assert!(profile.status.success(), "{profile:?}");
+    signer_profile(&server, "dr-a");
     for n in 1..=2 {
-        let (case, _) = routed_case(&server, &clinic, &reader, n);
-        claim_and_draft(&server, &reader, &case);
-        let signed = call(
-            &server,
-            &reader,
-            "POST",
-            &format!("/api/cases/{case}/report/sign"),
-            "",
-        );
-        assert_eq!(signed.status, 200, "{}", signed.body);
+        signed_case(&server, &clinic, &reader, n);
     }
     let before = seen(&server, &reader);
     assert!(before.objects.len() >= 502, "{}", before.objects.len());
@@ -272,10 +255,100 @@ fn lost_and_restored(db: Db, store: Store) {
     );
 }
 
-/// The index lost and no backup of it: `rebuild-index` reads every stored DICOM object again;
-/// the same studies, series and instances answer as before.
+/// The referral workflow as a user sees it: each referral (without what only the index knew:
+/// its id, channel, receiver and receipt time, compared apart), and each signed case with its
+/// status, its versions as signed, its answer documents byte for byte and the hash of each
+/// version's printed PDF.
+#[derive(Debug, PartialEq)]
+struct Workflow {
+    referrals: Vec<Value>,
+    receipts: BTreeMap<String, (String, i64)>,
+    cases: BTreeMap<String, (Value, Value, Vec<String>)>,
+}
+
+fn workflow(server: &Server, admin: &str, cases: &[String]) -> Workflow {
+    let list = call(server, admin, "GET", "/api/referrals?limit=1000", "").json();
+    let mut referrals = Vec::new();
+    let mut receipts = BTreeMap::new();
+    for r in list["referrals"].as_array().unwrap() {
+        let mut r = r.clone();
+        let order = r["order_number"].as_str().unwrap().to_owned();
+        receipts.insert(
+            order,
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["received_at"].as_i64().unwrap(),
+            ),
+        );
+        for only_indexed in ["id", "source", "received_by", "received_at"] {
+            r.as_object_mut().unwrap().remove(only_indexed);
+        }
+        referrals.push(r);
+    }
+    referrals.sort_by_key(|r| r["order_number"].as_str().unwrap().to_owned());
+    let mut out = BTreeMap::new();
+    for case in cases {
+        let row = call(server, admin, "GET", &format!("/api/cases/{case}"), "").json();
+        let versions = call(
+            server,
+            admin,
+            "GET",
+            &format!("/api/cases/{case}/reports"),
+            "",
+        );
+        assert_eq!(versions.status, 200, "{}", versions.body);
+        let versions = versions.json()["reports"].clone();
+        let answers = versions
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|v| {
+                let id = v["id"].as_str().unwrap();
+                let answer = format!("/api/cases/{case}/reports/{id}/answer");
+                let reply = call(server, admin, "GET", &answer, "");
+                assert_eq!(reply.status, 200, "{answer}: {}", reply.body);
+                // The PDF is read from the version's report object.
+                let pdf = format!("/api/cases/{case}/reports/{id}/pdf");
+                let printed = request(
+                    server.http_port,
+                    "GET",
+                    &pdf,
+                    &[("Authorization", &format!("Bearer {admin}"))],
+                    b"",
+                );
+                assert_eq!(printed.status, 200, "{pdf}: {}", printed.body);
+                [reply.body, sha256_hex(&printed.bytes)]
+            })
+            .collect();
+        let facts = serde_json::json!({
+            "status": row["status"], "study_uid": row["study_uid"],
+            "referral_id": row["referral_id"], "clinic_id": row["clinic_id"],
+            "centre_id": row["centre_id"], "patient_id": row["patient_id"],
+        });
+        out.insert(case.clone(), (facts, versions, answers));
+    }
+    Workflow {
+        referrals,
+        receipts,
+        cases: out,
+    }
+}
+
+/// The index lost and no backup of it: `rebuild-index` reads the store alone. The same
+/// studies, series and instances answer as before; the referrals come back linked (one made by
+/// an HL7 order whose form 027 document followed), the signed cases with their versions (one
+/// amended), answers and report objects under the ids they had, and the referred study not yet
+/// read is routed again.
 fn rebuilt_from_the_store(db: Db, store: Store) {
-    let mut server = Server::start(db, store);
+    let senders = r#"[{facility="DEMO_HIS", clinic="demo", networks=["127.0.0.0/8"]}]"#;
+    let mut server = Server::start_with(
+        db,
+        store,
+        &[
+            ("TELECARDIO_ROUTING__STUDY_STABLE_SECONDS", "0"),
+            ("TELECARDIO_HL7__SENDERS", senders),
+        ],
+    );
     let corpus = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(BIN)
         .args([
@@ -289,6 +362,65 @@ fn rebuilt_from_the_store(db: Db, store: Store) {
     files.extend(test_images());
     let (ok, log) = storescu(server.dicom_port, &files);
     assert!(ok, "{log}");
+
+    let clinic = server.token("slaugytoja", "clinic", "demo");
+    let reader = server.token("dr-a", "cardiologist", "demo-centre");
+    let admin = server.token("root", "admin", "");
+    signer_profile(&server, "dr-a");
+    let signed_cases: Vec<String> = (1..=2)
+        .map(|n| signed_case(&server, &clinic, &reader, n).0)
+        .collect();
+    let amended = call(
+        &server,
+        &reader,
+        "PUT",
+        &format!("/api/cases/{}/report", signed_cases[0]),
+        r#"{"conclusion": "Lengva mitralinė regurgitacija.", "amendment_reason": "praleista"}"#,
+    );
+    assert_eq!(amended.status, 200, "{}", amended.body);
+    sign(&server, &reader, &signed_cases[0]);
+    // An order over HL7, then its form 027 document, then its study: read by nobody yet.
+    let order = "E027-2026-0003";
+    let message = [
+        common::hl7::msh("MSG-0003", "ORM^O01^ORM_O01", "DEMO_HIS"),
+        "PID|1||48507120013^^^LT&2.999.370.1&ISO^NNLTU~AK-2026-0077^^^&2.999.370.3&ISO^MR\
+         ||Žukauskienė^Rūta||19850712|F"
+            .into(),
+        "PV1|1|O".into(),
+        format!("ORC|NW|{order}|||||^^^^^A||20261130100000|||GYD-10234^Kairys^Vytautas"),
+        format!("OBR|1|{order}||34552-0^Echocardiography^LN|||||||||Dusulys"),
+    ]
+    .join("\r");
+    let acks = common::hl7::send(server.hl7_port, &[message]);
+    assert_eq!(common::hl7::field(&acks[0], "MSA", 1), "AA", "{acks:?}");
+    let document = VALID
+        .replace("E027-DOC-0001", "E027-DOC-0003")
+        .replace("E027-2026-0001", order);
+    let reply = request(
+        server.http_port,
+        "POST",
+        "/api/referrals",
+        &[
+            ("Authorization", &format!("Bearer {clinic}")),
+            ("Content-Type", "application/xml"),
+        ],
+        document.as_bytes(),
+    );
+    assert!(reply.status == 200 || reply.status == 201, "{}", reply.body);
+    let dir = tempfile::tempdir().unwrap();
+    let unread = study_of(dir.path(), "s.dcm", "48507120013", order, "2.25.7003");
+    let (ok, log) = storescu(server.dicom_port, &[unread]);
+    assert!(ok, "{log}");
+    let routed = |server: &Server, token: &str| {
+        wait_for(Duration::from_secs(30), || {
+            let list = call(server, token, "GET", "/api/worklist", "").json();
+            list["cases"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|c| c["study_uid"] == "2.25.7003"))
+        })
+    };
+    routed(&server, &reader);
+
     let counts = |server: &Server| -> Vec<(String, i64, i64, String)> {
         let mut rows: Vec<(String, i64, i64, String)> = server
             .studies()
@@ -306,19 +438,29 @@ fn rebuilt_from_the_store(db: Db, store: Store) {
         rows
     };
     let before = counts(&server);
-    let reader = server.token("dr-a", "cardiologist", "demo-centre");
     let seen_before = seen(&server, &reader);
-    assert!(before.len() >= 26, "{before:?}");
+    let workflow_before = workflow(&server, &admin, &signed_cases);
+    assert!(before.len() >= 29, "{before:?}");
+    assert_eq!(workflow_before.referrals.len(), 3);
 
     server.fresh_index();
     let (code, report, stderr) = cli_json(&server, &["rebuild-index", "--json"]);
     assert_eq!(code, 0, "{report}\n{stderr}");
     assert_eq!(report["indexed"], report["dicom_objects"], "{report}");
+    // The corpus, the test images, three referred studies and three report objects.
     assert_eq!(
         report["indexed"].as_u64().unwrap() as usize,
-        files.len(),
+        files.len() + 3 + 3,
         "{report}"
     );
+    assert_eq!(report["referral_objects"], 4, "{report}");
+    assert_eq!(report["referrals"], 3, "{report}");
+    assert_eq!(report["linked"], 3, "{report}");
+    assert_eq!(report["report_objects"], 3, "{report}");
+    assert_eq!(report["reports"], 3, "{report}");
+    assert_eq!(report["cases"], 2, "{report}");
+    assert_eq!(report["to_route"], 1, "{report}");
+    assert_eq!(report["unplaced"].as_array().unwrap().len(), 0, "{report}");
     // Done once: a second rebuild over the rebuilt index is refused.
     let (code, _, stderr) = cli_json(&server, &["rebuild-index", "--json"]);
     assert_ne!(code, 0);
@@ -326,16 +468,42 @@ fn rebuilt_from_the_store(db: Db, store: Store) {
     server.restart();
     assert_eq!(counts(&server), before);
     let reader = server.token("dr-a", "cardiologist", "demo-centre");
+    let admin = server.token("root", "admin", "");
     let seen_after = seen(&server, &reader);
     assert_eq!(seen_after.objects, seen_before.objects);
     assert!(
         seen_after.cfind == seen_before.cfind,
         "C-FIND answers differ"
     );
-    assert!(
-        seen_after.qido == seen_before.qido,
-        "QIDO-RS answers differ"
-    );
+    for (a, b) in seen_after.qido.iter().zip(&seen_before.qido) {
+        let at = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+        let near = |t: &str| {
+            t.get(at.saturating_sub(200)..(at + 200).min(t.len()))
+                .unwrap_or(t)
+                .to_owned()
+        };
+        assert!(a == b, "QIDO-RS answers differ:\n{}\n{}", near(a), near(b));
+    }
+    assert_eq!(seen_after.qido.len(), seen_before.qido.len());
+    let workflow_after = workflow(&server, &admin, &signed_cases);
+    assert_eq!(workflow_after.referrals, workflow_before.referrals);
+    assert_eq!(workflow_after.cases, workflow_before.cases);
+    for (order, (id, at)) in &workflow_before.receipts {
+        let (id_after, at_after) = &workflow_after.receipts[order];
+        // The signed cases' referrals keep the ids their reports name.
+        if order != "E027-2026-0003" {
+            assert_eq!(id_after, id, "{order}");
+        }
+        // Received when the store wrote the document, within moments of the receipt.
+        assert!(
+            (at_after - at).abs() < 60_000_000,
+            "{order}: {at} / {at_after}"
+        );
+    }
+    routed(&server, &reader);
+    // Every report object is named by its signed version again: nothing left over.
+    let verify = server.cli(&["verify", "--all", "--json"]);
+    assert!(verify.status.success(), "{verify:?}");
 }
 
 #[test]
@@ -344,8 +512,8 @@ fn rebuilt_from_the_store_sqlite_local() {
 }
 
 #[test]
-fn rebuilt_from_the_store_postgres_local() {
-    rebuilt_from_the_store(Db::Postgres, Store::Local);
+fn rebuilt_from_the_store_postgres_s3() {
+    rebuilt_from_the_store(Db::Postgres, Store::S3);
 }
 
 #[test]

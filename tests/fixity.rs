@@ -362,26 +362,8 @@ fn leftovers_are_adopted_or_quarantined(db: Db) {
     );
     let clinic = server.token("slaugytoja", "clinic", "demo");
     let reader = server.token("dr-a", "cardiologist", "demo-centre");
-    let profile = server.cli(&[
-        "user",
-        "profile",
-        "dr-a",
-        "--full-name",
-        "Aušra Žilinskienė",
-        "--licence",
-        "MPL-100",
-    ]);
-    assert!(profile.status.success(), "{profile:?}");
-    let (case, referred) = routed_case(&server, &clinic, &reader, 1);
-    claim_and_draft(&server, &reader, &case);
-    let signed = call(
-        &server,
-        &reader,
-        "POST",
-        &format!("/api/cases/{case}/report/sign"),
-        "",
-    );
-    assert_eq!(signed.status, 200, "{}", signed.body);
+    signer_profile(&server, "dr-a");
+    let (_, referred) = signed_case(&server, &clinic, &reader, 1);
     let (ok, log) = dcmsend(server.dicom_port, &test_images()[..1]);
     assert!(ok, "{log}");
     let lost = server

@@ -65,16 +65,7 @@ fn report_pdfs_are_pdfa_2b(db: Db) {
     let clinic = server.token("slaugytoja", "clinic", "demo");
     let reader = server.token("dr-a", "cardiologist", "demo-centre");
     let auditor = server.token("auditorius", "auditor", "");
-    let profile = server.cli(&[
-        "user",
-        "profile",
-        "dr-a",
-        "--full-name",
-        "Aušra Žilinskienė",
-        "--licence",
-        "MPL-100",
-    ]);
-    assert!(profile.status.success(), "{profile:?}");
+    signer_profile(&server, "dr-a");
     let (case, _) = routed_case(&server, &clinic, &reader, 1);
     claim_and_draft(&server, &reader, &case);
     // A character no embedded font has must not reach the page as .notdef.
@@ -88,15 +79,10 @@ fn report_pdfs_are_pdfa_2b(db: Db) {
             "recommendations": "Kontrolė po metų."}"#,
     );
     assert_eq!(draft.status, 200, "{}", draft.body);
-    let signed = call(
-        &server,
-        &reader,
-        "POST",
-        &format!("/api/cases/{case}/report/sign"),
-        "",
-    );
-    assert_eq!(signed.status, 200, "{}", signed.body);
-    let report = signed.json()["id"].as_str().unwrap().to_owned();
+    let report = sign(&server, &reader, &case)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();

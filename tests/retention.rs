@@ -61,27 +61,9 @@ fn retention_lifecycle(db: Db, store: Store) {
     let reader = server.token("dr-a", "cardiologist", "demo-centre");
     let admin = server.token("archyvaras", "admin", "");
     let auditor = server.token("auditorius", "auditor", "");
-    let profile = server.cli(&[
-        "user",
-        "profile",
-        "dr-a",
-        "--full-name",
-        "Aušra Žilinskienė",
-        "--licence",
-        "MPL-100",
-    ]);
-    assert!(profile.status.success(), "{profile:?}");
+    signer_profile(&server, "dr-a");
     // Study A: referral, images, a signed report. Study B: referral and images.
-    let (case, a) = routed_case(&server, &clinic, &reader, 1);
-    claim_and_draft(&server, &reader, &case);
-    let signed = call(
-        &server,
-        &reader,
-        "POST",
-        &format!("/api/cases/{case}/report/sign"),
-        "",
-    );
-    assert_eq!(signed.status, 200, "{}", signed.body);
+    let (_, a) = signed_case(&server, &clinic, &reader, 1);
     let (_, b) = routed_case(&server, &clinic, &reader, 2);
 
     // Every stored thing of A has its date: received today + 15 years.

@@ -135,19 +135,37 @@ pub fn rebuild_text(report: &crate::backup::RebuildReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "indexed:  {} of {} DICOM objects, {} to {}",
+        "indexed:   {} of {} DICOM objects, {} to {}",
         report.indexed, report.dicom_objects, report.started_at, report.finished_at
     );
+    let _ = writeln!(
+        out,
+        "referrals: {} from {} documents and HL7 orders, {} linked to their study",
+        report.referrals, report.referral_objects, report.linked
+    );
+    let _ = writeln!(
+        out,
+        "reports:   {} of {} signed versions, in {} cases",
+        report.reports, report.report_objects, report.cases
+    );
+    if report.to_route > 0 {
+        let _ = writeln!(
+            out,
+            "to route:  {} linked studies without a signed report (routed again when the \
+             service starts)",
+            report.to_route
+        );
+    }
     for (prefix, n) in &report.not_indexed {
         let _ = writeln!(
             out,
-            "kept:     {n} objects under {prefix}/ (not indexed: restore brings their rows back)"
+            "kept:      {n} objects under {prefix}/ (not indexed: restore brings their rows back)"
         );
     }
     if report.unplaced.is_empty() {
-        let _ = writeln!(out, "result:   every DICOM object placed");
+        let _ = writeln!(out, "result:    every object placed");
     } else {
-        let _ = writeln!(out, "result:   {} NOT PLACED", report.unplaced.len());
+        let _ = writeln!(out, "result:    {} NOT PLACED", report.unplaced.len());
         for u in &report.unplaced {
             let _ = writeln!(out, "  {}  {}", u.key, u.why);
         }

@@ -169,8 +169,8 @@ impl Orphans {
                 if !key.starts_with(&format!("{}/", keys::DICOM_PREFIX)) {
                     return Err(OrphanError::NotPlaceable {
                         key: key.to_owned(),
-                        why: "only DICOM objects are indexed from their bytes (referral \
-                              documents and reports come back with `restore`)"
+                        why: "only DICOM objects are adopted one by one (referral documents \
+                              and reports come back with `restore` or `rebuild-index`)"
                             .into(),
                     });
                 }

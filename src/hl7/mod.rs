@@ -181,6 +181,39 @@ fn admit(ctx: &Hl7Context, header: &Header, peer: SocketAddr) -> Result<Principa
     })
 }
 
+/// An order message kept in the store, read again when the index is rebuilt: the clinic its
+/// sending facility speaks for, and the referral it makes. The sender's address is not in the
+/// store; it was checked when the message came in.
+pub fn stored_order(
+    config: &Config,
+    bytes: &[u8],
+) -> Result<(String, crate::referral::cda::Document027), Problem> {
+    let inbound = message::decode(bytes).and_then(|text| message::read(&text))?;
+    let sender = config
+        .hl7_sender(&inbound.header.sending_facility)
+        .ok_or_else(|| {
+            Problem::reject(
+                code::APPLICATION_ERROR,
+                "MSH-4",
+                format!(
+                    "sending facility `{}` is not a declared HL7 sender",
+                    inbound.header.sending_facility
+                ),
+            )
+        })?;
+    match &inbound.content {
+        Content::Order(o) if o.control == "NW" => Ok((
+            sender.clinic.clone(),
+            order::document_of(o, &sender.clinic, &config.referral.oids),
+        )),
+        _ => Err(Problem::error(
+            code::TABLE_VALUE_NOT_FOUND,
+            "MSH-9",
+            "not a new order (ORC-1 NW): it made no referral",
+        )),
+    }
+}
+
 /// Does what the message asks; the text for MSA-3 on success.
 async fn act(
     ctx: &Hl7Context,

@@ -192,39 +192,7 @@ impl Index {
             .begin()
             .await
             .map_err(IndexError::query("begin case"))?;
-        let inserted = sqlx::query(
-            "INSERT INTO cases (id, referral_id, study_uid, clinic_id, centre_id, reader, status,
-               examination, urgency, patient_id, patient_name, birth_date, rule, claimed_by,
-               claim_expires_at, referral_written, referral_at, data_at, ready_at, routed_at,
-               claimed_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', NULL, $14, $15,
-               $16, $17, $18, NULL, $19, $19)
-             ON CONFLICT (study_uid) DO NOTHING",
-        )
-        .bind(&c.id)
-        .bind(&c.referral_id)
-        .bind(&c.study_uid)
-        .bind(&c.clinic_id)
-        .bind(&c.centre_id)
-        .bind(&c.reader)
-        .bind(&c.status)
-        .bind(&c.examination)
-        .bind(&c.urgency)
-        .bind(&c.patient_id)
-        .bind(&c.patient_name)
-        .bind(&c.birth_date)
-        .bind(&c.rule)
-        .bind(&c.referral_written)
-        .bind(c.referral_at)
-        .bind(c.data_at)
-        .bind(c.ready_at)
-        .bind(c.routed_at)
-        .bind(c.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(IndexError::query("insert case"))?
-        .rows_affected()
-            == 1;
+        let inserted = insert_case_row(&mut tx, c).await?;
         journal_if(tx, inserted, journal).await
     }
 
@@ -463,4 +431,44 @@ impl Index {
             == 1;
         journal_if(tx, changed, Some(journal)).await
     }
+}
+
+/// The case row in `tx`; `false` when its id or its study has a case already.
+pub(super) async fn insert_case_row(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    c: &CaseRow,
+) -> Result<bool, IndexError> {
+    Ok(sqlx::query(
+        "INSERT INTO cases (id, referral_id, study_uid, clinic_id, centre_id, reader, status,
+           examination, urgency, patient_id, patient_name, birth_date, rule, claimed_by,
+           claim_expires_at, referral_written, referral_at, data_at, ready_at, routed_at,
+           claimed_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', NULL, $14, $15,
+           $16, $17, $18, NULL, $19, $19)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&c.id)
+    .bind(&c.referral_id)
+    .bind(&c.study_uid)
+    .bind(&c.clinic_id)
+    .bind(&c.centre_id)
+    .bind(&c.reader)
+    .bind(&c.status)
+    .bind(&c.examination)
+    .bind(&c.urgency)
+    .bind(&c.patient_id)
+    .bind(&c.patient_name)
+    .bind(&c.birth_date)
+    .bind(&c.rule)
+    .bind(&c.referral_written)
+    .bind(c.referral_at)
+    .bind(c.data_at)
+    .bind(c.ready_at)
+    .bind(c.routed_at)
+    .bind(c.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::query("insert case"))?
+    .rows_affected()
+        == 1)
 }

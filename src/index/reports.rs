@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::cases::{insert_case_row, CaseRow};
 use super::deliveries::{enqueue, supersede, Push};
 use super::referrals::journal_if;
 use super::{now_micros, Index, IndexError, JournalEntry};
@@ -299,6 +300,81 @@ impl Index {
             .await?;
         }
         journal_if(tx, changed, Some(journal)).await
+    }
+}
+
+impl Index {
+    /// A signed version filed again from its frozen content when the index is rebuilt from
+    /// the store, with the case it belongs to (filed with its first version found) marked
+    /// reported: at its first signature, with its latest version. No delivery is queued: what
+    /// reached the clinic is not in the store, and a report years old is not sent again
+    /// unasked. `false` when the version is in the index already.
+    pub async fn restore_signed(
+        &self,
+        case: &CaseRow,
+        signed: &ReportRow,
+        journal: &JournalEntry,
+    ) -> Result<bool, IndexError> {
+        let at = signed.signed_at.unwrap_or(case.created_at);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin restore report"))?;
+        insert_case_row(&mut tx, case).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO reports (id, case_id, version, status, findings, conclusion,
+               recommendations, free_text, author, amends, amendment_reason, signer, signer_name,
+               signer_licence, signer_centre, signed_at, content_key, content_sha256, answer_key,
+               answer_sha256, document_uid, document_key, created_at, updated_at)
+             VALUES ($1, $2, $3, 'signed', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+               $16, $17, $18, $19, $20, $21, $15, $15)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&signed.id)
+        .bind(&signed.case_id)
+        .bind(signed.version)
+        .bind(&signed.findings)
+        .bind(&signed.conclusion)
+        .bind(&signed.recommendations)
+        .bind(&signed.free_text)
+        .bind(&signed.author)
+        .bind(&signed.amends)
+        .bind(&signed.amendment_reason)
+        .bind(&signed.signer)
+        .bind(&signed.signer_name)
+        .bind(&signed.signer_licence)
+        .bind(&signed.signer_centre)
+        .bind(at)
+        .bind(&signed.content_key)
+        .bind(&signed.content_sha256)
+        .bind(&signed.answer_key)
+        .bind(&signed.answer_sha256)
+        .bind(&signed.document_uid)
+        .bind(&signed.document_key)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("restore report"))?
+        .rows_affected()
+            == 1;
+        if inserted {
+            sqlx::query(
+                "UPDATE cases SET status = 'reported',
+                   signed_at = CASE WHEN signed_at IS NULL OR signed_at > $2 THEN $2
+                                    ELSE signed_at END,
+                   report_version = CASE WHEN report_version IS NULL OR report_version < $3
+                                         THEN $3 ELSE report_version END,
+                   updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at END
+                 WHERE id = $1",
+            )
+            .bind(&signed.case_id)
+            .bind(at)
+            .bind(signed.version)
+            .execute(&mut *tx)
+            .await
+            .map_err(IndexError::query("restore case reported"))?;
+        }
+        journal_if(tx, inserted, Some(journal)).await
     }
 }
 

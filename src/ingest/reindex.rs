@@ -35,6 +35,24 @@ impl Ingest {
         received_at: i64,
         own_ae: &str,
     ) -> Result<Recorded, IngestError> {
+        let record = self.reread(key, received_at, own_ae).await?;
+        self.record_again(&record).await
+    }
+
+    /// Indexes what [`Ingest::reread`] read. Records of one study or patient are to be given
+    /// in the order their objects arrived: the first object of a study makes its row.
+    pub async fn record_again(&self, record: &InstanceRecord) -> Result<Recorded, IngestError> {
+        Ok(self.index.record_instance(record).await?)
+    }
+
+    /// Reads the stored DICOM object at `key` again, as [`Ingest::reindex`] takes it, without
+    /// indexing it: objects can be read at once and indexed in order.
+    pub async fn reread(
+        &self,
+        key: &str,
+        received_at: i64,
+        own_ae: &str,
+    ) -> Result<InstanceRecord, IngestError> {
         let unplaced = |why: &str| IngestError::NotPart10(format!("stored object {key}: {why}"));
         let (clinic, dataset_sha256) =
             key_parts(key).ok_or_else(|| unplaced("its key names no clinic"))?;
@@ -102,7 +120,7 @@ impl Ingest {
         let meta = InstanceMeta::from_kept(&scanner.finish()?);
         let sha256 = hex::encode(whole.finalize());
         let dataset_sha256 = dataset_sha256.to_ascii_lowercase();
-        let record = InstanceRecord {
+        Ok(InstanceRecord {
             received_at: Some(received_at),
             ..instance_record(
                 &meta,
@@ -117,8 +135,7 @@ impl Ingest {
                     made_here: source_ae == own_ae,
                 },
             )
-        };
-        Ok(self.index.record_instance(&record).await?)
+        })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod journal;
 pub mod links;
 pub mod order;
 pub mod personal_code;
+pub mod rebuild;
 pub mod validate;
 
 use std::sync::Arc;
@@ -66,6 +67,9 @@ pub enum Source {
     Dicom,
     /// An HL7 v2 order (ORM^O01, OMG^O19) over MLLP.
     Hl7,
+    /// Filed again from the stored document when the index was rebuilt from the store alone;
+    /// the channel it first came by is not in the document.
+    Store,
 }
 
 impl Source {
@@ -74,6 +78,7 @@ impl Source {
             Source::Http => "http",
             Source::Dicom => "dicom",
             Source::Hl7 => "hl7v2",
+            Source::Store => "store",
         }
     }
 }
@@ -92,6 +97,23 @@ pub struct Received {
     pub referral: ReferralRow,
     pub created: bool,
     pub enriched: bool,
+}
+
+/// When and under which id a referral is filed: as it arrives, now and with a fresh id; when
+/// the index is rebuilt, at the time the store gives and, where a signed report names it, with
+/// the id it had.
+pub(crate) struct Filing {
+    pub at: i64,
+    pub id: String,
+}
+
+impl Filing {
+    pub(crate) fn now() -> Filing {
+        Filing {
+            at: crate::index::now_micros(),
+            id: uuid::Uuid::now_v7().to_string(),
+        }
+    }
 }
 
 /// A received document or message, durable in the object store.
@@ -233,8 +255,14 @@ impl Referrals {
         let order = self.waiting_order(clinic_id, &valid).await?;
         let stored = self.keep(document, keys::cda_document).await?;
         match order {
-            Some(order) => self.enrich(who, order, valid, stored).await,
-            None => self.file(who, valid, source, stored, false).await,
+            Some(order) => {
+                self.enrich(who, order, valid, stored, Filing::now().at)
+                    .await
+            }
+            None => {
+                self.file(who, valid, source, stored, false, Filing::now())
+                    .await
+            }
         }
     }
 
@@ -290,10 +318,10 @@ impl Referrals {
         source: Source,
         stored: Stored,
         from_order: bool,
+        filing: Filing,
     ) -> Result<Received, ReferralError> {
         let clinic_id = who.institution.clone();
-        let now = crate::index::now_micros();
-        let id = uuid::Uuid::now_v7().to_string();
+        let Filing { at: now, id } = filing;
         let mut referral = row_of(&valid, &stored);
         referral.id = id.clone();
         referral.clinic_id = clinic_id.clone();
@@ -360,8 +388,8 @@ impl Referrals {
         order: ReferralRow,
         valid: validate::Valid,
         stored: Stored,
+        now: i64,
     ) -> Result<Received, ReferralError> {
-        let now = crate::index::now_micros();
         let mut with = row_of(&valid, &stored);
         with.id = order.id.clone();
         with.updated_at = now;

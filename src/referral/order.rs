@@ -7,7 +7,7 @@
 
 use super::cda::Document027;
 use super::{
-    patient_key, validate, Invalid, Received, ReferralError, ReferralRow, Referrals, Source,
+    patient_key, validate, Filing, Invalid, Received, ReferralError, ReferralRow, Referrals, Source,
 };
 use crate::access::{Action, Principal};
 use crate::archive::keys;
@@ -70,7 +70,8 @@ impl Referrals {
             };
         }
         let stored = self.keep(message, keys::hl7_message).await?;
-        self.file(who, valid, Source::Hl7, stored, true).await
+        self.file(who, valid, Source::Hl7, stored, true, Filing::now())
+            .await
     }
 }
 

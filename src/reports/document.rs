@@ -18,7 +18,7 @@ use crate::ingest::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 pub const ENCAPSULATED_PDF: &str = "1.2.840.10008.5.1.4.1.1.104.1";
 const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 /// Reports go in series numbered from here, one series per signed version.
-const FIRST_SERIES_NUMBER: i64 = 9000;
+pub(crate) const FIRST_SERIES_NUMBER: i64 = 9000;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the report object could not be encoded: {0}")]

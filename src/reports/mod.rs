@@ -13,6 +13,7 @@ mod deliveries;
 pub mod document;
 pub mod pdf;
 pub mod printed;
+pub mod rebuild;
 
 use std::sync::Arc;
 

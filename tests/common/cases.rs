@@ -80,3 +80,38 @@ pub fn claim_and_draft(server: &Server, reader: &str, case: &str) {
     );
     assert_eq!(draft.status, 200, "{}", draft.body);
 }
+
+/// Gives reader `name` the full name and licence number a signed report names.
+pub fn signer_profile(server: &Server, name: &str) {
+    let out = server.cli(&[
+        "user",
+        "profile",
+        name,
+        "--full-name",
+        "Aušra Žilinskienė",
+        "--licence",
+        "MPL-100",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Signs the case's draft as `reader`; the signed version.
+pub fn sign(server: &Server, reader: &str, case: &str) -> Value {
+    let signed = call(
+        server,
+        reader,
+        "POST",
+        &format!("/api/cases/{case}/report/sign"),
+        "",
+    );
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    signed.json()
+}
+
+/// A referral, its study routed, read and signed by `reader`: the case and the study.
+pub fn signed_case(server: &Server, clinic: &str, reader: &str, n: u32) -> (String, String) {
+    let (case, study) = routed_case(server, clinic, reader, n);
+    claim_and_draft(server, reader, &case);
+    sign(server, reader, &case);
+    (case, study)
+}

@@ -646,18 +646,7 @@ impl Server {
                 .unwrap_or_else(|e| panic!("object {key}: {e}")),
             Store::S3 | Store::S3Locked => {
                 use object_store::ObjectStoreExt;
-                let store = object_store::aws::AmazonS3Builder::new()
-                    .with_endpoint(self.env_value("TELECARDIO_STORE__S3__ENDPOINT"))
-                    .with_bucket_name(
-                        self.env_value("TELECARDIO_STORE__URL")
-                            .trim_start_matches("s3://"),
-                    )
-                    .with_region("us-east-1")
-                    .with_access_key_id("test")
-                    .with_secret_access_key("test")
-                    .with_allow_http(true)
-                    .build()
-                    .expect("S3 client");
+                let store = self.s3_client();
                 let rt = tokio::runtime::Runtime::new().unwrap();
                 rt.block_on(async {
                     let path = object_store::path::Path::from(key);
@@ -672,6 +661,51 @@ impl Server {
                 })
             }
         }
+    }
+
+    /// The keys under `prefix` in the store the server uses, sorted.
+    pub fn object_keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = match self.store {
+            Store::Local => {
+                let root = self.dir.path().join("objects");
+                files_under(&root.join(prefix))
+                    .iter()
+                    .map(|f| f.strip_prefix(&root).unwrap().display().to_string())
+                    .collect()
+            }
+            Store::S3 | Store::S3Locked => {
+                use futures::TryStreamExt;
+                use object_store::ObjectStore;
+                let store = self.s3_client();
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                rt.block_on(async {
+                    let prefix = object_store::path::Path::from(prefix);
+                    store
+                        .list(Some(&prefix))
+                        .map_ok(|meta| meta.location.to_string())
+                        .try_collect()
+                        .await
+                        .expect("list objects")
+                })
+            }
+        };
+        keys.sort();
+        keys
+    }
+
+    fn s3_client(&self) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(self.env_value("TELECARDIO_STORE__S3__ENDPOINT"))
+            .with_bucket_name(
+                self.env_value("TELECARDIO_STORE__URL")
+                    .trim_start_matches("s3://"),
+            )
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_allow_http(true)
+            .build()
+            .expect("S3 client")
     }
 
     /// The index database URL this server uses.

@@ -80,15 +80,27 @@ pub async fn rebuild_command(config: Config, json: bool) -> anyhow::Result<ExitC
         telecardio::metrics::Metrics::new(),
         config.ingest.max_object_bytes,
     );
+    let config = std::sync::Arc::new(config);
+    let referrals = telecardio::referral::Referrals::new(
+        index.clone(),
+        store.clone(),
+        config.clone(),
+        telecardio::access::Policy::new(config.clone()),
+        audit.clone(),
+    );
     let report =
-        telecardio::backup::rebuild_index(&index, &store, &ingest, &config.dicom.ae_title).await?;
+        telecardio::backup::rebuild_index(&index, &store, &ingest, &referrals, &config).await?;
     audit_cli(
         &audit,
         "index_rebuilt",
         format!(
-            "{} of {} DICOM objects indexed, {} not placed",
+            "{} of {} DICOM objects indexed, {} referrals, {} signed report versions in {} \
+             cases, {} not placed",
             report.indexed,
             report.dicom_objects,
+            report.referrals,
+            report.reports,
+            report.cases,
             report.unplaced.len()
         ),
     )
