@@ -396,16 +396,7 @@ fn rebuilt_from_the_store(db: Db, store: Store) {
     let document = VALID
         .replace("E027-DOC-0001", "E027-DOC-0003")
         .replace("E027-2026-0001", order);
-    let reply = request(
-        server.http_port,
-        "POST",
-        "/api/referrals",
-        &[
-            ("Authorization", &format!("Bearer {clinic}")),
-            ("Content-Type", "application/xml"),
-        ],
-        document.as_bytes(),
-    );
+    let reply = post_referral(&server, &clinic, &document);
     assert!(reply.status == 200 || reply.status == 201, "{}", reply.body);
     let dir = tempfile::tempdir().unwrap();
     let unread = study_of(dir.path(), "s.dcm", "48507120013", order, "2.25.7003");

@@ -59,16 +59,7 @@ fn case_of(server: &Server, clinic: &str, n: u32, patient: &str, edit: &dyn Fn(S
             .replace("E027-2026-0001", &order)
             .replace("48507120013", patient),
     );
-    let reply = request(
-        server.http_port,
-        "POST",
-        "/api/referrals",
-        &[
-            ("Authorization", &format!("Bearer {clinic}")),
-            ("Content-Type", "application/xml"),
-        ],
-        document.as_bytes(),
-    );
+    let reply = common::cases::post_referral(server, clinic, &document);
     assert_eq!(reply.status, 201, "{}", reply.body);
     let dir = tempfile::tempdir().unwrap();
     let study = study_of(

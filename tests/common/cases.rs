@@ -26,16 +26,7 @@ pub fn routed_case(server: &Server, clinic: &str, reader: &str, n: u32) -> (Stri
     let document = VALID
         .replace("E027-DOC-0001", &format!("E027-DOC-{n:04}"))
         .replace("E027-2026-0001", &order);
-    let reply = request(
-        server.http_port,
-        "POST",
-        "/api/referrals",
-        &[
-            ("Authorization", &format!("Bearer {clinic}")),
-            ("Content-Type", "application/xml"),
-        ],
-        document.as_bytes(),
-    );
+    let reply = post_referral(server, clinic, &document);
     assert_eq!(reply.status, 201, "{}", reply.body);
     let dir = tempfile::tempdir().unwrap();
     let uid = format!("2.25.7{n:03}");
@@ -57,6 +48,20 @@ pub fn routed_case(server: &Server, clinic: &str, reader: &str, n: u32) -> (Stri
         }
     });
     (id, uid)
+}
+
+/// A form 027 document sent by the clinic whose token is `clinic`.
+pub fn post_referral(server: &Server, clinic: &str, document: &str) -> Reply {
+    request(
+        server.http_port,
+        "POST",
+        "/api/referrals",
+        &[
+            ("Authorization", &format!("Bearer {clinic}")),
+            ("Content-Type", "application/xml"),
+        ],
+        document.as_bytes(),
+    )
 }
 
 /// The reader claims the case and saves a draft (Lithuanian text).
