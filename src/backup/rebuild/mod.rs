@@ -20,7 +20,7 @@ use super::BackupError;
 use crate::archive::{keys, Archive};
 use crate::config::Config;
 use crate::index::{now_micros, rfc3339, Index, Recorded};
-use crate::ingest::Ingest;
+use crate::ingest::{Ingest, IngestError};
 use crate::referral::Referrals;
 
 /// Objects read at once.
@@ -127,28 +127,42 @@ async fn dicom(
 ) {
     report.dicom_objects = dicom.len() as u64;
     let own_ae = config.dicom.ae_title.as_str();
-    // Read several at once, indexed one by one in the order they arrived.
+    // Read several at once, indexed one by one in the order they arrived. Report objects (made
+    // here, in a study that was there before them) go last: a store's times can be too coarse
+    // to put them after the clinic's first object of the study, which makes the study's row.
     let mut read = stream::iter(dicom)
         .map(|(key, modified)| async move {
             let record = ingest.reread(&key, modified, own_ae).await;
             (key, record)
         })
         .buffered(READERS);
+    let mut made_here = Vec::new();
     while let Some((key, record)) = read.next().await {
-        let outcome = match record {
-            Ok(record) => ingest.record_again(&record).await,
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(Recorded::Refused(c)) => report.unplaced.push(Unplaced {
-                key,
-                why: format!("another clinic's data: {c:?}"),
-            }),
-            Ok(_) => report.indexed += 1,
-            Err(e) => report.unplaced.push(Unplaced {
-                key,
-                why: e.to_string(),
-            }),
+        match record {
+            Ok(record) if record.made_here => made_here.push((key, record)),
+            Ok(record) => {
+                let outcome = ingest.record_again(&record).await;
+                placed(report, key, outcome);
+            }
+            Err(e) => placed(report, key, Err(e)),
         }
+    }
+    for (key, record) in made_here {
+        let outcome = ingest.record_again(&record).await;
+        placed(report, key, outcome);
+    }
+}
+
+fn placed(report: &mut RebuildReport, key: String, outcome: Result<Recorded, IngestError>) {
+    match outcome {
+        Ok(Recorded::Refused(c)) => report.unplaced.push(Unplaced {
+            key,
+            why: format!("another clinic's data: {c:?}"),
+        }),
+        Ok(_) => report.indexed += 1,
+        Err(e) => report.unplaced.push(Unplaced {
+            key,
+            why: e.to_string(),
+        }),
     }
 }
