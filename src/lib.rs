@@ -36,6 +36,8 @@ pub mod fixity;
 pub mod hl7;
 /// SQL index of patients, studies, series, instances and audit events (SQLite and PostgreSQL).
 pub mod index;
+/// Quality indicators from the case clocks: periods, business days, targets, definitions.
+pub mod indicators;
 /// Receiving one object: scan, hash, store durably, index.
 pub mod ingest;
 /// Prometheus metrics.
