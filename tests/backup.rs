@@ -497,6 +497,84 @@ fn rebuilt_from_the_store(db: Db, store: Store) {
     assert!(verify.status.success(), "{verify:?}");
 }
 
+/// What the store holds but cannot be placed is named with the reason, and the rest is
+/// rebuilt: a document that is not XML, an order from a facility the configuration does not
+/// know, a signed version altered behind the service's back (and so the answer made with it).
+fn rebuild_names_what_it_cannot_place(db: Db) {
+    let mut server = Server::start_with(
+        db,
+        Store::Local,
+        &[("TELECARDIO_ROUTING__STUDY_STABLE_SECONDS", "0")],
+    );
+    let clinic = server.token("slaugytoja", "clinic", "demo");
+    let reader = server.token("dr-a", "cardiologist", "demo-centre");
+    signer_profile(&server, "dr-a");
+    signed_case(&server, &clinic, &reader, 1);
+    server.fresh_index();
+
+    let objects = server.data_dir().join("objects");
+    let put = |prefix: &str, ext: &str, bytes: &[u8]| {
+        let key = format!("{prefix}/{}.{ext}", sha256_hex(bytes));
+        std::fs::create_dir_all(objects.join(prefix)).unwrap();
+        std::fs::write(objects.join(&key), bytes).unwrap();
+        key
+    };
+    let not_xml = put("cda", "xml", b"<ClinicalDocument><unclosed>");
+    let stranger = [
+        common::hl7::msh("MSG-9", "ORM^O01^ORM_O01", "NOBODY_HIS"),
+        "PID|1||48507120013^^^LT&2.999.370.1&ISO^NNLTU||Vardenis^Pavardenis||19850712|F".into(),
+        "ORC|NW|ORD-9|||||^^^^^R||20261130100000".into(),
+        "OBR|1|ORD-9||34552-0^Echocardiography^LN".into(),
+    ]
+    .join("\r");
+    let unknown_sender = put("hl7", "hl7", stranger.as_bytes());
+    let signed = server.object_keys("reports");
+    assert_eq!(signed.len(), 1, "{signed:?}");
+    let mut altered = server.object(&signed[0]);
+    altered.extend_from_slice(b" ");
+    std::fs::write(objects.join(&signed[0]), altered).unwrap();
+    let answer = server.object_keys("answers");
+
+    let (code, report, stderr) = cli_json(&server, &["rebuild-index", "--json"]);
+    assert_eq!(code, 1, "{report}\n{stderr}");
+    assert_eq!(report["indexed"], report["dicom_objects"], "{report}");
+    assert_eq!(report["referrals"], 1, "{report}");
+    assert_eq!(report["linked"], 1, "{report}");
+    assert_eq!(report["reports"], 0, "{report}");
+    let why = |key: &str| {
+        report["unplaced"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["key"] == key)
+            .and_then(|u| u["why"].as_str())
+            .unwrap_or_else(|| panic!("{key} not named: {report}"))
+            .to_owned()
+    };
+    assert!(
+        why(&not_xml).contains("CDA") || why(&not_xml).contains("XML"),
+        "{}",
+        why(&not_xml)
+    );
+    assert!(
+        why(&unknown_sender).contains("not a declared HL7 sender"),
+        "{report}"
+    );
+    assert!(why(&signed[0]).contains("altered"), "{report}");
+    assert!(why(&answer[0]).contains("no signed report"), "{report}");
+    assert_eq!(report["unplaced"].as_array().unwrap().len(), 4, "{report}");
+}
+
+#[test]
+fn rebuild_names_what_it_cannot_place_sqlite() {
+    rebuild_names_what_it_cannot_place(Db::Sqlite);
+}
+
+#[test]
+fn rebuild_names_what_it_cannot_place_postgres() {
+    rebuild_names_what_it_cannot_place(Db::Postgres);
+}
+
 #[test]
 fn rebuilt_from_the_store_sqlite_local() {
     rebuilt_from_the_store(Db::Sqlite, Store::Local);

@@ -75,6 +75,18 @@ fn uid_part(what: &'static str, uid: &str) -> Result<String, InvalidKeyPart> {
     }
 }
 
+/// The hash a content-addressed key carries (`…/<sha256>.<ext>`), in lower case;
+/// '' when the name is not a hash.
+pub fn hash_in_key(key: &str) -> String {
+    let name = key.rsplit('/').next().unwrap_or("");
+    let stem = name.split('.').next().unwrap_or("");
+    if stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit()) {
+        stem.to_ascii_lowercase()
+    } else {
+        String::new()
+    }
+}
+
 /// Key of a received referral document: its content hash, so a resend lands on the same key.
 pub fn cda_document(sha256_hex: &str) -> Path {
     Path::from(format!("{CDA_PREFIX}/{sha256_hex}.xml"))
@@ -146,6 +158,21 @@ pub fn staging() -> Path {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_content_addressed_key_names_its_hash() {
+        let sha = "ab".repeat(32);
+        assert_eq!(super::hash_in_key(&format!("hl7/{sha}.hl7")), sha);
+        assert_eq!(
+            super::hash_in_key(&format!("hl7/{}.hl7", sha.to_uppercase())),
+            sha
+        );
+        assert_eq!(super::hash_in_key("hl7/short.hl7"), "");
+        assert_eq!(
+            super::hash_in_key(&format!("x/{}.hl7", "zz".repeat(32))),
+            ""
+        );
+    }
+
     use super::*;
 
     const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";

@@ -42,17 +42,6 @@ pub struct FixityCheck {
     pub checked_at: i64,
 }
 
-/// The hash a content-addressed key carries (`…/<sha256>.<ext>`), for rows that keep no hash.
-fn hash_in_key(key: &str) -> String {
-    let name = key.rsplit('/').next().unwrap_or("");
-    let stem = name.split('.').next().unwrap_or("");
-    if stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit()) {
-        stem.to_ascii_lowercase()
-    } else {
-        String::new()
-    }
-}
-
 impl Index {
     /// DICOM objects in key order after `after`, at most `limit` (the caller pages through an
     /// archive of any size without holding it).
@@ -130,7 +119,7 @@ impl Index {
                         _ => "answer",
                     },
                     sha256: if recorded.is_empty() {
-                        hash_in_key(&key)
+                        crate::archive::keys::hash_in_key(&key)
                     } else {
                         recorded
                     },
@@ -162,19 +151,5 @@ impl Index {
             .map_err(IndexError::query("study exists"))?;
         let n: i64 = row.try_get(0).map_err(IndexError::query("study exists"))?;
         Ok(n > 0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::hash_in_key;
-
-    #[test]
-    fn a_content_addressed_key_names_its_hash() {
-        let sha = "ab".repeat(32);
-        assert_eq!(hash_in_key(&format!("hl7/{sha}.hl7")), sha);
-        assert_eq!(hash_in_key(&format!("hl7/{}.hl7", sha.to_uppercase())), sha);
-        assert_eq!(hash_in_key("hl7/short.hl7"), "");
-        assert_eq!(hash_in_key(&format!("x/{}.hl7", "zz".repeat(32))), "");
     }
 }

@@ -126,6 +126,14 @@ pub async fn refile(
         .study(&f.study_uid)
         .await?
         .ok_or_else(|| RebuildError::NoStudy(f.study_uid.clone()))?;
+    // A case is of the clinic whose study it reads: content naming another clinic is not
+    // filed into this one's study.
+    if study.study.clinic_id != f.clinic_id {
+        return Err(RebuildError::Malformed(format!(
+            "it names clinic `{}`, but study {} is of clinic `{}`",
+            f.clinic_id, f.study_uid, study.study.clinic_id
+        )));
+    }
     let referral = if f.referral_id.is_empty() {
         None
     } else {

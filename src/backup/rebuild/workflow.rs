@@ -137,11 +137,7 @@ async fn read_named(store: &Archive, key: &str) -> Result<(Vec<u8>, String), Str
         .await
         .map_err(|e| format!("unreadable: {e}"))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let named = key
-        .rsplit('/')
-        .next()
-        .and_then(|name| name.split('.').next())
-        .unwrap_or("");
+    let named = keys::hash_in_key(key);
     if named != sha256 {
         return Err(format!(
             "altered: its bytes hash to {sha256}, its name says {named}"
