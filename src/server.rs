@@ -47,6 +47,8 @@ pub enum ServeError {
     AuditRepository(#[from] crate::audit::syslog::SyslogError),
     #[error("identity provider configuration: {0}")]
     Jwt(#[from] crate::accounts::jwt::JwtError),
+    #[error(transparent)]
+    Indicators(#[from] crate::indicators::IndicatorError),
 }
 
 /// Runs the service until a shutdown signal.
@@ -193,6 +195,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         deliveries_queued.clone(),
     );
 
+    let indicators = crate::indicators::Indicators::new(index.clone(), config.clone())?;
+
     let http_addr = config.http.listen;
     let https = if config.http.tls_enabled() {
         Some(crate::tls::server_config(
@@ -223,6 +227,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         routing,
         reports,
         retention,
+        indicators,
     });
     let http_task = tokio::spawn(web::serve(http, app, https, stopped.clone()));
 

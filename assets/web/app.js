@@ -324,6 +324,7 @@
       return {
         findings: field('findings'), conclusion: field('conclusion'),
         recommendations: field('recommendations'), amendment_reason: field('amendment_reason'),
+        non_diagnostic: Boolean(form.elements.non_diagnostic && form.elements.non_diagnostic.checked),
       };
     };
     const save = async () => {

@@ -13,9 +13,11 @@ use serde::Deserialize;
 
 mod archive;
 mod delivery;
+mod indicators;
 mod routing;
 pub use archive::{AuditConfig, FixityConfig, RetentionConfig, SyslogConfig};
 pub use delivery::{ClinicDelivery, DeliveryConfig, HisTarget, PacsTarget};
+pub use indicators::IndicatorsConfig;
 pub use routing::{AgeGroup, Assignment, RoutingConfig, RoutingRule};
 
 /// Prefix of environment variables that override configuration keys.
@@ -60,6 +62,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
     pub fixity: FixityConfig,
+    pub indicators: IndicatorsConfig,
     pub log: LogConfig,
     pub viewer: ViewerConfig,
     pub clinics: Vec<Clinic>,
@@ -474,6 +477,7 @@ impl Config {
         self.validate_routing()?;
         self.validate_delivery()?;
         self.validate_archive()?;
+        self.validate_indicators()?;
         self.validate_destinations()
     }
 

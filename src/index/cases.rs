@@ -50,12 +50,16 @@ pub struct CaseRow {
     pub claimed_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Withdrawn: when, by whom and why.
+    pub cancelled_at: Option<i64>,
+    pub cancelled_by: String,
+    pub cancel_reason: String,
 }
 
 const COLUMNS: &str = "id, referral_id, study_uid, clinic_id, centre_id, reader, status,
     examination, urgency, patient_id, patient_name, birth_date, rule, claimed_by,
     claim_expires_at, referral_written, referral_at, data_at, ready_at, routed_at, claimed_at,
-    created_at, updated_at";
+    created_at, updated_at, cancelled_at, cancelled_by, cancel_reason";
 
 fn case_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
     Ok(CaseRow {
@@ -82,6 +86,9 @@ fn case_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
         claimed_at: r.try_get(20)?,
         created_at: r.try_get(21)?,
         updated_at: r.try_get(22)?,
+        cancelled_at: r.try_get(23)?,
+        cancelled_by: r.try_get(24)?,
+        cancel_reason: r.try_get(25)?,
     })
 }
 
@@ -427,6 +434,40 @@ impl Index {
         .execute(&mut *tx)
         .await
         .map_err(IndexError::query("reroute case"))?
+        .rows_affected()
+            == 1;
+        journal_if(tx, changed, Some(journal)).await
+    }
+}
+
+impl Index {
+    /// Cancels a case not yet reported; `false` when it is reported, delivered or cancelled.
+    pub async fn cancel_case(
+        &self,
+        id: &str,
+        by: &str,
+        reason: &str,
+        journal: &JournalEntry,
+    ) -> Result<bool, IndexError> {
+        let now = now_micros();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(IndexError::query("begin cancel"))?;
+        let changed = sqlx::query(
+            "UPDATE cases SET cancelled_from = status, status = 'cancelled', cancelled_at = $2,
+               cancelled_by = $3, cancel_reason = $4, claimed_by = '', claim_expires_at = NULL,
+               updated_at = $2
+             WHERE id = $1 AND status IN ('unrouted', 'new', 'in_progress')",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(by)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::query("cancel case"))?
         .rows_affected()
             == 1;
         journal_if(tx, changed, Some(journal)).await

@@ -48,6 +48,9 @@ pub struct InstanceRecord {
     pub series_description: String,
     pub instance_number: Option<i64>,
     pub number_of_frames: Option<i64>,
+    /// T1, when the object says when its examination was done; `None` for what the service
+    /// made itself.
+    pub examined_at: Option<i64>,
 }
 
 /// What recording found.
@@ -614,7 +617,9 @@ async fn update_study(
            total_bytes = total_bytes + $2,
            num_series = num_series + $3,
            modalities = COALESCE($4, modalities),
-           last_received_at = $5
+           last_received_at = $5,
+           examined_at = CASE WHEN COALESCE(examined_at, -1) < COALESCE($6, -1) THEN $6
+                         ELSE examined_at END
          WHERE study_uid = $1",
     )
     .bind(&rec.study_uid)
@@ -622,6 +627,7 @@ async fn update_study(
     .bind(i64::from(new_series))
     .bind(modalities)
     .bind(now)
+    .bind(rec.examined_at)
     .execute(&mut **tx)
     .await
     .map_err(IndexError::query("update study aggregates"))?;

@@ -35,6 +35,8 @@ pub struct ReportRow {
     /// The report as a DICOM Encapsulated PDF in the study (SOP Instance UID, stored object).
     pub document_uid: String,
     pub document_key: String,
+    /// Read as non-diagnostic, a repeat requested (indicator TC-07).
+    pub non_diagnostic: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -42,7 +44,7 @@ pub struct ReportRow {
 const COLUMNS: &str = "id, case_id, version, status, findings, conclusion, recommendations,
     free_text, author, amends, amendment_reason, signer, signer_name, signer_licence,
     signer_centre, signed_at, content_key, content_sha256, created_at, updated_at, answer_key,
-    answer_sha256, document_uid, document_key";
+    answer_sha256, document_uid, document_key, non_diagnostic";
 
 fn report_row(r: &AnyRow) -> Result<ReportRow, sqlx::Error> {
     Ok(ReportRow {
@@ -70,6 +72,7 @@ fn report_row(r: &AnyRow) -> Result<ReportRow, sqlx::Error> {
         answer_sha256: r.try_get(21)?,
         document_uid: r.try_get(22)?,
         document_key: r.try_get(23)?,
+        non_diagnostic: r.try_get::<i64, _>(24)? != 0,
     })
 }
 
@@ -135,7 +138,7 @@ impl Index {
                 }
                 let updated = sqlx::query(
                     "UPDATE reports SET findings = $2, conclusion = $3, recommendations = $4,
-                       free_text = $5, updated_at = $6
+                       free_text = $5, updated_at = $6, non_diagnostic = $7
                      WHERE id = $1 AND status = 'draft'
                        AND (signing_until IS NULL OR signing_until < $6)",
                 )
@@ -145,6 +148,7 @@ impl Index {
                 .bind(&d.recommendations)
                 .bind(&d.free_text)
                 .bind(now)
+                .bind(i64::from(d.non_diagnostic))
                 .execute(&self.pool)
                 .await
                 .map_err(IndexError::query("update draft"))?
@@ -162,11 +166,12 @@ impl Index {
                     "INSERT INTO reports (id, case_id, version, status, findings, conclusion,
                        recommendations, free_text, author, amends, amendment_reason, signer,
                        signer_name, signer_licence, signer_centre, signed_at, content_key,
-                       content_sha256, answer_key, answer_sha256, created_at, updated_at)
+                       content_sha256, answer_key, answer_sha256, created_at, updated_at,
+                       non_diagnostic)
                      VALUES ($1, $2,
                        (SELECT COALESCE(MAX(version), 0) + 1 FROM reports WHERE case_id = $2),
                        'draft', $3, $4, $5, $6, $7, $8, $9, '', '', '', '', NULL, '', '', '', '', $10,
-                       $10)",
+                       $10, $11)",
                 )
                 .bind(&d.id)
                 .bind(&d.case_id)
@@ -178,6 +183,7 @@ impl Index {
                 .bind(&d.amends)
                 .bind(&d.amendment_reason)
                 .bind(now)
+                .bind(i64::from(d.non_diagnostic))
                 .execute(&self.pool)
                 .await
                 .map_err(IndexError::query("insert draft"))?;
@@ -326,9 +332,9 @@ impl Index {
             "INSERT INTO reports (id, case_id, version, status, findings, conclusion,
                recommendations, free_text, author, amends, amendment_reason, signer, signer_name,
                signer_licence, signer_centre, signed_at, content_key, content_sha256, answer_key,
-               answer_sha256, document_uid, document_key, created_at, updated_at)
+               answer_sha256, document_uid, document_key, created_at, updated_at, non_diagnostic)
              VALUES ($1, $2, $3, 'signed', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-               $16, $17, $18, $19, $20, $21, $15, $15)
+               $16, $17, $18, $19, $20, $21, $15, $15, $22)
              ON CONFLICT DO NOTHING",
         )
         .bind(&signed.id)
@@ -352,6 +358,7 @@ impl Index {
         .bind(&signed.answer_sha256)
         .bind(&signed.document_uid)
         .bind(&signed.document_key)
+        .bind(i64::from(signed.non_diagnostic))
         .execute(&mut *tx)
         .await
         .map_err(IndexError::query("restore report"))?

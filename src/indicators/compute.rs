@@ -99,6 +99,10 @@ pub struct Value {
     pub target_met: Option<bool>,
     /// Left out: cancelled, or a clock it needs is in doubt.
     pub excluded: u64,
+    /// The volume's persons by key, in total: what two institutions pool to count persons
+    /// seen at both once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person_keys: Option<Vec<String>>,
 }
 
 /// A case whose clocks cannot be right.
@@ -407,6 +411,7 @@ fn value(d: &Definition, stratum: Stratum, mut t: Tally) -> Value {
         target: None,
         target_met: None,
         excluded: t.excluded,
+        person_keys: None,
     };
     match d.kind {
         Kind::Proportion => {
@@ -442,6 +447,9 @@ fn value(d: &Definition, stratum: Stratum, mut t: Tally) -> Value {
         }
         Kind::Count => {
             v.p = Some(persons_b);
+            if v.stratum == Stratum::Total {
+                v.person_keys = Some(t.persons.keys().cloned().collect());
+            }
         }
     }
     v

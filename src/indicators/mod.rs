@@ -5,15 +5,24 @@
 //! The pieces that do not touch the index: reporting periods cut in Vilnius ([`period`]),
 //! Lithuania's business days ([`calendar`]), contract targets ([`targets`]), exact order
 //! statistics ([`stats`]), persons keyed without their codes ([`persons`]) and the definitions
-//! as data ([`definitions`]).
+//! as data ([`definitions`]). [`report`] reads the index and computes a period's report;
+//! [`csv`] and [`fhir`] export it.
 
 pub mod calendar;
 pub mod compute;
+pub mod csv;
 pub mod definitions;
+pub mod export;
+mod facts;
+pub mod fhir;
 pub mod period;
 pub mod persons;
+pub mod report;
 pub mod stats;
 pub mod targets;
+
+pub use period::Period;
+pub use report::{Indicators, Report};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndicatorError {
@@ -21,4 +30,20 @@ pub enum IndicatorError {
     Period(String),
     #[error("indicator definitions: {0}")]
     Definitions(String),
+    #[error("format {0}")]
+    Format(String),
+    #[error("person secret: {0}")]
+    Secret(String),
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+}
+
+impl IndicatorError {
+    pub fn fault(&self) -> crate::fault::Fault {
+        match self {
+            IndicatorError::Period(_) | IndicatorError::Format(_) => crate::fault::Fault::BadInput,
+            IndicatorError::Definitions(_) | IndicatorError::Secret(_) => crate::fault::Fault::Bug,
+            IndicatorError::Index(_) => crate::fault::Fault::Unavailable,
+        }
+    }
 }

@@ -58,7 +58,7 @@ pub fn wanted(t: Tag) -> bool {
             | SERIES_NUMBER
             | INSTANCE_NUMBER
             | NUMBER_OF_FRAMES
-    )
+    ) || super::examined::wanted(t)
 }
 
 /// Decoded attributes of one instance.
@@ -87,6 +87,8 @@ pub struct InstanceMeta {
     pub series_description: String,
     pub instance_number: Option<i64>,
     pub number_of_frames: Option<i64>,
+    /// When the examination was done (T1), in microseconds since the epoch.
+    pub examined_at: Option<i64>,
 }
 
 struct Decoder {
@@ -170,6 +172,7 @@ impl InstanceMeta {
             series_description: text(SERIES_DESCRIPTION),
             instance_number: integer(INSTANCE_NUMBER),
             number_of_frames: integer(NUMBER_OF_FRAMES),
+            examined_at: super::examined::examined_at(kept),
         }
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod accepted;
 mod digest;
+pub mod examined;
 pub mod meta;
 mod part10;
 mod rederive;
@@ -608,6 +609,8 @@ fn instance_record(meta: &InstanceMeta, w: Where<'_>) -> InstanceRecord {
         series_description: meta.series_description.clone(),
         instance_number: meta.instance_number,
         number_of_frames: meta.number_of_frames,
+        // What the service makes (a report object) says when it was made, not examined.
+        examined_at: meta.examined_at.filter(|_| !w.made_here),
     }
 }
 

@@ -26,6 +26,11 @@ const MAX_KEPT: u32 = 64 * 1024;
 /// Sequences whose items we read into (the others are skipped or walked).
 pub const OTHER_PATIENT_IDS_SEQUENCE: Tag = tag(0x0010, 0x1002);
 pub const ISSUER_OF_ACCESSION_NUMBER_SEQUENCE: Tag = tag(0x0008, 0x0051);
+/// Its items say how long a recording lasts; of them only the counts are kept, never the
+/// samples.
+pub const WAVEFORM_SEQUENCE: Tag = tag(0x5400, 0x0100);
+const NUMBER_OF_WAVEFORM_SAMPLES: Tag = tag(0x003A, 0x0010);
+const SAMPLING_FREQUENCY: Tag = tag(0x003A, 0x001A);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScanError {
@@ -530,7 +535,13 @@ impl Scanner {
     fn keeps(&self, t: Tag) -> bool {
         match self.stack.len() {
             0 => (self.wanted)(t),
-            2 => is_known_sequence(self.stack[0].tag) && self.stack[1].kind == FrameKind::Item,
+            2 => {
+                let sequence = self.stack[0].tag;
+                is_known_sequence(sequence)
+                    && self.stack[1].kind == FrameKind::Item
+                    && (sequence != WAVEFORM_SEQUENCE
+                        || matches!(t, NUMBER_OF_WAVEFORM_SAMPLES | SAMPLING_FREQUENCY))
+            }
             _ => false,
         }
     }
@@ -574,7 +585,7 @@ pub(crate) fn has_long_length(vr: [u8; 2]) -> bool {
 fn is_known_sequence(t: Tag) -> bool {
     matches!(
         t,
-        OTHER_PATIENT_IDS_SEQUENCE | ISSUER_OF_ACCESSION_NUMBER_SEQUENCE
+        OTHER_PATIENT_IDS_SEQUENCE | ISSUER_OF_ACCESSION_NUMBER_SEQUENCE | WAVEFORM_SEQUENCE
     )
 }
 

@@ -47,6 +47,7 @@ pub fn case_status(c: &CaseRow) -> &'static str {
         "in_progress" => "status.in_reading",
         "reported" => "status.reported",
         "delivered" => "status.delivered",
+        "cancelled" => "status.cancelled",
         _ => "status.other",
     }
 }

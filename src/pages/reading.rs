@@ -177,6 +177,7 @@ pub struct Version {
     pub findings: String,
     pub conclusion: String,
     pub recommendations: String,
+    pub non_diagnostic: bool,
 }
 
 pub struct Delivery {
@@ -233,6 +234,7 @@ fn version(r: &ReportRow, w: super::i18n::Words) -> Version {
         findings: r.findings.clone(),
         conclusion: r.conclusion.clone(),
         recommendations: r.recommendations.clone(),
+        non_diagnostic: r.non_diagnostic,
     }
 }
 
@@ -314,6 +316,7 @@ pub async fn case(State(state): State<WebState>, visit: Visit, Path(id): Path<St
             findings: String::new(),
             conclusion: String::new(),
             recommendations: String::new(),
+            non_diagnostic: false,
         });
     let user = state.index.user(&who.name).await.ok().flatten();
     let now = now_micros();

@@ -261,7 +261,15 @@ fn signer(w: &mut Out, a: &Answer, with_organisation: bool) -> std::io::Result<(
 }
 
 fn body(w: &mut Out, r: &ReportRow) -> std::io::Result<()> {
+    let repeat = if r.non_diagnostic {
+        "Tyrimo įvertinti negalima, prašoma jį pakartoti. / The study cannot be read; a repeat \
+         examination is requested."
+    } else {
+        ""
+    };
+    let repeat = repeat.to_owned();
     for (code, title, value) in [
+        ("", "Netinkamas diagnostikai / Non-diagnostic", &repeat),
         ("59776-5", "Radiniai / Findings", &r.findings),
         ("55110-1", "Išvada / Conclusion", &r.conclusion),
         (

@@ -90,6 +90,9 @@ pub struct Text {
     /// Required when the case already has a signed report: why it is being corrected.
     #[serde(default)]
     pub amendment_reason: String,
+    /// The study could not be read (non-diagnostic): a repeat examination is requested.
+    #[serde(default)]
+    pub non_diagnostic: bool,
 }
 
 /// Longest text accepted in one field: far beyond any description, a bound on what one
@@ -198,6 +201,7 @@ impl Reports {
             conclusion: text.conclusion.clone(),
             recommendations: text.recommendations.clone(),
             free_text: text.free_text.clone(),
+            non_diagnostic: text.non_diagnostic,
             author: who.name.clone(),
             ..ReportRow::default()
         };
@@ -351,6 +355,7 @@ impl Reports {
             "conclusion": draft.conclusion,
             "recommendations": draft.recommendations,
             "free_text": draft.free_text,
+            "non_diagnostic": draft.non_diagnostic,
             "signer": {
                 "user": who.name,
                 "name": user.full_name,

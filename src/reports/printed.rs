@@ -133,7 +133,16 @@ pub fn layout(p: &Printed) -> Layout {
             )
         },
     ));
-    let sections = vec![
+    let mut sections = Vec::new();
+    if r.non_diagnostic {
+        sections.push((
+            "Netinkamas diagnostikai / Non-diagnostic".to_owned(),
+            "Tyrimo įvertinti negalima, prašoma jį pakartoti. / The study cannot be read; a \
+             repeat examination is requested."
+                .to_owned(),
+        ));
+    }
+    sections.extend([
         ("Radiniai / Findings".to_owned(), r.findings.clone()),
         ("Išvada / Conclusion".to_owned(), r.conclusion.clone()),
         (
@@ -141,7 +150,7 @@ pub fn layout(p: &Printed) -> Layout {
             r.recommendations.clone(),
         ),
         ("Pastabos / Notes".to_owned(), r.free_text.clone()),
-    ];
+    ]);
     let signature = vec![
         format!(
             "Pasirašė / Signed by: {}, licencija / licence {}",

@@ -40,6 +40,8 @@ pub struct Frozen {
     pub recommendations: String,
     #[serde(default)]
     pub free_text: String,
+    #[serde(default)]
+    pub non_diagnostic: bool,
     pub signer: Signer,
     pub signed_at: String,
 }
@@ -179,6 +181,7 @@ pub async fn refile(
         conclusion: f.conclusion.clone(),
         recommendations: f.recommendations.clone(),
         free_text: f.free_text.clone(),
+        non_diagnostic: f.non_diagnostic,
         author: f.signer.user.clone(),
         amends: f.amends.clone(),
         amendment_reason: f.amendment_reason.clone(),

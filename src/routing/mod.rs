@@ -9,6 +9,7 @@
 //! Routing runs in the background over what the index says, so a case is routed however its
 //! link came about (either arrival order, an administrator's decision) and after a restart.
 
+mod cancel;
 pub mod rules;
 
 use std::sync::Arc;

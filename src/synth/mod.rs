@@ -231,6 +231,7 @@ pub fn tiny_index_record(i: usize, clinic_id: &str) -> crate::index::InstanceRec
         series_description: "Echo images".into(),
         instance_number: Some((i % 20) as i64 + 1),
         number_of_frames: None,
+        examined_at: None,
     }
 }
 

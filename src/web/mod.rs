@@ -12,6 +12,7 @@ pub(crate) mod audit;
 mod audited;
 pub(crate) mod auth;
 mod governance;
+mod indicators;
 mod journal;
 mod openapi;
 mod problem;
@@ -63,6 +64,7 @@ pub struct WebState {
     pub routing: Routing,
     pub reports: Reports,
     pub retention: crate::retention::Retention,
+    pub indicators: crate::indicators::Indicators,
 }
 
 pub fn router(state: WebState) -> Router {
@@ -91,6 +93,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/archive/overview", get(audit::overview))
         .route("/api/fixity/failures", get(governance::failures))
         .route("/api/fixity/report", get(governance::report))
+        .route("/api/indicators", get(indicators::report))
         .route("/api/audit/chain", get(governance::audit_chain))
         .route("/api/audit/fhir", get(governance::audit_fhir))
         .route("/api/retention/studies/{uid}", get(retention::study))
@@ -150,6 +153,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/deliveries/{id}/retry", post(reports::retry_delivery))
         .route("/api/cases/{id}/release", post(worklist::release))
         .route("/api/cases/{id}/route", post(worklist::reroute))
+        .route("/api/cases/{id}/cancel", post(worklist::cancel))
         .route("/api/studies/{uid}/route", post(worklist::route_study))
         .route(
             "/api/readers/{name}/availability",

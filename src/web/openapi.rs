@@ -231,7 +231,7 @@ pub fn spec() -> Value {
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object",
-                    "properties": {"findings": {"type": "string"}, "conclusion": {"type": "string"}, "recommendations": {"type": "string"}, "free_text": {"type": "string"}, "amendment_reason": {"type": "string"}}
+                    "properties": {"findings": {"type": "string"}, "conclusion": {"type": "string"}, "recommendations": {"type": "string"}, "free_text": {"type": "string"}, "amendment_reason": {"type": "string"}, "non_diagnostic": {"type": "boolean", "description": "the study cannot be read; a repeat is requested (indicator TC-07)"}}
                 }}}},
                 "responses": {"200": {"description": "The draft"}, "400": problem(), "403": problem(), "404": problem(), "409": problem(), "422": problem()}
             }},
@@ -339,6 +339,17 @@ pub fn spec() -> Value {
                     {"name": "lang", "in": "query", "schema": {"type": "string", "enum": ["lt", "en"], "default": "lt"}, "description": "language of the PDF"}
                 ],
                 "responses": {"200": {"description": "the report (JSON, CSV: one row per object to look at, or PDF)"}, "400": problem(), "403": problem()}
+            }},
+            "/api/indicators": {"get": {
+                "summary": "Auditors and administrators: the quality indicators of a period (TC-01 … TC-08, TC-T1 … TC-T3, TC-V1) in total and per centre, clinic, kind and priority, with targets, exclusions and data-quality exceptions",
+                "parameters": [
+                    {"name": "period", "in": "query", "schema": {"type": "string"}, "description": "a year (2026), quarter (2026-Q3) or month (2026-11), cut in Vilnius"},
+                    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}, "description": "first day of a range, with `to`"},
+                    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}, "description": "last day of a range (included)"},
+                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv", "fhir"], "default": "json"}},
+                    {"name": "person_keys", "in": "query", "schema": {"type": "boolean", "default": false}, "description": "JSON: the keyed hashes of the persons counted, for pooling with another institution"}
+                ],
+                "responses": {"200": {"description": "the report (JSON; CSV one row per indicator and stratum; FHIR R4 Bundle of Measure and MeasureReport)"}, "400": problem(), "403": problem()}
             }},
             "/api/audit/chain": {"get": {
                 "summary": "Auditors and administrators: walk the tamper-evident audit trail from its first event and check every signed head; names the first event where it breaks",
@@ -451,6 +462,14 @@ pub fn spec() -> Value {
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "The case, new again"}, "404": problem(), "409": problem()}
             }},
+            "/api/cases/{id}/cancel": {"post": {
+                "summary": "Withdraw a case not yet reported (a clinic its own, administrators any), with the reason: it leaves the worklists and the indicators, where it is counted as excluded (audited, journaled)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["reason"], "additionalProperties": false,
+                    "properties": {"reason": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "The case, cancelled"}, "400": problem(), "403": problem(), "404": problem(), "409": problem()}
+            }},
             "/api/cases/{id}/route": {"post": {
                 "summary": "Administrators: route an open or unrouted case to a centre with a contract for its clinic (and a reader, or the shared worklist), with the reason (audited, journaled)",
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -519,6 +538,7 @@ mod tests {
         ("get", "/api/archive/overview"),
         ("get", "/api/fixity/failures"),
         ("get", "/api/fixity/report"),
+        ("get", "/api/indicators"),
         ("get", "/api/audit/chain"),
         ("get", "/api/audit/fhir"),
         ("get", "/api/retention/studies/{uid}"),
@@ -538,6 +558,7 @@ mod tests {
         ("post", "/api/users/{name}/tokens"),
         ("get", "/api/waveforms/{study}/{series}/{instance}"),
         ("post", "/api/cases/{id}/route"),
+        ("post", "/api/cases/{id}/cancel"),
         ("get", "/api/cases/{id}/deliveries"),
         ("get", "/api/deliveries"),
         ("post", "/api/deliveries/{id}/retry"),

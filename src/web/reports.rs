@@ -35,6 +35,7 @@ fn view(r: &ReportRow) -> Value {
         "conclusion": r.conclusion,
         "recommendations": r.recommendations,
         "free_text": r.free_text,
+        "non_diagnostic": r.non_diagnostic,
         "author": r.author,
         "amends": r.amends,
         "amendment_reason": r.amendment_reason,

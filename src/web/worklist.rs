@@ -67,6 +67,9 @@ pub fn view(c: &CaseRow) -> Value {
             "routed": time(c.routed_at),
             "claimed": time(c.claimed_at),
         },
+        "cancelled": c.cancelled_at.map(|at| json!({
+            "at": rfc3339(at), "by": c.cancelled_by, "reason": c.cancel_reason,
+        })),
     })
 }
 
@@ -220,6 +223,31 @@ pub async fn route_study(
         let case = state
             .routing
             .route_study(&who, &study, &r.reason)
+            .await
+            .map_err(problem)?;
+        Ok(view(&case))
+    };
+    answer(result.await)
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cancel {
+    reason: String,
+}
+
+/// A clinic withdraws one of its cases not yet reported (an administrator any), with the reason.
+pub async fn cancel(
+    State(state): State<WebState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    request: Result<Json<Cancel>, JsonRejection>,
+) -> Response {
+    let result = async {
+        let r = body(request)?;
+        let case = state
+            .routing
+            .cancel(&who, &id, &r.reason)
             .await
             .map_err(problem)?;
         Ok(view(&case))

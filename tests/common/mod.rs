@@ -807,6 +807,21 @@ impl Server {
         })
     }
 
+    /// Runs a script of one statement per line on the index database, in one transaction.
+    pub fn execute_script(&self, script: &str) {
+        self.with_index(async |pool| {
+            let mut tx = pool.begin().await.expect("begin script");
+            for statement in script.lines().filter(|l| !l.trim().is_empty()) {
+                let statement = statement.trim().trim_end_matches(';').to_owned();
+                sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}: {statement}"));
+            }
+            tx.commit().await.expect("commit script");
+        })
+    }
+
     /// Every DICOM object in the local store (referral documents and HL7 messages aside).
     pub fn stored_objects(&self) -> Vec<PathBuf> {
         files_under(&self.dir.path().join("objects"))

@@ -32,6 +32,29 @@ pub enum Command {
         #[arg(long)]
         http_port: Option<u16>,
     },
+    /// Quality indicators of a period (turnaround, volume, data quality), in total and per
+    /// centre, clinic, kind and priority, with their targets.
+    Indicators {
+        /// A year (2026), quarter (2026-Q3) or month (2026-11), cut in Vilnius.
+        #[arg(long, conflicts_with_all = ["year", "from", "to"])]
+        period: Option<String>,
+        /// A calendar year: the same as --period YYYY.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        year: Option<i16>,
+        /// First day of a range (YYYY-MM-DD), with --to.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// Last day of a range (YYYY-MM-DD), included.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// json, csv or fhir (a Bundle of Measures and MeasureReports).
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// JSON: include the keyed hashes of the persons counted, for pooling with another
+        /// institution's.
+        #[arg(long)]
+        person_keys: bool,
+    },
     /// List received studies, most recent first.
     Studies {
         /// Print JSON instead of a table.

@@ -24,6 +24,27 @@ fn store_url(text: &str) -> anyhow::Result<String> {
         .to_string())
 }
 
+/// `indicators`: the report of a period, printed; the read is audited first.
+pub async fn indicators_command(
+    config: Config,
+    period: telecardio::indicators::Period,
+    format: &str,
+    person_keys: bool,
+) -> anyhow::Result<ExitCode> {
+    use telecardio::indicators::export::{render, Format};
+    let format = match Format::parse(format) {
+        Ok(f) => f,
+        Err(e) => return Ok(crate::refused(e.fault(), e)),
+    };
+    let index = open_index(&config).await?;
+    let indicators =
+        telecardio::indicators::Indicators::new(index.clone(), std::sync::Arc::new(config))?;
+    cli_read(&index, "indicators_read", format!("period {}", period.name)).await?;
+    let report = indicators.report(&period).await?;
+    println!("{}", render(&indicators, &report, format, person_keys));
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `backup` (restore: `None`) or `restore` (`Some(snapshot)`).
 pub async fn backup_command(
     config: Config,

@@ -74,6 +74,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(telecardio::server::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Indicators {
+            period,
+            year,
+            from,
+            to,
+            format,
+            person_keys,
+        } => {
+            let config = load_config(&cli, None, None)?;
+            let period = match (period, year, from, to) {
+                (Some(p), _, _, _) => telecardio::indicators::Period::parse(p),
+                (None, Some(y), _, _) => telecardio::indicators::Period::parse(&y.to_string()),
+                (None, None, Some(f), Some(t)) => telecardio::indicators::Period::range(f, t),
+                _ => {
+                    eprintln!("telecardio: give --period, --year or --from and --to");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let period = match period {
+                Ok(p) => p,
+                Err(e) => return Ok(refused(e.fault(), e)),
+            };
+            runtime()?.block_on(governance::indicators_command(
+                config,
+                period,
+                format,
+                *person_keys,
+            ))
+        }
         Command::Studies { json, limit } => {
             let config = load_config(&cli, None, None)?;
             let rows = runtime()?.block_on(async {

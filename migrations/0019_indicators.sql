@@ -1,0 +1,16 @@
+-- Clocks and facts the quality indicators need that the workflow did not keep yet.
+
+-- T1: when the examination was done, the latest acquisition or content time (a recording's
+-- start plus its duration) of the objects the clinic sent; NULL while none said.
+ALTER TABLE studies ADD COLUMN examined_at BIGINT;
+
+-- A case withdrawn (the referral cancelled, the study sent in error): it leaves the worklist and
+-- every indicator, and is counted as excluded. Who did it and why stay with it.
+ALTER TABLE cases ADD COLUMN cancelled_at BIGINT;
+ALTER TABLE cases ADD COLUMN cancelled_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE cases ADD COLUMN cancel_reason TEXT NOT NULL DEFAULT '';
+-- The status the case had when it was cancelled.
+ALTER TABLE cases ADD COLUMN cancelled_from TEXT NOT NULL DEFAULT '';
+
+-- The reader found the study non-diagnostic and asked for a repeat (indicator TC-07).
+ALTER TABLE reports ADD COLUMN non_diagnostic BIGINT NOT NULL DEFAULT 0;

@@ -1,0 +1,335 @@
+//! Quality indicators against the real binary: a generated history of 1,200 cases over two
+//! calendar years (three clinics, two centres, repeated patients, urgent and routine, echo and
+//! Holter, a year-end and both daylight-saving changes inside the periods, impossible clocks
+//! and cancelled cases) gives exactly what an independent computation in Python gives, for
+//! every indicator and stratum, on SQLite and on PostgreSQL alike; the FHIR export validates
+//! as R4; persons pool across two archives through their keyed hashes.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+/// The person secret both archives share, as the platform would hand it out.
+const SECRET: &str = "shared-platform-secret";
+
+/// Python with `fhir.resources` (R4) and `holidays`, kept apart from the other test clients:
+/// that release of `fhir.resources` needs pydantic 1.
+fn fhir_python() -> PathBuf {
+    std::env::var_os("TC_TEST_FHIR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/fhir-venv/bin/python"))
+}
+
+/// Generates the history into `dir`, with the expected values computed from it.
+fn history(dir: &Path, now: &str) -> Value {
+    let out = Command::new(fhir_python())
+        .arg(repo().join("tests/indicators/history.py"))
+        .args([
+            "--out",
+            dir.to_str().unwrap(),
+            "--now",
+            now,
+            "--secret",
+            SECRET,
+        ])
+        .arg("--expect")
+        .output()
+        .expect("run history.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap()
+}
+
+fn archive(db: Db, secret: &Path) -> Server {
+    Server::start_with(
+        db,
+        Store::Local,
+        &[(
+            "TELECARDIO_INDICATORS__PERSON_SECRET",
+            secret.to_str().unwrap(),
+        )],
+    )
+}
+
+fn indicators(server: &Server, period: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["indicators", "--format", "json"];
+    let range: Vec<&str>;
+    if let Some((from, to)) = period.split_once("..") {
+        range = vec!["--from", from, "--to", to];
+        args.extend(&range);
+    } else {
+        args.extend(["--period", period]);
+    }
+    args.extend(extra);
+    let out = server.cli(&args);
+    assert!(
+        out.status.success(),
+        "indicators {period}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("indicators JSON")
+}
+
+/// `code|by|value` of a computed value, as the expectation names it.
+fn key(v: &Value) -> String {
+    format!(
+        "{}|{}|{}",
+        v["code"].as_str().unwrap(),
+        v["stratum"]["by"].as_str().unwrap(),
+        v["stratum"]["value"].as_str().unwrap_or("")
+    )
+}
+
+fn same_number(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() < 1e-9,
+        _ => a.is_null() && b.is_null(),
+    }
+}
+
+/// Every value of `report` equals the independent computation, and no stratum is missing.
+fn assert_matches(report: &Value, expected: &Value, period: &str) {
+    let expected = &expected["periods"][period];
+    let values = report["values"].as_array().unwrap();
+    let mut seen = BTreeSet::new();
+    for v in values {
+        let k = key(v);
+        let want = &expected["values"][&k];
+        assert!(
+            !want.is_null(),
+            "{period}: {k} is not in the independent computation"
+        );
+        for field in ["b", "excluded", "persons_b"] {
+            assert_eq!(v[field], want[field], "{period} {k} {field}");
+        }
+        for field in [
+            "p",
+            "persons_p",
+            "score_pct",
+            "median_min",
+            "p90_min",
+            "target_met",
+        ] {
+            if want.get(field).is_some() {
+                let ok = v[field] == want[field] || same_number(&v[field], &want[field]);
+                assert!(ok, "{period} {k} {field}: {} ≠ {}", v[field], want[field]);
+            }
+        }
+        seen.insert(k);
+    }
+    let wanted: BTreeSet<String> = expected["values"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(seen, wanted, "{period}: strata");
+    let exceptions: BTreeSet<&str> = report["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["case_id"].as_str().unwrap())
+        .collect();
+    let want: BTreeSet<&str> = expected["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(exceptions, want, "{period}: exceptions");
+}
+
+/// The report without the instant it was made.
+fn content(mut report: Value) -> Value {
+    report["generated_at"] = Value::Null;
+    report
+}
+
+#[test]
+fn indicators_equal_an_independent_computation_on_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = jiff::Timestamp::now().to_string();
+    let expected = history(dir.path(), &now);
+    assert!(expected["cases"].as_u64().unwrap() >= 1000);
+    let secret = dir.path().join("person-secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let script = std::fs::read_to_string(dir.path().join("history.sql")).unwrap();
+    let sqlite = archive(Db::Sqlite, &secret);
+    let postgres = archive(Db::Postgres, &secret);
+    sqlite.execute_script(&script);
+    postgres.execute_script(&script);
+
+    let periods: Vec<String> = expected["periods"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    for period in &periods {
+        let a = indicators(&sqlite, period, &[]);
+        assert_matches(&a, &expected, period);
+        let b = indicators(&postgres, period, &[]);
+        assert_eq!(
+            content(a),
+            content(b),
+            "{period}: SQLite and PostgreSQL differ"
+        );
+    }
+
+    // The same over HTTP, for an auditor; CSV in the platform's columns. A clinic may not.
+    let auditor = sqlite.token("quality", "auditor", "");
+    let bearer = format!("Bearer {auditor}");
+    let reply = request(
+        sqlite.http_port,
+        "GET",
+        "/api/indicators?period=2026&format=csv",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/csv"));
+    let mut lines = reply.body.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("code,period_start,period_end,reporter_id,partner_id,kind,priority,b,p,"));
+    let total_01 = lines
+        .find(|l| l.starts_with("TC-01,2026-01-01,2026-12-31,,,,,"))
+        .expect("TC-01 total row");
+    let b: u64 = total_01.split(',').nth(7).unwrap().parse().unwrap();
+    assert_eq!(
+        b,
+        expected["periods"]["2026"]["values"]["TC-01|total|"]["b"]
+            .as_u64()
+            .unwrap()
+    );
+    let clinic = sqlite.token("clinic-user", "clinic", "demo");
+    let reply = request(
+        sqlite.http_port,
+        "GET",
+        "/api/indicators?period=2026",
+        &[("Authorization", &format!("Bearer {clinic}"))],
+        b"",
+    );
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    for bad in [
+        "period=2026-13",
+        "period=2026&format=xml",
+        "from=2026-02-01&to=2026-01-01",
+    ] {
+        let reply = request(
+            sqlite.http_port,
+            "GET",
+            &format!("/api/indicators?{bad}"),
+            &[("Authorization", &bearer)],
+            b"",
+        );
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+    }
+
+    // FHIR R4: every Measure and MeasureReport validates, and each centre's report carries
+    // the scores the independent computation gives for that centre's cases.
+    let out = sqlite.cli(&["indicators", "--year", "2026", "--format", "fhir"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bundle = dir.path().join("bundle.json");
+    std::fs::write(&bundle, &out.stdout).unwrap();
+    let check = Command::new(fhir_python())
+        .arg(repo().join("tests/indicators/validate_fhir.py"))
+        .arg(&bundle)
+        .output()
+        .expect("run validate_fhir.py");
+    let summary: Value = serde_json::from_slice(&check.stdout).unwrap_or(Value::Null);
+    assert!(
+        check.status.success(),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(summary["measures"], 12);
+    // Two centres of the history and the configuration's own one.
+    assert_eq!(summary["reports"], 36);
+    let year = &expected["periods"]["2026"]["values"];
+    for centre in ["centre-1", "centre-2"] {
+        for code in ["TC-01", "TC-02", "TC-03", "TC-04", "TC-07"] {
+            let want = &year[format!("{code}|centre|{centre}")];
+            let got = &summary["scores"][format!("{centre}|{code}")];
+            assert!(
+                same_number(got, &want["score_pct"]),
+                "{centre} {code}: {got} ≠ {want}"
+            );
+            let numerator = &summary["counts"][format!("{centre}|{code}|numerator")];
+            assert_eq!(numerator, &want["p"], "{centre} {code} numerator");
+        }
+        let want = &year[format!("TC-T1|centre|{centre}")];
+        let got = &summary["scores"][format!("{centre}|TC-T1-median")];
+        assert!(
+            same_number(got, &want["median_min"]),
+            "{centre} TC-T1 median"
+        );
+        let got = &summary["scores"][format!("{centre}|TC-T1-p90")];
+        assert!(same_number(got, &want["p90_min"]), "{centre} TC-T1 p90");
+    }
+}
+
+#[test]
+fn persons_pool_across_two_archives_through_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = jiff::Timestamp::now().to_string();
+    let expected = history(dir.path(), &now);
+    let secret = dir.path().join("person-secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    // Clinics a and b in one archive, clinic c in another, on the other engine.
+    let first = archive(Db::Sqlite, &secret);
+    let second = archive(Db::Postgres, &secret);
+    first.execute_script(&std::fs::read_to_string(dir.path().join("part-a.sql")).unwrap());
+    second.execute_script(&std::fs::read_to_string(dir.path().join("part-b.sql")).unwrap());
+    let keys = |server: &Server| -> BTreeSet<String> {
+        let report = indicators(server, "2026", &["--person-keys"]);
+        let volume = report["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["code"] == "TC-V1" && v["stratum"]["by"] == "total")
+            .unwrap()
+            .clone();
+        let keys: BTreeSet<String> = volume["person_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(keys.len() as u64, volume["p"].as_u64().unwrap());
+        assert!(keys.iter().all(|k| k.len() == 64), "HMAC-SHA-256 in hex");
+        keys
+    };
+    let a = keys(&first);
+    let b = keys(&second);
+    assert_eq!(a.len() as u64, expected["persons_2026_a"].as_u64().unwrap());
+    assert_eq!(b.len() as u64, expected["persons_2026_b"].as_u64().unwrap());
+    let union: BTreeSet<&String> = a.iter().chain(b.iter()).collect();
+    assert_eq!(
+        union.len() as u64,
+        expected["persons_2026"].as_u64().unwrap()
+    );
+    assert!(
+        union.len() < a.len() + b.len(),
+        "some persons were seen at both: a plain sum would count them twice"
+    );
+    // Without the flag the keys stay home.
+    let plain = indicators(&first, "2026", &[]);
+    assert!(!plain.to_string().contains("person_keys"));
+}
