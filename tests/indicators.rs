@@ -10,6 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -332,4 +333,214 @@ fn persons_pool_across_two_archives_through_their_keys() {
     // Without the flag the keys stay home.
     let plain = indicators(&first, "2026", &[]);
     assert!(!plain.to_string().contains("person_keys"));
+}
+
+/// A Holter study read as non-diagnostic and an echo study cancelled, through the real
+/// workflow: T1 comes from the objects (the recording's start plus its duration), the
+/// cancelled case leaves the indicators as excluded, the non-diagnostic one counts in TC-07.
+fn clocks_from_the_workflow(db: Db) {
+    use common::cases::*;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("person-secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let server = Server::start_with(
+        db,
+        Store::Local,
+        &[
+            (
+                "TELECARDIO_INDICATORS__PERSON_SECRET",
+                secret.to_str().unwrap(),
+            ),
+            ("TELECARDIO_ROUTING__STUDY_STABLE_SECONDS", "0"),
+        ],
+    );
+    let clinic = server.token("clinic-desk", "clinic", "demo");
+    let reader = server.token("dr-ona", "cardiologist", "demo-centre");
+    signer_profile(&server, "dr-ona");
+    let admin = server.token("boss", "admin", "");
+
+    // The Holter recording started 2026-11-20 09:30 in Vilnius and lasted 120,000 samples at
+    // 200 Hz: T1 is 07:40 UTC, five minutes after its content time.
+    let holter = dir.path().join("holter.dcm");
+    std::fs::copy(test_image("holter-ambulatory.dcm"), &holter).unwrap();
+    let mut cmd = dcmtk("dcmodify");
+    cmd.arg("-nb");
+    for change in [
+        "(0010,0020)=48507120013",
+        "(0008,0050)=E027-2026-0801",
+        "(0020,000D)=2.25.80801",
+        "(0020,000E)=2.25.80801.1",
+        "(0008,0018)=2.25.80801.1.1",
+    ] {
+        cmd.arg("-m").arg(change);
+    }
+    cmd.arg(&holter);
+    let (ok, log) = run(cmd);
+    assert!(ok, "{log}");
+    let document = VALID
+        .replace("E027-DOC-0001", "E027-DOC-0801")
+        .replace("E027-2026-0001", "E027-2026-0801");
+    assert_eq!(post_referral(&server, &clinic, &document).status, 201);
+    let before = jiff::Timestamp::now().as_microsecond();
+    let (ok, log) = storescu(server.dicom_port, &[holter]);
+    assert!(ok, "{log}");
+    let after = jiff::Timestamp::now().as_microsecond();
+    let mut holter_case = String::new();
+    wait_for(Duration::from_secs(30), || {
+        let list = call(&server, &reader, "GET", "/api/worklist", "").json();
+        match list["cases"]
+            .as_array()
+            .and_then(|l| l.iter().find(|c| c["study_uid"] == "2.25.80801"))
+        {
+            Some(case) => {
+                holter_case = case["id"].as_str().unwrap().to_owned();
+                true
+            }
+            None => false,
+        }
+    });
+    let claim = call(
+        &server,
+        &reader,
+        "POST",
+        &format!("/api/cases/{holter_case}/claim"),
+        "",
+    );
+    assert_eq!(claim.status, 200, "{}", claim.body);
+    let draft = call(
+        &server,
+        &reader,
+        "PUT",
+        &format!("/api/cases/{holter_case}/report"),
+        r#"{"findings": "Įrašas triukšmingas, ritmo įvertinti negalima.",
+            "conclusion": "Tyrimas nediagnostinis.", "non_diagnostic": true}"#,
+    );
+    assert_eq!(draft.status, 200, "{}", draft.body);
+    assert_eq!(draft.json()["non_diagnostic"], true);
+    let signed = sign(&server, &reader, &holter_case);
+    assert_eq!(signed["non_diagnostic"], true);
+    let answer = call(
+        &server,
+        &reader,
+        "GET",
+        &format!(
+            "/api/cases/{holter_case}/reports/{}/answer",
+            signed["id"].as_str().unwrap()
+        ),
+        "",
+    );
+    assert!(answer.body.contains("Non-diagnostic"), "{}", answer.body);
+
+    // An echo study the clinic withdraws.
+    let (echo_case, _) = routed_case(&server, &clinic, &reader, 802);
+    let path = format!("/api/cases/{echo_case}/cancel");
+    assert_eq!(
+        call(&server, &clinic, "POST", &path, r#"{"reason": " "}"#).status,
+        422
+    );
+    assert_eq!(
+        call(&server, &reader, "POST", &path, r#"{"reason": "no"}"#).status,
+        403
+    );
+    let cancelled = call(
+        &server,
+        &clinic,
+        "POST",
+        &path,
+        r#"{"reason": "sent in error"}"#,
+    );
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    let case = cancelled.json();
+    assert_eq!(case["status"], "cancelled");
+    assert_eq!(case["cancelled"]["reason"], "sent in error");
+    assert_eq!(case["cancelled"]["by"], "clinic-desk");
+    let again = call(&server, &admin, "POST", &path, r#"{"reason": "twice"}"#);
+    assert_eq!(again.status, 409, "{}", again.body);
+    let worklist = call(&server, &reader, "GET", "/api/worklist", "").json();
+    assert!(
+        !worklist.to_string().contains(&echo_case),
+        "a cancelled case leaves the worklist"
+    );
+    let signed_holter = call(
+        &server,
+        &admin,
+        "POST",
+        &format!("/api/cases/{holter_case}/cancel"),
+        r#"{"reason": "late"}"#,
+    );
+    assert_eq!(
+        signed_holter.status, 409,
+        "a reported case is not cancelled"
+    );
+
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Vilnius").unwrap())
+        .date();
+    let day = |d: jiff::civil::Date| d.to_string();
+    let period = format!(
+        "{}..{}",
+        day(today.yesterday().unwrap()),
+        day(today.tomorrow().unwrap())
+    );
+    let report = indicators(&server, &period, &[]);
+    let total = |code: &str| {
+        report["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["code"] == code && v["stratum"]["by"] == "total")
+            .unwrap()
+            .clone()
+    };
+    let t1 = "2026-11-20T07:40:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_microsecond();
+    let latency = total("TC-T3");
+    assert_eq!(
+        (latency["b"].as_u64(), latency["excluded"].as_u64()),
+        (Some(1), Some(1)),
+        "{latency}"
+    );
+    let minutes = latency["median_min"].as_f64().unwrap();
+    let low = (before - t1) as f64 / 60e6 - 0.01;
+    let high = (after - t1) as f64 / 60e6 + 0.01;
+    assert!(
+        (low..=high).contains(&minutes),
+        "T2 − T1 {minutes} not in {low}..{high}"
+    );
+    let non_diagnostic = total("TC-07");
+    assert_eq!(
+        (non_diagnostic["b"].as_u64(), non_diagnostic["p"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let volume = total("TC-V1");
+    assert_eq!(
+        (volume["b"].as_u64(), volume["p"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let referral = total("TC-04");
+    assert_eq!(
+        (
+            referral["b"].as_u64(),
+            referral["p"].as_u64(),
+            referral["excluded"].as_u64()
+        ),
+        (Some(1), Some(0), Some(1))
+    );
+    assert!(
+        report["exceptions"].as_array().unwrap().is_empty(),
+        "{}",
+        report["exceptions"]
+    );
+}
+
+#[test]
+fn clocks_from_the_workflow_sqlite() {
+    clocks_from_the_workflow(Db::Sqlite);
+}
+
+#[test]
+fn clocks_from_the_workflow_postgres() {
+    clocks_from_the_workflow(Db::Postgres);
 }

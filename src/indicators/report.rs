@@ -195,10 +195,12 @@ fn person_secret(path: &Path) -> Result<Vec<u8>, IndicatorError> {
         |e: std::io::Error| IndicatorError::Secret(format!("{}: {e}", path.display()));
     match std::fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => return Ok(text.trim().as_bytes().to_vec()),
-        Ok(_) => return Err(IndicatorError::Secret(format!(
+        Ok(_) => {
+            return Err(IndicatorError::Secret(format!(
             "{} is empty: put the platform's shared secret in it, or remove it to have one made",
             path.display()
-        ))),
+        )))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(secret_error(e)),
     }

@@ -468,7 +468,7 @@ pub fn spec() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["reason"], "additionalProperties": false,
                     "properties": {"reason": {"type": "string"}}}}}},
-                "responses": {"200": {"description": "The case, cancelled"}, "400": problem(), "403": problem(), "404": problem(), "409": problem()}
+                "responses": {"200": {"description": "The case, cancelled"}, "400": problem(), "403": problem(), "404": problem(), "409": problem(), "422": problem()}
             }},
             "/api/cases/{id}/route": {"post": {
                 "summary": "Administrators: route an open or unrouted case to a centre with a contract for its clinic (and a reader, or the shared worklist), with the reason (audited, journaled)",
