@@ -14,3 +14,7 @@ ALTER TABLE cases ADD COLUMN cancelled_from TEXT NOT NULL DEFAULT '';
 
 -- The reader found the study non-diagnostic and asked for a repeat (indicator TC-07).
 ALTER TABLE reports ADD COLUMN non_diagnostic BIGINT NOT NULL DEFAULT 0;
+
+-- Indicator TC-05 asks, for every study received in a period, whether linking it needed a
+-- person: found by study.
+CREATE INDEX link_exceptions_study ON link_exceptions (study_uid);

@@ -7,7 +7,7 @@
 //! exception with the reason and left out of every indicator that uses the clock in doubt, and
 //! counted there as excluded; so is a cancelled case, everywhere.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -69,7 +69,7 @@ pub struct Facts {
 }
 
 /// One dimension a value is cut by, or none (the total).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(tag = "by", content = "value", rename_all = "snake_case")]
 pub enum Stratum {
     Total,
@@ -175,18 +175,8 @@ fn name(clock: Clock) -> &'static str {
     }
 }
 
-fn strata_of(c: &CaseFacts) -> [Stratum; 5] {
-    [
-        Stratum::Total,
-        Stratum::Centre(c.centre.clone()),
-        Stratum::Clinic(c.clinic.clone()),
-        Stratum::Kind(c.kind.clone()),
-        Stratum::Priority(c.priority.clone()),
-    ]
-}
-
-/// The clocks an indicator reads.
-fn clocks_of(d: &Definition) -> Vec<Clock> {
+/// The clocks an indicator reads, as a bit set over [`Clock`]'s order.
+fn clocks_of(d: &Definition) -> u8 {
     let mut out: Vec<Clock> = d.base.by.into_iter().collect();
     if let Some(n) = &d.numerator {
         out.extend(n.from);
@@ -195,7 +185,11 @@ fn clocks_of(d: &Definition) -> Vec<Clock> {
     if let Some((a, b)) = d.interval {
         out.extend([a, b]);
     }
-    out
+    out.iter().fold(0, |bits, k| bits | bit(*k))
+}
+
+fn bit(k: Clock) -> u8 {
+    1 << (k as u8)
 }
 
 /// One stratum's members as they accumulate.
@@ -204,27 +198,26 @@ struct Tally {
     b: u64,
     p: u64,
     excluded: u64,
-    /// Person → whether all of their cases met the criterion so far.
-    persons: BTreeMap<String, bool>,
+    /// Person (interned) → whether all of their cases met the criterion so far.
+    persons: HashMap<u32, bool>,
     minutes: Vec<f64>,
-    targets: BTreeSet<String>,
+    targets: BTreeSet<Target>,
     target_minutes: Option<f64>,
     mixed: bool,
 }
 
 impl Tally {
-    fn person(&mut self, person: &str, met: bool) {
-        if person.is_empty() {
-            return;
+    fn person(&mut self, person: Option<u32>, met: bool) {
+        if let Some(person) = person {
+            let all = self.persons.entry(person).or_insert(true);
+            *all &= met;
         }
-        let all = self.persons.entry(person.to_owned()).or_insert(true);
-        *all &= met;
     }
 
     fn target(&mut self, t: Option<Target>) {
         match t {
             Some(t) => {
-                self.targets.insert(t.text());
+                self.targets.insert(t);
                 match self.target_minutes {
                     None => self.target_minutes = Some(t.minutes()),
                     Some(m) if m != t.minutes() => self.mixed = true,
@@ -233,6 +226,67 @@ impl Tally {
             }
             None => self.mixed = true,
         }
+    }
+}
+
+/// A case made ready for counting: its strata and person interned, its clocks by position,
+/// its doubted clocks as bits, its contract target looked up once.
+struct Prepared<'a> {
+    case: &'a CaseFacts,
+    strata: [usize; 5],
+    person: Option<u32>,
+    clocks: [Option<i64>; 7],
+    doubted: u8,
+    target: Option<Target>,
+}
+
+/// Strata and persons by number, so that counting compares integers, not strings.
+#[derive(Default)]
+struct Interned {
+    strata: Vec<Stratum>,
+    stratum_index: HashMap<Stratum, usize>,
+    persons: Vec<String>,
+    person_index: HashMap<String, u32>,
+}
+
+impl Interned {
+    fn stratum(&mut self, s: Stratum) -> usize {
+        if let Some(&i) = self.stratum_index.get(&s) {
+            return i;
+        }
+        self.strata.push(s.clone());
+        self.stratum_index.insert(s, self.strata.len() - 1);
+        self.strata.len() - 1
+    }
+
+    fn person(&mut self, key: &str) -> Option<u32> {
+        if key.is_empty() {
+            return None;
+        }
+        if let Some(&i) = self.person_index.get(key) {
+            return Some(i);
+        }
+        let i = u32::try_from(self.persons.len()).ok()?;
+        self.persons.push(key.to_owned());
+        self.person_index.insert(key.to_owned(), i);
+        Some(i)
+    }
+}
+
+/// Tallies by interned stratum; a stratum appears once a member (counted or excluded) is in it.
+struct Tallies(Vec<Option<Tally>>);
+
+impl Tallies {
+    fn new(strata: usize) -> Tallies {
+        let mut all: Vec<Option<Tally>> = (0..strata).map(|_| None).collect();
+        if let Some(total) = all.first_mut() {
+            *total = Some(Tally::default());
+        }
+        Tallies(all)
+    }
+
+    fn at(&mut self, i: usize) -> &mut Tally {
+        self.0[i].get_or_insert_with(Tally::default)
     }
 }
 
@@ -250,21 +304,54 @@ pub fn compute(
         .filter(|c| !c.cancelled)
         .filter_map(|c| doubts(c, now))
         .collect();
-    let doubted: BTreeMap<&str, &Exception> =
+    let doubted: HashMap<&str, &Exception> =
         exceptions.iter().map(|e| (e.case_id.as_str(), e)).collect();
-    let cases: BTreeMap<&str, &CaseFacts> = facts
+    let mut interned = Interned::default();
+    let total = interned.stratum(Stratum::Total);
+    let prepared: Vec<Prepared> = facts
         .cases
         .iter()
-        .map(|c| (c.case_id.as_str(), c))
+        .map(|c| {
+            let mut clocks = [None; 7];
+            for (k, v) in &c.clocks {
+                clocks[*k as usize] = Some(*v);
+            }
+            Prepared {
+                case: c,
+                strata: [
+                    total,
+                    interned.stratum(Stratum::Centre(c.centre.clone())),
+                    interned.stratum(Stratum::Clinic(c.clinic.clone())),
+                    interned.stratum(Stratum::Kind(c.kind.clone())),
+                    interned.stratum(Stratum::Priority(c.priority.clone())),
+                ],
+                person: interned.person(&c.person),
+                clocks,
+                doubted: doubted
+                    .get(c.case_id.as_str())
+                    .map_or(0, |e| e.clocks.iter().fold(0, |bits, k| bits | bit(*k))),
+                target: target_for(targets, &c.clinic, &c.centre, &c.kind, &c.priority),
+            }
+        })
+        .collect();
+    let by_id: HashMap<&str, usize> = prepared
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.case.case_id.as_str(), i))
+        .collect();
+    let clinic_strata: Vec<usize> = facts
+        .studies
+        .iter()
+        .map(|s| interned.stratum(Stratum::Clinic(s.clinic.clone())))
         .collect();
     let mut values = Vec::new();
     for d in definitions {
-        let mut tallies: BTreeMap<Stratum, Tally> = BTreeMap::new();
-        tallies.entry(Stratum::Total).or_default();
+        let mut tallies = Tallies::new(interned.strata.len());
         match d.base.of {
             Population::Cases => {
-                for c in &facts.cases {
-                    case_member(d, targets, c, period, &doubted, &mut tallies);
+                let used = clocks_of(d);
+                for c in &prepared {
+                    case_member(d, c, used, period, &mut tallies);
                 }
             }
             Population::Reports => {
@@ -273,37 +360,37 @@ pub fn compute(
                     .iter()
                     .filter(|v| period.contains(v.signed_at))
                 {
-                    let Some(c) = cases.get(v.case_id.as_str()) else {
+                    let Some(&i) = by_id.get(v.case_id.as_str()) else {
                         continue;
                     };
+                    let c = &prepared[i];
                     let met = v.amendment;
-                    for s in strata_of(c) {
-                        let t = tallies.entry(s).or_default();
-                        if c.cancelled {
+                    for s in c.strata {
+                        let t = tallies.at(s);
+                        if c.case.cancelled {
                             t.excluded += 1;
                             continue;
                         }
                         t.b += 1;
                         t.p += u64::from(met);
-                        t.person(&c.person, met);
+                        t.person(c.person, met);
                     }
                 }
             }
             Population::Studies => {
-                for s in facts
-                    .studies
-                    .iter()
-                    .filter(|s| period.contains(s.received_at))
-                {
-                    for stratum in [Stratum::Total, Stratum::Clinic(s.clinic.clone())] {
-                        let t = tallies.entry(stratum).or_default();
+                for (s, clinic) in facts.studies.iter().zip(&clinic_strata) {
+                    if !period.contains(s.received_at) {
+                        continue;
+                    }
+                    for stratum in [total, *clinic] {
+                        let t = tallies.at(stratum);
                         t.b += 1;
                         t.p += u64::from(s.reconciled);
                     }
                 }
             }
             Population::FixityChecks => {
-                let t = tallies.entry(Stratum::Total).or_default();
+                let t = tallies.at(total);
                 for c in facts
                     .checks
                     .iter()
@@ -314,65 +401,67 @@ pub fn compute(
                 }
             }
         }
-        for (stratum, t) in tallies {
-            values.push(value(d, stratum, t));
+        let mut counted: Vec<(Stratum, Tally)> = tallies
+            .0
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.map(|t| (interned.strata[i].clone(), t)))
+            .collect();
+        counted.sort_by(|a, b| a.0.cmp(&b.0));
+        for (stratum, t) in counted {
+            values.push(value(d, stratum, t, &interned.persons));
         }
     }
     Computed { values, exceptions }
 }
 
 /// Adds case `c` to the tallies of `d` when its base clock falls in the period.
-fn case_member(
-    d: &Definition,
-    targets: &[TargetRule],
-    c: &CaseFacts,
-    period: &Period,
-    doubted: &BTreeMap<&str, &Exception>,
-    tallies: &mut BTreeMap<Stratum, Tally>,
-) {
+fn case_member(d: &Definition, c: &Prepared, used: u8, period: &Period, tallies: &mut Tallies) {
     let Some(by) = d.base.by else { return };
-    let Some(&at) = c.clocks.get(&by) else { return };
+    let Some(at) = c.clocks[by as usize] else {
+        return;
+    };
     if !period.contains(at) {
         return;
     }
-    let in_doubt = doubted
-        .get(c.case_id.as_str())
-        .is_some_and(|e| clocks_of(d).iter().any(|k| e.clocks.contains(k)));
-    let target = target_for(targets, &c.clinic, &c.centre, &c.kind, &c.priority);
-    let clock = |k: Clock| c.clocks.get(&k).copied();
-    for s in strata_of(c) {
-        let t = tallies.entry(s).or_default();
-        if c.cancelled || in_doubt {
+    let in_doubt = c.doubted & used != 0;
+    let clock = |k: Clock| c.clocks[k as usize];
+    let target = c.target;
+    // Whether the case meets the numerator, decided once for all its strata.
+    let met = d.kind == Kind::Proportion
+        && d.numerator.as_ref().is_some_and(|n| match n.flag {
+            Some(Flag::ReferralLate) => c.case.referral_late,
+            Some(Flag::NonDiagnostic) => c.case.non_diagnostic,
+            // Flags of other populations say nothing about a case.
+            Some(_) => false,
+            None => match (n.from.and_then(clock), n.to.and_then(clock)) {
+                (Some(a), Some(b)) => match n.within_hours {
+                    Some(h) => Target::Hours(h).met(a, b),
+                    None => target.is_some_and(|t| t.met(a, b)),
+                },
+                _ => false,
+            },
+        });
+    let interval = d
+        .interval
+        .and_then(|(from, to)| Some((clock(from)?, clock(to)?)));
+    for s in c.strata {
+        let t = tallies.at(s);
+        if c.case.cancelled || in_doubt {
             t.excluded += 1;
             continue;
         }
         match d.kind {
             Kind::Proportion => {
-                let met = d.numerator.as_ref().is_some_and(|n| match n.flag {
-                    Some(Flag::ReferralLate) => c.referral_late,
-                    Some(Flag::NonDiagnostic) => c.non_diagnostic,
-                    // Flags of other populations say nothing about a case.
-                    Some(_) => false,
-                    None => match (n.from.and_then(clock), n.to.and_then(clock)) {
-                        (Some(a), Some(b)) => match n.within_hours {
-                            Some(h) => Target::Hours(h).met(a, b),
-                            None => target.is_some_and(|t| t.met(a, b)),
-                        },
-                        _ => false,
-                    },
-                });
                 if n_within_contract(d) {
                     t.target(target);
                 }
                 t.b += 1;
                 t.p += u64::from(met);
-                t.person(&c.person, met);
+                t.person(c.person, met);
             }
             Kind::Continuous => {
-                let Some((from, to)) = d.interval else {
-                    continue;
-                };
-                let (Some(a), Some(b)) = (clock(from), clock(to)) else {
+                let Some((a, b)) = interval else {
                     t.excluded += 1;
                     continue;
                 };
@@ -381,11 +470,11 @@ fn case_member(
                 }
                 t.b += 1;
                 t.minutes.push((b - a) as f64 / 60_000_000.0);
-                t.person(&c.person, true);
+                t.person(c.person, true);
             }
             Kind::Count => {
                 t.b += 1;
-                t.person(&c.person, true);
+                t.person(c.person, true);
             }
         }
     }
@@ -395,7 +484,7 @@ fn n_within_contract(d: &Definition) -> bool {
     d.numerator.as_ref().is_some_and(|n| n.within_contract)
 }
 
-fn value(d: &Definition, stratum: Stratum, mut t: Tally) -> Value {
+fn value(d: &Definition, stratum: Stratum, mut t: Tally, persons: &[String]) -> Value {
     let persons_b = t.persons.len() as u64;
     let persons_met = t.persons.values().filter(|all| **all).count() as u64;
     let mut v = Value {
@@ -426,7 +515,7 @@ fn value(d: &Definition, stratum: Stratum, mut t: Tally) -> Value {
                     Direction::Monitored => None,
                 });
             } else if n_within_contract(d) && !t.targets.is_empty() {
-                v.target = Some(t.targets.iter().cloned().collect::<Vec<_>>().join(" / "));
+                v.target = Some(texts(&t.targets));
             }
         }
         Kind::Continuous => {
@@ -435,7 +524,7 @@ fn value(d: &Definition, stratum: Stratum, mut t: Tally) -> Value {
                 v.p90_min = Some(round2(p90));
             }
             if d.target_contract && !t.targets.is_empty() {
-                v.target = Some(t.targets.iter().cloned().collect::<Vec<_>>().join(" / "));
+                v.target = Some(texts(&t.targets));
                 // One target for the whole stratum: its median can be held against it.
                 if !t.mixed {
                     v.target_met = t
@@ -448,11 +537,23 @@ fn value(d: &Definition, stratum: Stratum, mut t: Tally) -> Value {
         Kind::Count => {
             v.p = Some(persons_b);
             if v.stratum == Stratum::Total {
-                v.person_keys = Some(t.persons.keys().cloned().collect());
+                let mut keys: Vec<String> = t
+                    .persons
+                    .keys()
+                    .map(|&i| persons[i as usize].clone())
+                    .collect();
+                keys.sort();
+                v.person_keys = Some(keys);
             }
         }
     }
     v
+}
+
+/// The targets met in a stratum, as they read, in one line.
+fn texts(targets: &BTreeSet<Target>) -> String {
+    let texts: BTreeSet<String> = targets.iter().map(|t| t.text()).collect();
+    texts.into_iter().collect::<Vec<_>>().join(" / ")
 }
 
 fn round2(x: f64) -> f64 {

@@ -343,7 +343,7 @@ fn quantity(value: f64, unit: &str) -> Json {
 
 /// An instant as a FHIR dateTime in Vilnius time, with its offset.
 fn vilnius(micros: i64) -> String {
-    let zone = jiff::tz::TimeZone::get("Europe/Vilnius").unwrap_or(jiff::tz::TimeZone::UTC);
+    let zone = super::period::vilnius();
     jiff::Timestamp::from_microsecond(micros)
         .map(|t| {
             t.to_zoned_datetime(zone)

@@ -7,8 +7,11 @@ use jiff::tz::TimeZone;
 
 use super::IndicatorError;
 
-fn vilnius() -> TimeZone {
-    TimeZone::get("Europe/Vilnius").unwrap_or(TimeZone::UTC)
+/// Vilnius time, read once from the bundled database (a lookup per clock is not free).
+pub fn vilnius() -> TimeZone {
+    static ZONE: std::sync::LazyLock<TimeZone> =
+        std::sync::LazyLock::new(|| TimeZone::get("Europe/Vilnius").unwrap_or(TimeZone::UTC));
+    ZONE.clone()
 }
 
 /// A period: its name as asked (`2026`, `2026-Q3`, `2026-11`, `2026-03-01..2026-04-30`), its

@@ -9,7 +9,7 @@ use super::calendar::business_days_after;
 use super::period::day_of;
 
 /// A target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Target {
     Hours(u32),
     /// By the end of the n-th business day after the start (0: of the start day, or of the
@@ -26,11 +26,9 @@ impl Target {
             Target::BusinessDays(n) => {
                 let last = business_days_after(day_of(start), n);
                 let next = last.tomorrow().unwrap_or(last);
-                next.to_zoned_datetime(
-                    jiff::tz::TimeZone::get("Europe/Vilnius").unwrap_or(jiff::tz::TimeZone::UTC),
-                )
-                .map(|z| z.timestamp().as_microsecond())
-                .unwrap_or(i64::MAX)
+                next.to_zoned_datetime(super::period::vilnius())
+                    .map(|z| z.timestamp().as_microsecond())
+                    .unwrap_or(i64::MAX)
             }
         }
     }

@@ -63,8 +63,11 @@ pub fn written_at(value: &str) -> Option<i64> {
     date_time(value.trim(), &vilnius())
 }
 
+/// Read once from the bundled database: every object asks.
 fn vilnius() -> TimeZone {
-    TimeZone::get("Europe/Vilnius").unwrap_or(TimeZone::UTC)
+    static ZONE: std::sync::LazyLock<TimeZone> =
+        std::sync::LazyLock::new(|| TimeZone::get("Europe/Vilnius").unwrap_or(TimeZone::UTC));
+    ZONE.clone()
 }
 
 /// `+0200` or `-0500`.

@@ -2,6 +2,7 @@
 from it independently of telecardio's own code.
 
     history.py --out DIR [--cases N] [--seed S] [--now ISO] [--secret TEXT] [--expect]
+               [--year YYYY]
 
 writes DIR/history.sql (rows for the index, the same statements on SQLite and PostgreSQL),
 DIR/part-a.sql and DIR/part-b.sql (the same history split between two archives: clinics a and
@@ -92,11 +93,11 @@ def hl7_ts(us):
     return t.strftime("%Y%m%d%H%M%S") + t.strftime("%z")
 
 
-def generate(n, seed, now):
+def generate(n, seed, now, year=None):
     rng = random.Random(seed)
     persons = [personal_code(rng) for _ in range(max(20, n * 6 // 10))]
-    start = vilnius_instant(2025, 1, 1)
-    end = vilnius_instant(2026, 11, 30)
+    start = vilnius_instant(year or 2025, 1, 1)
+    end = vilnius_instant(year, 12, 20) if year else vilnius_instant(2026, 11, 30)
     # Clocks placed on purpose at the year's end and at both daylight-saving changes.
     edges = [vilnius_instant(2026, 1, 1) - 90 * MINUTE, vilnius_instant(2026, 1, 1) + 40 * MINUTE,
              micros(dt.datetime(2026, 3, 29, 0, 30, tzinfo=UTC)),
@@ -503,20 +504,22 @@ def main():
     ap.add_argument("--definitions", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                           "config", "indicators.toml"))
     ap.add_argument("--expect", action="store_true")
+    ap.add_argument("--year", type=int, default=None,
+                    help="every case in this one year (benchmarks); default: 2025 to November 2026")
     a = ap.parse_args()
     now = micros(dt.datetime.fromisoformat(a.now)) if a.now else micros(dt.datetime.now(UTC))
-    cases, studies_alone, days = generate(a.cases, a.seed, now)
+    cases, studies_alone, days = generate(a.cases, a.seed, now, a.year)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "history.sql"), "w") as f:
         f.write("\n".join(rows(cases, studies_alone, days)) + "\n")
+    if not a.expect:
+        return
     part_a = [c for c in cases if c["clinic"] != "clinic-c"]
     part_b = [c for c in cases if c["clinic"] == "clinic-c"]
     with open(os.path.join(a.out, "part-a.sql"), "w") as f:
         f.write("\n".join(rows(part_a, [], [])) + "\n")
     with open(os.path.join(a.out, "part-b.sql"), "w") as f:
         f.write("\n".join(rows(part_b, [], [])) + "\n")
-    if not a.expect:
-        return
     import holidays
     holidays_lt = holidays.LT(years=range(2024, 2028))
     with open(a.definitions, "rb") as f:
