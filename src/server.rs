@@ -195,7 +195,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         deliveries_queued.clone(),
     );
 
-    let indicators = crate::indicators::Indicators::new(index.clone(), config.clone())?;
+    let indicators = crate::indicators::Indicators::new(index.clone(), config.clone())?
+        .with_archive(archive.clone())
+        .with_wake(deliveries_queued.clone());
+    tasks.spawn(indicators.clone().run_yearly(stopped.clone()));
 
     let http_addr = config.http.listen;
     let https = if config.http.tls_enabled() {

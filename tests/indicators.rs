@@ -544,3 +544,166 @@ fn clocks_from_the_workflow_sqlite() {
 fn clocks_from_the_workflow_postgres() {
     clocks_from_the_workflow(Db::Postgres);
 }
+
+/// The yearly report frozen as immutable versions (a new one only when something changed,
+/// saying what), and its delivery surviving a platform outage and a restart: queued, retried,
+/// delivered once when the platform is back, which validates every resource and sees one
+/// report.
+fn frozen_and_delivered(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let now = jiff::Timestamp::now().to_string();
+    history(dir.path(), &now);
+    let secret = dir.path().join("person-secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/fhir/Bundle");
+    let mut server = Server::start_with(
+        db,
+        Store::Local,
+        &[
+            (
+                "TELECARDIO_INDICATORS__PERSON_SECRET",
+                secret.to_str().unwrap(),
+            ),
+            ("TELECARDIO_INDICATORS__PLATFORM__URL", url.as_str()),
+            ("TELECARDIO_INDICATORS__PLATFORM__TOKEN", "platform-token"),
+            ("TELECARDIO_INDICATORS__PLATFORM__FREEZE_DAY", "0"),
+            ("TELECARDIO_DELIVERY__POLL_SECONDS", "1"),
+            ("TELECARDIO_DELIVERY__RETRY_FIRST_SECONDS", "3"),
+            ("TELECARDIO_DELIVERY__RETRY_MAX_SECONDS", "3"),
+            ("TELECARDIO_DELIVERY__MAX_ATTEMPTS", "100"),
+            ("TELECARDIO_DELIVERY__TIMEOUT_SECONDS", "5"),
+        ],
+    );
+    server.execute_script(&std::fs::read_to_string(dir.path().join("part-a.sql")).unwrap());
+    let admin = server.token("quality-admin", "admin", "");
+    let auditor = server.token("quality-auditor", "auditor", "");
+    let post = |token: &str, path: &str, body: &str| {
+        common::cases::call(&server, token, "POST", path, body)
+    };
+
+    let first = post(&admin, "/api/indicators/reports", r#"{"period": "2025"}"#);
+    assert_eq!(first.status, 201, "{}", first.body);
+    let first = first.json();
+    assert_eq!(first["version"], 1);
+    let again = post(&admin, "/api/indicators/reports", r#"{"period": "2025"}"#);
+    assert_eq!(again.status, 200, "nothing changed: the same version");
+    assert_eq!(again.json()["id"], first["id"]);
+    assert_eq!(
+        post(&auditor, "/api/indicators/reports", r#"{"period": "2025"}"#).status,
+        403,
+        "an auditor reads, an administrator freezes"
+    );
+    // A late delivery recorded for a 2025 case changes the year: version 2 says what changed.
+    server.execute_sql(
+        "UPDATE cases SET delivered_at = signed_at + 60000000, status = 'delivered'
+         WHERE id = (SELECT MIN(id) FROM cases WHERE delivered_at IS NULL
+                     AND signed_at IS NOT NULL AND signed_at < 1767218400000000)",
+    );
+    let second = post(&admin, "/api/indicators/reports", r#"{"period": "2025"}"#);
+    assert_eq!(second.status, 201, "{}", second.body);
+    let second = second.json();
+    assert_eq!(second["version"], 2);
+    let changes = second["changes"].to_string();
+    assert!(changes.contains("TC-02 total"), "{changes}");
+    // Each version stays as it was frozen.
+    let bundle_path = format!(
+        "/api/indicators/reports/{}?format=fhir",
+        second["id"].as_str().unwrap()
+    );
+    let stored = common::cases::call(&server, &auditor, "GET", &bundle_path, "");
+    assert_eq!(stored.status, 200);
+    assert_eq!(
+        sha256_hex(&stored.bytes),
+        second["bundle_sha256"].as_str().unwrap()
+    );
+    let (ok, report) = {
+        let out = server.cli(&["verify", "--all", "--json"]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert!(ok, "the frozen versions are checked, not orphans: {report}");
+
+    // The platform is down: the delivery waits in the queue, retried, across a restart.
+    let id = second["id"].as_str().unwrap().to_owned();
+    let queued = post(&admin, &format!("/api/indicators/reports/{id}/deliver"), "");
+    assert_eq!(queued.status, 202, "{}", queued.body);
+    let deliveries = |server: &Server| {
+        let list = common::cases::call(
+            server,
+            &auditor,
+            "GET",
+            "/api/indicators/reports?period=2025",
+            "",
+        );
+        list.json()["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .unwrap()["deliveries"]
+            .clone()
+    };
+    // Stopped hard between two attempts (one killed inside an attempt would hold its lease
+    // until it lapses: the same outcome, a minute later).
+    wait_for(Duration::from_secs(60), || {
+        let d = &deliveries(&server)[0];
+        let next = d["next_attempt_at"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |t| t.as_microsecond());
+        d["attempts"].as_i64().unwrap_or(0) >= 2
+            && next - jiff::Timestamp::now().as_microsecond() > 1_500_000
+    });
+    let waiting = deliveries(&server);
+    assert_eq!(waiting[0]["status"], "pending", "{waiting}");
+    assert!(!waiting[0]["last_error"].as_str().unwrap().is_empty());
+    server.restart();
+
+    // Back: delivered once, the platform holds one report, every resource valid.
+    let state = dir.path().join("platform.json");
+    let mut platform = Command::new(fhir_python())
+        .arg(repo().join("tests/indicators/quality_platform.py"))
+        .args([&port.to_string(), "platform-token", state.to_str().unwrap()])
+        .spawn()
+        .expect("start the platform");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while deliveries(&server)[0]["status"] != "delivered" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered: {}\n{}",
+            deliveries(&server),
+            server
+                .log()
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let seen: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let _ = platform.kill();
+    let _ = platform.wait();
+    let seen = seen.as_array().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["key"], id.as_str());
+    assert_eq!(seen[0]["posts"], 1, "delivered once");
+    assert_eq!(seen[0]["measures"], 12);
+    assert!(seen[0]["reports"].as_u64().unwrap() >= 12);
+    assert_eq!(deliveries(&server).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn frozen_and_delivered_sqlite() {
+    frozen_and_delivered(Db::Sqlite);
+}
+
+#[test]
+fn frozen_and_delivered_postgres() {
+    frozen_and_delivered(Db::Postgres);
+}

@@ -30,6 +30,7 @@ pub const CDA_PREFIX: &str = "cda";
 pub const HL7_PREFIX: &str = "hl7";
 pub const REPORTS_PREFIX: &str = "reports";
 pub const ANSWERS_PREFIX: &str = "answers";
+pub const INDICATORS_PREFIX: &str = "indicators";
 pub const AUDIT_HEADS_PREFIX: &str = "audit/heads";
 pub const TOMBSTONES_PREFIX: &str = "tombstones";
 pub const QUARANTINE_PREFIX: &str = "quarantine";
@@ -95,6 +96,11 @@ pub fn cda_document(sha256_hex: &str) -> Path {
 /// Key of a signed report version's frozen content.
 pub fn report_content(sha256_hex: &str) -> Path {
     Path::from(format!("{REPORTS_PREFIX}/{sha256_hex}.json"))
+}
+
+/// Key of a generated indicator report (JSON) or its FHIR Bundle, frozen as generated.
+pub fn indicator_report(sha256_hex: &str) -> Path {
+    Path::from(format!("{INDICATORS_PREFIX}/{sha256_hex}.json"))
 }
 
 /// Key of a report's answer document (HL7 CDA), as made at signing.

@@ -112,6 +112,7 @@ fn expected_hash(key: &str, dicom: &HashMap<String, String>) -> Option<String> {
         keys::HL7_PREFIX,
         keys::REPORTS_PREFIX,
         keys::ANSWERS_PREFIX,
+        keys::INDICATORS_PREFIX,
     ]
     .iter()
     .any(|p| key.starts_with(&format!("{p}/")));

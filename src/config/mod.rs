@@ -17,7 +17,7 @@ mod indicators;
 mod routing;
 pub use archive::{AuditConfig, FixityConfig, RetentionConfig, SyslogConfig};
 pub use delivery::{ClinicDelivery, DeliveryConfig, HisTarget, PacsTarget};
-pub use indicators::IndicatorsConfig;
+pub use indicators::{IndicatorsConfig, PlatformConfig};
 pub use routing::{AgeGroup, Assignment, RoutingConfig, RoutingRule};
 
 /// Prefix of environment variables that override configuration keys.

@@ -10,6 +10,8 @@
 //! least once and, short of such a crash between the peer's answer and our record of it,
 //! exactly once.
 
+mod platform;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,13 +39,23 @@ pub enum DeliveryError {
     Archive(#[from] ArchiveError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The quality platform refused the bundle (`status`) or could not be reached (0).
+    #[error("quality platform: {}{detail}", if *status > 0 { format!("HTTP {status}: ") } else { String::new() })]
+    Platform { status: u16, detail: String },
 }
 
 impl DeliveryError {
     /// Errors no retry can mend: given up at once. A channel missing from this node's
     /// configuration is retried: another node, or this one restarted, may have it.
     fn is_permanent(&self) -> bool {
-        matches!(self, DeliveryError::Missing(_))
+        match self {
+            DeliveryError::Missing(_) => true,
+            // The platform said the bundle itself is wrong: sending it again will not help.
+            DeliveryError::Platform { status, .. } => {
+                (400..500).contains(status) && !matches!(status, 401 | 403 | 408 | 409 | 429)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -139,7 +151,7 @@ impl Deliveries {
             return;
         };
         let mut all = Vec::new();
-        for channel in ["dicom", "hl7", "pull"] {
+        for channel in ["dicom", "hl7", "pull", "platform"] {
             for status in ["pending", "delivered", "failed", "superseded"] {
                 let n = counts
                     .iter()
@@ -155,15 +167,27 @@ impl Deliveries {
     /// once recorded (a lapsed lease means another node owns the outcome).
     async fn attempt(&self, row: DeliveryRow) {
         let target = self.target_of(&row);
-        let outcome = self.deliver(&row).await;
+        // Indicator reports belong to no case: nothing for a case's journal.
+        let platform = row.channel == "platform";
+        let outcome = if platform {
+            self.to_platform(&row).await
+        } else {
+            self.deliver(&row).await
+        };
         match outcome {
             Ok(detail) => {
-                let entry = self
-                    .with_case_entry(&row, &target, "report_delivered", detail)
-                    .await;
+                let entry = if platform {
+                    tracing::info!(delivery = %row.id, report = %row.report_id, %detail, "indicator report delivered");
+                    None
+                } else {
+                    Some(
+                        self.with_case_entry(&row, &target, "report_delivered", detail)
+                            .await,
+                    )
+                };
                 let recorded = self
                     .index
-                    .delivery_done(&row, &self.node, &target, &entry)
+                    .delivery_done(&row, &self.node, &target, entry.as_ref())
                     .await;
                 if self.recorded(&row, recorded) {
                     self.metrics.delivery_attempt(&row.channel, "delivered");
@@ -178,14 +202,19 @@ impl Deliveries {
                 // What a peer said goes into the index and the journal: no control characters
                 // (PostgreSQL takes no NUL) and a bounded length.
                 let error = printable(&e.to_string(), 500);
-                let entry = self
-                    .with_case_entry(
-                        &row,
-                        &target,
-                        "report_delivery_failed",
-                        format!("after {} attempts: {error}", row.attempts),
+                let entry = if platform {
+                    None
+                } else {
+                    Some(
+                        self.with_case_entry(
+                            &row,
+                            &target,
+                            "report_delivery_failed",
+                            format!("after {} attempts: {error}", row.attempts),
+                        )
+                        .await,
                     )
-                    .await;
+                };
                 let recorded = self
                     .index
                     .delivery_attempt_failed(
@@ -194,7 +223,7 @@ impl Deliveries {
                         &target,
                         &error,
                         retry_at,
-                        Some(&entry),
+                        entry.as_ref(),
                     )
                     .await;
                 if !self.recorded(&row, recorded) {

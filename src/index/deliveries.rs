@@ -179,7 +179,7 @@ impl Index {
         delivery: &DeliveryRow,
         node: &str,
         target: &str,
-        journal: &JournalEntry,
+        journal: Option<&JournalEntry>,
     ) -> Result<bool, IndexError> {
         let now = now_micros();
         let mut tx = self
@@ -215,7 +215,7 @@ impl Index {
             .await
             .map_err(IndexError::query("case delivered"))?;
         }
-        journal_if(tx, changed, Some(journal)).await
+        journal_if(tx, changed, journal).await
     }
 
     /// Records a failed attempt: pending again from `retry_at`, or failed for good when
@@ -280,6 +280,21 @@ impl Index {
         .fetch_all(&self.pool)
         .await
         .map_err(IndexError::query("deliveries of case"))?;
+        read_all(rows)
+    }
+
+    /// The deliveries of one report (a signed version or an indicator report), oldest first.
+    pub async fn deliveries_of_report(
+        &self,
+        report_id: &str,
+    ) -> Result<Vec<DeliveryRow>, IndexError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM deliveries WHERE report_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(report_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(IndexError::query("deliveries of report"))?;
         read_all(rows)
     }
 

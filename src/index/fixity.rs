@@ -97,7 +97,13 @@ impl Index {
              UNION ALL
              SELECT 'answer', r.answer_key, r.answer_sha256, COALESCE(c.study_uid, ''),
                r.created_at
-               FROM reports r LEFT JOIN cases c ON c.id = r.case_id WHERE r.answer_key <> ''",
+               FROM reports r LEFT JOIN cases c ON c.id = r.case_id WHERE r.answer_key <> ''
+             UNION ALL
+             SELECT 'indicators', content_key, content_sha256, '', generated_at
+               FROM indicator_reports
+             UNION ALL
+             SELECT 'indicators', bundle_key, bundle_sha256, '', generated_at
+               FROM indicator_reports",
         )
         .fetch_all(&self.pool)
         .await
@@ -116,6 +122,7 @@ impl Index {
                         "referral" => "referral",
                         "hl7" => "hl7",
                         "report" => "report",
+                        "indicators" => "indicators",
                         _ => "answer",
                     },
                     sha256: if recorded.is_empty() {

@@ -20,6 +20,7 @@ pub mod persons;
 pub mod report;
 pub mod stats;
 pub mod targets;
+pub mod yearly;
 
 pub use period::Period;
 pub use report::{Indicators, Report};
@@ -30,6 +31,12 @@ pub enum IndicatorError {
     Period(String),
     #[error("indicator definitions: {0}")]
     Definitions(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("object store: {0}")]
+    Store(String),
     #[error("format {0}")]
     Format(String),
     #[error("person secret: {0}")]
@@ -43,7 +50,9 @@ impl IndicatorError {
         match self {
             IndicatorError::Period(_) | IndicatorError::Format(_) => crate::fault::Fault::BadInput,
             IndicatorError::Definitions(_) | IndicatorError::Secret(_) => crate::fault::Fault::Bug,
-            IndicatorError::Index(_) => crate::fault::Fault::Unavailable,
+            IndicatorError::NotFound(_) => crate::fault::Fault::NotFound,
+            IndicatorError::Conflict(_) => crate::fault::Fault::Conflict,
+            IndicatorError::Index(_) | IndicatorError::Store(_) => crate::fault::Fault::Unavailable,
         }
     }
 }

@@ -7,12 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use super::compute::{compute, Computed, Exception, Facts, Value};
 use super::definitions::{Definition, Definitions, SHIPPED};
 use super::facts::facts;
 use super::period::Period;
 use super::IndicatorError;
+use crate::archive::Archive;
 use crate::config::Config;
 use crate::index::{now_micros, rfc3339, Index};
 
@@ -45,6 +47,10 @@ pub struct Indicators {
     /// exactly when its definition file does.
     version: String,
     secret: Arc<Vec<u8>>,
+    /// Where versions are frozen; `None` where only computing is asked.
+    archive: Option<Archive>,
+    /// Wakes the delivery queue's worker when a delivery is queued here.
+    wake: Option<Arc<Notify>>,
 }
 
 impl Indicators {
@@ -68,7 +74,41 @@ impl Indicators {
             definitions: Arc::new(definitions),
             version,
             secret: Arc::new(secret),
+            archive: None,
+            wake: None,
         })
+    }
+
+    /// With the store versions are frozen in.
+    pub fn with_archive(mut self, archive: Archive) -> Indicators {
+        self.archive = Some(archive);
+        self
+    }
+
+    /// With the delivery worker to wake when a delivery is queued.
+    pub fn with_wake(mut self, wake: Arc<Notify>) -> Indicators {
+        self.wake = Some(wake);
+        self
+    }
+
+    pub(super) fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub(super) fn archive(&self) -> Result<&Archive, IndicatorError> {
+        self.archive
+            .as_ref()
+            .ok_or_else(|| IndicatorError::Store("no object store opened".into()))
+    }
+
+    pub(super) fn wake_deliveries(&self) {
+        if let Some(wake) = &self.wake {
+            wake.notify_one();
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn definitions(&self) -> &Definitions {

@@ -94,6 +94,15 @@ pub fn router(state: WebState) -> Router {
         .route("/api/fixity/failures", get(governance::failures))
         .route("/api/fixity/report", get(governance::report))
         .route("/api/indicators", get(indicators::report))
+        .route(
+            "/api/indicators/reports",
+            get(indicators::versions).post(indicators::freeze),
+        )
+        .route("/api/indicators/reports/{id}", get(indicators::version))
+        .route(
+            "/api/indicators/reports/{id}/deliver",
+            post(indicators::deliver),
+        )
         .route("/api/audit/chain", get(governance::audit_chain))
         .route("/api/audit/fhir", get(governance::audit_fhir))
         .route("/api/retention/studies/{uid}", get(retention::study))

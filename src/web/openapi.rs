@@ -351,6 +351,31 @@ pub fn spec() -> Value {
                 ],
                 "responses": {"200": {"description": "the report (JSON; CSV one row per indicator and stratum; FHIR R4 Bundle of Measure and MeasureReport)"}, "400": problem(), "403": problem()}
             }},
+            "/api/indicators/reports": {
+                "get": {
+                    "summary": "Auditors and administrators: the frozen indicator report versions (newest first), what each changed, and their deliveries to the quality platform",
+                    "parameters": [{"name": "period", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "{reports: [{id, period, version, generated_at, changes, deliveries}]}"}, "403": problem()}
+                },
+                "post": {
+                    "summary": "Administrators: freeze a period's report as a new immutable version (201), or answer the latest one when nothing changed (200)",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                        "type": "object", "additionalProperties": false,
+                        "properties": {"period": {"type": "string"}, "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}}}}}},
+                    "responses": {"200": {"description": "unchanged: the latest version"}, "201": {"description": "a new version"}, "400": problem(), "403": problem()}
+                }
+            },
+            "/api/indicators/reports/{id}": {"get": {
+                "summary": "Auditors and administrators: a frozen version exactly as stored (the report, or the FHIR Bundle as delivered)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                               {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "fhir"], "default": "json"}}],
+                "responses": {"200": {"description": "the stored report or bundle"}, "400": problem(), "403": problem(), "404": problem()}
+            }},
+            "/api/indicators/reports/{id}/deliver": {"post": {
+                "summary": "Administrators: queue delivery of a frozen version to the quality platform (retried with backoff; Idempotency-Key is the version's id)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"202": {"description": "queued: {delivery, status, target}"}, "403": problem(), "404": problem(), "409": problem()}
+            }},
             "/api/audit/chain": {"get": {
                 "summary": "Auditors and administrators: walk the tamper-evident audit trail from its first event and check every signed head; names the first event where it breaks",
                 "responses": {"200": {"description": "{intact, events, last_seq, last_hash, signed_heads, last_signed_head, broken: {seq, kind: edited|missing|reordered|inserted|signed_head, detail} | null, warnings}"}, "403": problem()}
@@ -539,6 +564,10 @@ mod tests {
         ("get", "/api/fixity/failures"),
         ("get", "/api/fixity/report"),
         ("get", "/api/indicators"),
+        ("get", "/api/indicators/reports"),
+        ("post", "/api/indicators/reports"),
+        ("get", "/api/indicators/reports/{id}"),
+        ("post", "/api/indicators/reports/{id}/deliver"),
         ("get", "/api/audit/chain"),
         ("get", "/api/audit/fhir"),
         ("get", "/api/retention/studies/{uid}"),

@@ -54,6 +54,14 @@ pub enum Command {
         /// institution's.
         #[arg(long)]
         person_keys: bool,
+        /// Freeze the period's report as a new immutable version (when anything changed since
+        /// the latest) and print the version.
+        #[arg(long)]
+        freeze: bool,
+        /// Freeze as --freeze does, then queue the version's delivery to the quality platform
+        /// (the running service sends it).
+        #[arg(long)]
+        deliver: bool,
     },
     /// List received studies, most recent first.
     Studies {

@@ -30,6 +30,8 @@ pub async fn indicators_command(
     period: telecardio::indicators::Period,
     format: &str,
     person_keys: bool,
+    freeze: bool,
+    deliver: bool,
 ) -> anyhow::Result<ExitCode> {
     use telecardio::indicators::export::{render, Format};
     let format = match Format::parse(format) {
@@ -37,8 +39,53 @@ pub async fn indicators_command(
         Err(e) => return Ok(crate::refused(e.fault(), e)),
     };
     let index = open_index(&config).await?;
+    let archive = telecardio::archive::Archive::open(&config)?;
     let indicators =
-        telecardio::indicators::Indicators::new(index.clone(), std::sync::Arc::new(config))?;
+        telecardio::indicators::Indicators::new(index.clone(), std::sync::Arc::new(config))?
+            .with_archive(archive);
+    if freeze {
+        let by = format!("cli:{}", crate::operator_name());
+        let frozen = match indicators.freeze(&period, &by).await {
+            Ok(f) => f,
+            Err(e) => return Ok(crate::refused(e.fault(), e)),
+        };
+        audit_cli(
+            &AuditTrail::new(index.clone()),
+            "indicators_frozen",
+            format!(
+                "period {} version {}{}",
+                period.name,
+                frozen.report.version,
+                if frozen.created { "" } else { " (unchanged)" }
+            ),
+        )
+        .await;
+        let mut answer = serde_json::json!({
+            "id": frozen.report.id,
+            "period": frozen.report.period,
+            "version": frozen.report.version,
+            "created": frozen.created,
+            "content_sha256": frozen.report.content_sha256,
+            "bundle_sha256": frozen.report.bundle_sha256,
+            "changes": frozen.report.changes.lines().collect::<Vec<_>>(),
+        });
+        if deliver {
+            let row = match indicators.deliver(&frozen.report.id, &by).await {
+                Ok(r) => r,
+                Err(e) => return Ok(crate::refused(e.fault(), e)),
+            };
+            audit_cli(
+                &AuditTrail::new(index.clone()),
+                "indicators_delivery_requested",
+                format!("report {} to {}", frozen.report.id, row.target),
+            )
+            .await;
+            answer["delivery"] =
+                serde_json::json!({"id": row.id, "status": row.status, "target": row.target});
+        }
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     cli_read(&index, "indicators_read", format!("period {}", period.name)).await?;
     let report = indicators.report(&period).await?;
     println!("{}", render(&indicators, &report, format, person_keys));

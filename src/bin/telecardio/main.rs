@@ -81,6 +81,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             format,
             person_keys,
+            freeze,
+            deliver,
         } => {
             let config = load_config(&cli, None, None)?;
             let period = match (period, year, from, to) {
@@ -101,6 +103,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 period,
                 format,
                 *person_keys,
+                *freeze || *deliver,
+                *deliver,
             ))
         }
         Command::Studies { json, limit } => {
