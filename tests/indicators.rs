@@ -239,6 +239,32 @@ fn indicators_equal_an_independent_computation_on_both_engines() {
         assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
     }
 
+    // Settlement: examinations read per centre, clinic and kind, with the cases behind them.
+    let out = postgres.cli(&["indicators", "--year", "2026", "--format", "settlement"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("period_start,period_end,centre_id,clinic_id,kind,examinations_read,cases")
+    );
+    let mut settled = serde_json::Map::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        let mut cases: Vec<&str> = f[6].split(' ').collect();
+        cases.sort();
+        assert_eq!(f[5].parse::<usize>().unwrap(), cases.len(), "{line}");
+        settled.insert(
+            format!("{}|{}|{}", f[2], f[3], f[4]),
+            serde_json::json!(cases),
+        );
+    }
+    assert_eq!(Value::Object(settled), expected["settlement_2026"]);
+
     // FHIR R4: every Measure and MeasureReport validates, and each centre's report carries
     // the scores the independent computation gives for that centre's cases.
     let out = sqlite.cli(&["indicators", "--year", "2026", "--format", "fhir"]);

@@ -78,6 +78,29 @@ fn row(out: &mut String, report: &Report, reporter: &str, v: &Value) {
     out.push('\n');
 }
 
+/// The settlement between institutions: one row per consulting centre, sending clinic and
+/// kind, the examinations read in the period and the cases behind the number (ids separated
+/// by spaces).
+pub fn settlement(report: &Report) -> String {
+    let mut out =
+        String::from("period_start,period_end,centre_id,clinic_id,kind,examinations_read,cases\n");
+    for s in &report.settlement {
+        let fields = [
+            report.period.first_day.to_string(),
+            report.period.last_day.to_string(),
+            s.centre.clone(),
+            s.clinic.clone(),
+            s.kind.clone(),
+            s.cases.len().to_string(),
+            s.cases.join(" "),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| quoted(f)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
 /// RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.
 fn quoted(field: &str) -> String {
     if field.contains([',', '"', '\n', '\r']) {

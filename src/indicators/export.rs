@@ -9,6 +9,8 @@ pub enum Format {
     Json,
     Csv,
     Fhir,
+    /// CSV of the examinations read per centre, clinic and kind, with their cases.
+    Settlement,
 }
 
 impl Format {
@@ -17,8 +19,9 @@ impl Format {
             "json" => Ok(Format::Json),
             "csv" => Ok(Format::Csv),
             "fhir" => Ok(Format::Fhir),
+            "settlement" => Ok(Format::Settlement),
             other => Err(IndicatorError::Format(format!(
-                "`{other}` is not offered: json, csv or fhir"
+                "`{other}` is not offered: json, csv, fhir or settlement"
             ))),
         }
     }
@@ -26,7 +29,7 @@ impl Format {
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Json => "application/json",
-            Format::Csv => "text/csv; charset=utf-8",
+            Format::Csv | Format::Settlement => "text/csv; charset=utf-8",
             Format::Fhir => "application/fhir+json",
         }
     }
@@ -49,6 +52,7 @@ pub fn render(
             serde_json::to_string_pretty(&value).unwrap_or_default()
         }
         Format::Csv => csv::render(report),
+        Format::Settlement => csv::settlement(report),
         Format::Fhir => serde_json::to_string_pretty(&fhir::bundle(
             report,
             &indicators.institutions(),

@@ -35,6 +35,44 @@ pub struct Report {
     pub values: Vec<Value>,
     pub exceptions: Vec<Exception>,
     pub centres: Vec<CentreReport>,
+    /// Examinations read, per consulting centre, sending clinic and kind, with their cases:
+    /// what two institutions settle between them.
+    #[serde(skip)]
+    pub settlement: Vec<Settled>,
+}
+
+/// One line of the settlement: a centre read `cases` of a clinic's examinations of a kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settled {
+    pub centre: String,
+    pub clinic: String,
+    pub kind: String,
+    pub cases: Vec<String>,
+}
+
+/// The examinations read in the period (first signed in it, not cancelled), grouped.
+fn settlement(facts: &Facts, period: &Period) -> Vec<Settled> {
+    let mut groups: std::collections::BTreeMap<(String, String, String), Vec<String>> =
+        std::collections::BTreeMap::new();
+    for c in &facts.cases {
+        let signed = c.clocks.get(&super::definitions::Clock::Signed);
+        if c.cancelled || !signed.is_some_and(|t| period.contains(*t)) {
+            continue;
+        }
+        groups
+            .entry((c.centre.clone(), c.clinic.clone(), c.kind.clone()))
+            .or_default()
+            .push(c.case_id.clone());
+    }
+    groups
+        .into_iter()
+        .map(|((centre, clinic, kind), cases)| Settled {
+            centre,
+            clinic,
+            kind,
+            cases,
+        })
+        .collect()
 }
 
 /// Computes reports from the index.
@@ -166,6 +204,7 @@ impl Indicators {
             })
             .collect();
         Ok(Report {
+            settlement: settlement(&facts, period),
             period: period.clone(),
             generated_at: rfc3339(now),
             definitions: self.definitions.indicators.clone(),

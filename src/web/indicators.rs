@@ -64,7 +64,7 @@ pub async fn report(
             p.person_keys.unwrap_or(false),
         );
         let mut response = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
-        if format == Format::Csv {
+        if matches!(format, Format::Csv | Format::Settlement) {
             if let Ok(v) = format!(
                 "attachment; filename=\"indicators-{}.csv\"",
                 period.name.replace("..", "_")

@@ -346,7 +346,7 @@ pub fn spec() -> Value {
                     {"name": "period", "in": "query", "schema": {"type": "string"}, "description": "a year (2026), quarter (2026-Q3) or month (2026-11), cut in Vilnius"},
                     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}, "description": "first day of a range, with `to`"},
                     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}, "description": "last day of a range (included)"},
-                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv", "fhir"], "default": "json"}},
+                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv", "fhir", "settlement"], "default": "json"}, "description": "settlement: CSV of the examinations read per centre, clinic and kind with their cases"},
                     {"name": "person_keys", "in": "query", "schema": {"type": "boolean", "default": false}, "description": "JSON: the keyed hashes of the persons counted, for pooling with another institution"}
                 ],
                 "responses": {"200": {"description": "the report (JSON; CSV one row per indicator and stratum; FHIR R4 Bundle of Measure and MeasureReport)"}, "400": problem(), "403": problem()}

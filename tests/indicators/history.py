@@ -540,6 +540,12 @@ def main():
     expected["persons_2026_a"] = len({person_key(a.secret, c) for c in signed if c in part_a})
     expected["persons_2026_b"] = len({person_key(a.secret, c) for c in signed if c in part_b})
     expected["cases"] = len(cases)
+    settled = {}
+    for c in cases:
+        if c["t5"] is not None and start <= c["t5"] < end and not c["cancelled"]:
+            k = f"{c['centre']}|{c['clinic']}|{c['kind']}"
+            settled.setdefault(k, []).append(c["id"])
+    expected["settlement_2026"] = {k: sorted(v) for k, v in settled.items()}
     with open(os.path.join(a.out, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
 

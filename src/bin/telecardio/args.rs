@@ -47,7 +47,8 @@ pub enum Command {
         /// Last day of a range (YYYY-MM-DD), included.
         #[arg(long, requires = "from")]
         to: Option<String>,
-        /// json, csv or fhir (a Bundle of Measures and MeasureReports).
+        /// json, csv, fhir (a Bundle of Measures and MeasureReports) or settlement (CSV of the
+        /// examinations read per centre, clinic and kind, with their cases).
         #[arg(long, default_value = "json")]
         format: String,
         /// JSON: include the keyed hashes of the persons counted, for pooling with another
