@@ -148,15 +148,13 @@ impl Indicators {
     /// Freezes and delivers last year's report when it is due and not done.
     pub async fn yearly_due(&self, now: i64) -> Result<(), IndicatorError> {
         let platform = &self.config().indicators.platform;
-        let today = day_of(now);
-        if platform.freeze_day == 0
-            || platform.url.is_empty()
-            || today.month() > 2
-            || (today.month() == 1 && today.day() < platform.freeze_day as i8)
-        {
+        if platform.url.is_empty() {
             return Ok(());
         }
-        let year = (today.year() - 1).to_string();
+        let Some(year) = due_year(day_of(now), platform.freeze_day) else {
+            return Ok(());
+        };
+        let year = year.to_string();
         let versions = self.index().indicator_reports(Some(&year)).await?;
         for v in &versions {
             if !self.index().platform_deliveries(&v.id).await?.is_empty() {
@@ -171,6 +169,18 @@ impl Indicators {
         self.deliver(&frozen.id, "telecardio").await?;
         Ok(())
     }
+}
+
+/// The year whose report is due on `today` (Vilnius): last year, from `freeze_day` of January
+/// until the platform's deadline of 28 February; none otherwise, or when `freeze_day` is 0.
+pub fn due_year(today: jiff::civil::Date, freeze_day: u8) -> Option<i16> {
+    let from = i8::try_from(freeze_day).ok().filter(|d| *d > 0)?;
+    let open = match today.month() {
+        1 => today.day() >= from,
+        2 => today.day() <= 28,
+        _ => false,
+    };
+    open.then(|| today.year() - 1)
 }
 
 /// What differs between two frozen reports, one line a change: the values per indicator and
@@ -242,4 +252,44 @@ pub fn differences(before: &Json, after: &Json) -> Vec<String> {
         out.push(format!("… and {more} more"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn day(text: &str) -> jiff::civil::Date {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn last_year_is_due_from_the_freeze_day_until_the_deadline() {
+        assert_eq!(due_year(day("2027-01-14"), 15), None);
+        assert_eq!(due_year(day("2027-01-15"), 15), Some(2026));
+        assert_eq!(due_year(day("2027-02-28"), 15), Some(2026));
+        // A leap year's 29 February is past the platform's deadline.
+        assert_eq!(due_year(day("2028-02-29"), 15), None);
+        assert_eq!(due_year(day("2027-03-01"), 15), None);
+        assert_eq!(due_year(day("2027-12-31"), 15), None);
+        assert_eq!(due_year(day("2027-01-20"), 0), None, "only on demand");
+    }
+
+    #[test]
+    fn differences_name_each_changed_value() {
+        let value = |b: u64, p: u64| json!({"code": "TC-02", "stratum": {"by": "clinic", "value": "a"}, "b": b, "p": p});
+        let before = json!({"values": [value(10, 9)], "exceptions": []});
+        assert!(differences(&before, &before).is_empty());
+        let after = json!({"values": [value(10, 10), {"code": "TC-02", "stratum": {"by": "total"}, "b": 1}],
+                           "exceptions": [{"case_id": "x"}]});
+        let changes = differences(&before, &after);
+        assert_eq!(
+            changes,
+            [
+                "TC-02 clinic a: p 9 → 10",
+                "TC-02 total: new",
+                "exceptions: 0 → 1"
+            ]
+        );
+    }
 }
