@@ -343,14 +343,8 @@ impl Catalog {
         kind: &str,
         detail: String,
     ) -> Result<(), CatalogError> {
-        let mut event = event(who, kind);
-        event.detail = detail;
-        self.permit(who, Action::ReadAudit, &mut event).await?;
-        event.outcome = "answered".into();
-        self.audit
-            .record_required(event)
+        self.permit_recorded(who, Action::ReadAudit, kind, detail, "answered")
             .await
-            .map_err(CatalogError::AuditUnavailable)
     }
 
     /// Lets an administrator act on the archive's own records (freeze or deliver an indicator
@@ -361,10 +355,24 @@ impl Catalog {
         kind: &str,
         detail: String,
     ) -> Result<(), CatalogError> {
+        self.permit_recorded(who, Action::Administer, kind, detail, "done")
+            .await
+    }
+
+    /// `action` permitted to `who`, or refused; either way on record (`outcome` when
+    /// permitted), and nothing goes ahead unless the record is kept.
+    async fn permit_recorded(
+        &self,
+        who: &Principal,
+        action: Action,
+        kind: &str,
+        detail: String,
+        outcome: &str,
+    ) -> Result<(), CatalogError> {
         let mut event = event(who, kind);
         event.detail = detail;
-        self.permit(who, Action::Administer, &mut event).await?;
-        event.outcome = "done".into();
+        self.permit(who, action, &mut event).await?;
+        event.outcome = outcome.into();
         self.audit
             .record_required(event)
             .await

@@ -38,24 +38,14 @@ pub async fn report(
 ) -> Response {
     let answer = async {
         let p = query(params)?;
-        let period =
-            match (&p.period, &p.from, &p.to) {
-                (Some(period), None, None) => Period::parse(period),
-                (None, Some(from), Some(to)) => Period::range(from, to),
-                _ => return Err(Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "give `period` (2026, 2026-Q3, 2026-11) or both `from` and `to` (YYYY-MM-DD)",
-                )
-                .with_field("period")),
-            }
-            .map_err(|e| problem(e).with_field("period"))?;
+        let period = period_of(&p.period, &p.from, &p.to)?;
         let format = Format::parse(p.format.as_deref().unwrap_or("json"))
             .map_err(|e| problem(e).with_field("format"))?;
         state
             .catalog
             .permit_governance_read(&who, "indicators_read", format!("period {}", period.name))
             .await
-            .map_err(|e| Problem::from_fault(e.fault(), e))?;
+            .map_err(catalog)?;
         let report = state.indicators.report(&period).await.map_err(problem)?;
         let body = render(
             &state.indicators,
@@ -120,9 +110,7 @@ pub async fn freeze(
     request: Result<axum::Json<FreezeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let answer = async {
-        let body = request
-            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?
-            .0;
+        let body = super::worklist::body(request)?;
         let period = period_of(&body.period, &body.from, &body.to)?;
         state
             .catalog

@@ -352,6 +352,13 @@ class Tally:
         if key:
             self.persons[key] = self.persons.get(key, True) and met
 
+    def target(self, target):
+        if target is None:
+            self.untargeted = True
+        else:
+            self.targets.add(target_text(target))
+            self.target_minutes.add(target_minutes(target))
+
 
 def person_key(secret, c):
     if c["has_referral"]:
@@ -409,11 +416,7 @@ def compute(defs, rules, cases, studies, days, period, now, secret, holidays_lt)
                             else:
                                 met = target is not None and a <= b < deadline(target, a, holidays_lt)
                         if num.get("within_contract"):
-                            if target is None:
-                                t.untargeted = True
-                            else:
-                                t.targets.add(target_text(target))
-                                t.target_minutes.add(target_minutes(target))
+                            t.target(target)
                         t.b += 1
                         t.p += met
                         t.person(key, met)
@@ -423,11 +426,7 @@ def compute(defs, rules, cases, studies, days, period, now, secret, holidays_lt)
                             t.excluded += 1
                             continue
                         if d.get("target_contract"):
-                            if target is None:
-                                t.untargeted = True
-                            else:
-                                t.targets.add(target_text(target))
-                                t.target_minutes.add(target_minutes(target))
+                            t.target(target)
                         t.b += 1
                         t.minutes.append((b - a) / MINUTE)
                         t.person(key, True)
