@@ -60,7 +60,7 @@ impl Deliveries {
         }
         let answer = request.send().await.map_err(|e| DeliveryError::Platform {
             status: 0,
-            detail: e.to_string(),
+            detail: with_causes(&e),
         })?;
         let status = answer.status();
         if status.is_success() {
@@ -77,4 +77,20 @@ impl Deliveries {
             detail: body.chars().take(300).collect(),
         })
     }
+}
+
+/// An error with the errors that caused it: "error sending request" alone does not tell an
+/// operator that the platform refused the handshake for want of a client certificate.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }

@@ -11,6 +11,7 @@
 pub mod calendar;
 pub mod compute;
 pub mod csv;
+pub mod dashboard;
 pub mod definitions;
 pub mod export;
 mod facts;

@@ -214,7 +214,7 @@ impl Indicators {
         })
     }
 
-    async fn facts(&self, period: &Period) -> Result<Facts, IndicatorError> {
+    pub(super) async fn facts(&self, period: &Period) -> Result<Facts, IndicatorError> {
         let (from, to) = (period.start, period.end);
         let cases = self.index.indicator_cases(from, to).await?;
         let versions = self.index.indicator_versions(from, to).await?;

@@ -208,6 +208,20 @@ impl Words {
         }
     }
 
+    /// A number with `places` decimals and the language's decimal sign (`97,5` or `97.5`).
+    pub fn decimal(&self, x: f64, places: usize) -> String {
+        let text = format!("{x:.places$}");
+        match self.lang {
+            Lang::Lt => text.replace('.', ","),
+            Lang::En => text,
+        }
+    }
+
+    /// A share in per cent, one decimal: `97,5 %`.
+    pub fn percent(&self, x: f64) -> String {
+        format!("{}\u{a0}%", self.decimal(x, 1))
+    }
+
     /// A whole number with the language's digit grouping (`12 345` or `12,345`).
     pub fn number(&self, n: i64) -> String {
         let digits = n.unsigned_abs().to_string();

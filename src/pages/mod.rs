@@ -11,7 +11,9 @@
 mod admin;
 mod assets;
 mod audit;
+mod charts;
 mod clinic;
+mod dashboard;
 mod home;
 pub mod i18n;
 mod reading;
@@ -53,6 +55,7 @@ pub fn protected() -> Router<WebState> {
         .route("/cases/{id}", get(reading::case))
         .route("/audit", get(audit::show).post(audit::search))
         .route("/admin", get(admin::show))
+        .route("/indicators", get(dashboard::show))
         .route(
             "/waveform/{study}/{series}/{instance}",
             get(reading::waveform),
@@ -237,11 +240,16 @@ fn menu(role: Role) -> Vec<(&'static str, &'static str)> {
     match role {
         Role::Clinic => vec![("/clinic", "nav.cases"), ("/clinic/send", "nav.send")],
         Role::Cardiologist => vec![("/worklist", "nav.worklist")],
-        Role::Auditor => vec![("/audit", "nav.audit"), ("/worklist", "nav.worklist")],
+        Role::Auditor => vec![
+            ("/audit", "nav.audit"),
+            ("/worklist", "nav.worklist"),
+            ("/indicators", "nav.indicators"),
+        ],
         Role::Admin => vec![
             ("/admin", "nav.admin"),
             ("/worklist", "nav.worklist"),
             ("/audit", "nav.audit"),
+            ("/indicators", "nav.indicators"),
         ],
     }
 }
