@@ -8,46 +8,16 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::indicators::{fhir_python, history};
 use common::*;
 use serde_json::Value;
 
 /// The person secret both archives share, as the platform would hand it out.
 const SECRET: &str = "shared-platform-secret";
-
-/// Python with `fhir.resources` (R4) and `holidays`, kept apart from the other test clients:
-/// that release of `fhir.resources` needs pydantic 1.
-fn fhir_python() -> PathBuf {
-    std::env::var_os("TC_TEST_FHIR_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/fhir-venv/bin/python"))
-}
-
-/// Generates the history into `dir`, with the expected values computed from it.
-fn history(dir: &Path, now: &str) -> Value {
-    let out = Command::new(fhir_python())
-        .arg(repo().join("tests/indicators/history.py"))
-        .args([
-            "--out",
-            dir.to_str().unwrap(),
-            "--now",
-            now,
-            "--secret",
-            SECRET,
-        ])
-        .arg("--expect")
-        .output()
-        .expect("run history.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap()
-}
 
 fn archive(db: Db, secret: &Path) -> Server {
     Server::start_with(
@@ -158,7 +128,7 @@ fn content(mut report: Value) -> Value {
 fn indicators_equal_an_independent_computation_on_both_engines() {
     let dir = tempfile::tempdir().unwrap();
     let now = jiff::Timestamp::now().to_string();
-    let expected = history(dir.path(), &now);
+    let expected = history(dir.path(), &now, SECRET);
     assert!(expected["cases"].as_u64().unwrap() >= 1000);
     let secret = dir.path().join("person-secret");
     std::fs::write(&secret, SECRET).unwrap();
@@ -316,7 +286,7 @@ fn indicators_equal_an_independent_computation_on_both_engines() {
 fn persons_pool_across_two_archives_through_their_keys() {
     let dir = tempfile::tempdir().unwrap();
     let now = jiff::Timestamp::now().to_string();
-    let expected = history(dir.path(), &now);
+    let expected = history(dir.path(), &now, SECRET);
     let secret = dir.path().join("person-secret");
     std::fs::write(&secret, SECRET).unwrap();
     // Clinics a and b in one archive, clinic c in another, on the other engine.
@@ -578,7 +548,7 @@ fn clocks_from_the_workflow_postgres() {
 fn frozen_and_delivered(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let now = jiff::Timestamp::now().to_string();
-    history(dir.path(), &now);
+    history(dir.path(), &now, SECRET);
     let secret = dir.path().join("person-secret");
     std::fs::write(&secret, SECRET).unwrap();
     let port = free_port();
@@ -732,4 +702,138 @@ fn frozen_and_delivered_sqlite() {
 #[test]
 fn frozen_and_delivered_postgres() {
     frozen_and_delivered(Db::Postgres);
+}
+
+/// A child process stopped when the test ends, passed or not.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The platform takes only clients with a certificate its CA issued: without one, the
+/// handshake fails and the delivery waits in the queue with the reason; with the certificate
+/// configured, the same delivery goes through once and the platform sees who sent it.
+fn delivered_over_mutual_tls(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let file = |name: &str, pem: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (ca, server_cert, server_key) = (
+        file("ca.pem", &pki.ca),
+        file("platform.pem", &pki.server_cert),
+        file("platform.key", &pki.server_key),
+    );
+    let (client_cert, client_key) = (
+        file("client.pem", &pki.client_cert),
+        file("client.key", &pki.client_key),
+    );
+    let port = free_port();
+    let state = dir.path().join("platform.json");
+    let log = std::fs::File::create(dir.path().join("platform.log")).unwrap();
+    let _platform = Stopped(
+        Command::new(fhir_python())
+            .arg(repo().join("tests/indicators/quality_platform.py"))
+            .args([&port.to_string(), "-", state.to_str().unwrap()])
+            .args([&server_cert, &server_key, &ca])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the platform"),
+    );
+    wait_for(Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let url = format!("https://127.0.0.1:{port}/fhir/Bundle");
+    let secret = dir.path().join("person-secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let mut server = Server::start_with(
+        db,
+        Store::Local,
+        &[
+            (
+                "TELECARDIO_INDICATORS__PERSON_SECRET",
+                secret.to_str().unwrap(),
+            ),
+            ("TELECARDIO_INDICATORS__PLATFORM__URL", url.as_str()),
+            ("TELECARDIO_INDICATORS__PLATFORM__CA", ca.as_str()),
+            ("TELECARDIO_INDICATORS__PLATFORM__FREEZE_DAY", "0"),
+            ("TELECARDIO_DELIVERY__POLL_SECONDS", "1"),
+            ("TELECARDIO_DELIVERY__RETRY_FIRST_SECONDS", "2"),
+            ("TELECARDIO_DELIVERY__RETRY_MAX_SECONDS", "2"),
+            ("TELECARDIO_DELIVERY__MAX_ATTEMPTS", "100"),
+            ("TELECARDIO_DELIVERY__TIMEOUT_SECONDS", "5"),
+        ],
+    );
+    let admin = server.token("quality-admin", "admin", "");
+    let frozen = common::cases::call(
+        &server,
+        &admin,
+        "POST",
+        "/api/indicators/reports",
+        r#"{"period": "2025"}"#,
+    );
+    assert_eq!(frozen.status, 201, "{}", frozen.body);
+    let id = frozen.json()["id"].as_str().unwrap().to_owned();
+    let deliver = format!("/api/indicators/reports/{id}/deliver");
+    let queued = common::cases::call(&server, &admin, "POST", &deliver, "");
+    assert_eq!(queued.status, 202, "{}", queued.body);
+    let delivery = |server: &Server| {
+        let list = common::cases::call(
+            server,
+            &admin,
+            "GET",
+            "/api/indicators/reports?period=2025",
+            "",
+        );
+        list.json()["reports"][0]["deliveries"][0].clone()
+    };
+    // No client certificate: refused in the handshake, retried, the reason on record.
+    wait_for(Duration::from_secs(60), || {
+        !delivery(&server)["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    });
+    let waiting = delivery(&server);
+    assert_eq!(waiting["status"], "pending", "{waiting}");
+    // (In TLS 1.3 the refusal may arrive as the alert or as the connection closed under the
+    // request; either way the attempt failed with its reason kept.)
+    assert!(
+        waiting["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("quality platform: "),
+        "{waiting}"
+    );
+    // With the certificate: delivered once, the platform knows the sender.
+    server.set_env("TELECARDIO_INDICATORS__PLATFORM__CERTIFICATE", &client_cert);
+    server.set_env("TELECARDIO_INDICATORS__PLATFORM__PRIVATE_KEY", &client_key);
+    server.restart();
+    wait_for(Duration::from_secs(60), || {
+        delivery(&server)["status"] == "delivered"
+    });
+    let seen: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let seen = seen.as_array().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["key"], id.as_str());
+    assert_eq!(seen[0]["posts"], 1);
+    assert_eq!(seen[0]["client"], CLINIC_AE);
+    assert_eq!(seen[0]["measures"], 12);
+}
+
+#[test]
+fn delivered_over_mutual_tls_sqlite() {
+    delivered_over_mutual_tls(Db::Sqlite);
+}
+
+#[test]
+fn delivered_over_mutual_tls_postgres() {
+    delivered_over_mutual_tls(Db::Postgres);
 }

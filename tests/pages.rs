@@ -113,28 +113,11 @@ fn pydicom_file(name: &str) -> String {
 }
 
 fn add_user(server: &Server, name: &str, role: &str, institution: &str) {
-    let out = server.cli_with_input(
-        &[
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--institution",
-            institution,
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(out.status.success(), "user add: {out:?}");
+    server.person(name, role, institution, PASSWORD);
 }
 
 fn sign_in(browser: &Browser, name: &str) {
-    browser.goto("/login");
-    browser.type_into("#name", name);
-    browser.type_into("#password", PASSWORD);
-    browser.click("button[type=submit]");
-    browser.wait_path(|p| p != "/login");
+    browser.sign_in(name, PASSWORD);
 }
 
 fn sign_out(browser: &Browser) {
@@ -176,30 +159,8 @@ fn pages(db: Db) {
     add_user(&server, "slaugytoja", "clinic", "demo");
     add_user(&server, "kita", "clinic", "other");
     add_user(&server, "dr-a", "cardiologist", "demo-centre");
-    let out = server.cli_with_input(
-        &[
-            "user",
-            "add",
-            "admin",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(out.status.success(), "{out:?}");
-    let out = server.cli_with_input(
-        &[
-            "user",
-            "add",
-            "auditorius",
-            "--role",
-            "auditor",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(out.status.success(), "{out:?}");
+    add_user(&server, "admin", "admin", "");
+    add_user(&server, "auditorius", "auditor", "");
     let out = server.cli(&[
         "user",
         "profile",

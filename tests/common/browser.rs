@@ -227,6 +227,15 @@ impl Browser {
         )
     }
 
+    /// Signs in on the sign-in page and waits to leave it.
+    pub fn sign_in(&self, name: &str, password: &str) {
+        self.goto("/login");
+        self.type_into("#name", name);
+        self.type_into("#password", password);
+        self.click("button[type=submit]");
+        self.wait_path(|p| p != "/login");
+    }
+
     /// Serious and critical accessibility violations axe-core (WCAG 2 A and AA rules) finds on
     /// the current page, as `rule: selector…` lines.
     pub fn accessibility_violations(&self) -> Vec<String> {

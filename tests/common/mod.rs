@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod cases;
 pub mod hl7;
+pub mod indicators;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -580,6 +581,17 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).expect("show JSON")
+    }
+
+    /// An account that signs in with `password` (no institution for administrators and
+    /// auditors: give "").
+    pub fn person(&self, name: &str, role: &str, institution: &str, password: &str) {
+        let mut args = vec!["user", "add", name, "--role", role, "--password-stdin"];
+        if !institution.is_empty() {
+            args.extend(["--institution", institution]);
+        }
+        let out = self.cli_with_input(&args, &format!("{password}\n"));
+        assert!(out.status.success(), "user add {name}: {out:?}");
     }
 
     /// A token-only account and its bearer token.

@@ -493,6 +493,45 @@ def exceptions(cases, now, period):
                   if touched(c) and not c["cancelled"] and doubted(c, now))
 
 
+def dashboard(conf, cases, studies, days, year, now, secret, holidays_lt):
+    """What the dashboard of `year` shows: turnaround by month per kind and priority, shares
+    within target by month in total, cases signed per clinic and kind with unique persons."""
+    defs, rules = conf["indicator"], conf["target"]
+    months = [f"{year}-{m:02d}" for m in range(1, 13)]
+    turnaround = [d for d in defs if d["kind"] == "continuous" and d.get("target_contract")]
+    shares = [d for d in defs if d["kind"] == "proportion" and d["direction"] == "up"]
+    volume = [d for d in defs if d["kind"] == "count"]
+    groups = {}
+    for kind, priority in sorted({(c["kind"], c["priority"]) for c in cases}):
+        own = [c for c in cases if c["kind"] == kind and c["priority"] == priority]
+        series = {}
+        for m in months:
+            values = compute(turnaround, rules, own, [], [], m, now, secret, holidays_lt)
+            for d in turnaround:
+                v = values.get(f"{d['code']}|total|")
+                if v and v["b"] > 0:
+                    series.setdefault(d["code"], {})[m] = {
+                        "b": v["b"], "median_min": v["median_min"], "p90_min": v["p90_min"]}
+        if series:
+            groups[f"{kind}|{priority}"] = series
+    by_month = {}
+    for m in months:
+        values = compute(shares, rules, cases, studies, days, m, now, secret, holidays_lt)
+        by_month[m] = {d["code"]: values[f"{d['code']}|total|"]["score_pct"] for d in shares}
+    clinics = {}
+    for clinic in sorted({c["clinic"] for c in cases}):
+        own = [c for c in cases if c["clinic"] == clinic]
+        values = compute(volume, rules, own, [], [], year, now, secret, holidays_lt)
+        code = volume[0]["code"]
+        total = values[f"{code}|total|"]
+        if total["b"] > 0:
+            clinics[clinic] = {
+                "cases": total["b"], "persons": total["p"],
+                "by_kind": {k.split("|")[2]: v["b"] for k, v in values.items()
+                            if k.startswith(f"{code}|kind|") and v["b"] > 0}}
+    return {"turnaround": groups, "shares": by_month, "clinics": clinics}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -545,6 +584,8 @@ def main():
             k = f"{c['centre']}|{c['clinic']}|{c['kind']}"
             settled.setdefault(k, []).append(c["id"])
     expected["settlement_2026"] = {k: sorted(v) for k, v in settled.items()}
+    expected["dashboard_2025"] = dashboard(conf, cases, studies, days, "2025", now, a.secret,
+                                           holidays_lt)
     with open(os.path.join(a.out, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
 

@@ -2,14 +2,17 @@
 Bundles of Measures and MeasureReports, validates every resource with `fhir.resources`
 (R4 4.0.1), and keeps one record per Idempotency-Key.
 
-    quality_platform.py PORT TOKEN STATE_FILE
+    quality_platform.py PORT TOKEN STATE_FILE [CERT KEY CA]
 
-Answers 401 without the bearer token, 422 when a resource does not validate (the reason in
+With CERT KEY CA it speaks HTTPS and takes only clients with a certificate CA issued (mutual
+TLS), recording each accepted bundle's client certificate CN; TOKEN `-` asks for no bearer
+token. Answers 401 without the bearer token, 422 when a resource does not validate (the reason in
 the body), 200 for a bundle accepted or one whose key it already has. STATE_FILE holds a JSON
-list of what was accepted: [{"key", "measures", "reports", "posts"}].
+list of what was accepted: [{"key", "measures", "reports", "posts", "client"}].
 """
 
 import json
+import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,6 +21,7 @@ from fhir.resources.measure import Measure
 from fhir.resources.measurereport import MeasureReport
 
 PORT, TOKEN, STATE = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+TLS = sys.argv[4:7]
 accepted = {}
 
 
@@ -40,7 +44,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 - the http.server interface
         length = int(self.headers.get("Content-Length", "0"))
         data = self.rfile.read(length)
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+        if TOKEN != "-" and self.headers.get("Authorization") != f"Bearer {TOKEN}":
             return self.answer(401, "bearer token required")
         key = self.headers.get("Idempotency-Key", "")
         if not key:
@@ -65,7 +69,12 @@ class Handler(BaseHTTPRequestHandler):
                     raise ValueError(f"unexpected {resource['resourceType']}")
         except Exception as e:  # noqa: BLE001 - every failure is the sender's to see
             return self.answer(422, str(e)[:2000])
-        accepted[key] = {"key": key, "measures": measures, "reports": reports, "posts": 1}
+        client = ""
+        if TLS:
+            subject = dict(pair[0] for pair in self.connection.getpeercert().get("subject", ()))
+            client = subject.get("commonName", "")
+        accepted[key] = {"key": key, "measures": measures, "reports": reports, "posts": 1,
+                         "client": client}
         save()
         return self.answer(200, "accepted")
 
@@ -74,4 +83,12 @@ class Handler(BaseHTTPRequestHandler):
 
 
 save()
-ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+if TLS:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(TLS[0], TLS[1])
+    context.load_verify_locations(TLS[2])
+    context.verify_mode = ssl.CERT_REQUIRED
+    # A client without a certificate fails its handshake; the server goes on serving.
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
