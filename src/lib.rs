@@ -34,6 +34,8 @@ pub mod fault;
 pub mod fixity;
 /// HL7 v2 edge: MLLP listener for HIS orders and patient maintenance, with ACKs.
 pub mod hl7;
+/// Holter recordings in recorders' own formats (ISHNE 1.0, EDF/EDF+): checked, streaming readers.
+pub mod holter;
 /// SQL index of patients, studies, series, instances and audit events (SQLite and PostgreSQL).
 pub mod index;
 /// Quality indicators from the case clocks: periods, business days, targets, definitions.
