@@ -324,6 +324,12 @@ impl<R: Read> Samples<R> {
     }
 }
 
+impl<R: Read> super::Instants for Samples<R> {
+    fn next_instants(&mut self, max: usize, out: &mut Vec<i16>) -> Result<usize, HolterError> {
+        self.next_block(max, out)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! holds (magic, header CRC, sizes, leads, resolutions, dates) and then hands the samples out a
 //! block at a time, so a 48-hour recording never sits whole in memory.
 
+pub mod dicom;
 pub mod edf;
 pub mod ishne;
 
@@ -83,6 +84,13 @@ pub struct Lead {
     pub resolution_nv: u32,
     /// The recorder's quality code for the lead, as given.
     pub quality: i16,
+}
+
+/// Where a recording's samples come from, a block of instants at a time: each instant one
+/// sample per channel, interleaved.
+pub trait Instants {
+    /// Up to `max` instants into `out` (replacing what it held); how many, 0 at the end.
+    fn next_instants(&mut self, max: usize, out: &mut Vec<i16>) -> Result<usize, HolterError>;
 }
 
 /// The sample value that marks a lead fault (electrode off, saturation): never a voltage.
