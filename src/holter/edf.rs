@@ -414,7 +414,7 @@ pub fn annotations(samples: &[i16]) -> Result<Vec<Annotation>, HolterError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn padded(text: &str, width: usize) -> Vec<u8> {
@@ -424,13 +424,13 @@ mod tests {
     }
 
     /// A signal to write: label, dimension, physical min, max, samples per record.
-    type Spec = (&'static str, &'static str, f64, f64, usize);
+    pub type Spec = (&'static str, &'static str, f64, f64, usize);
     /// A header column: its width and what it says of a signal.
     type Column = (usize, fn(&Spec) -> String);
 
     /// An EDF+C file: signals as (label, dimension, physical min, max, samples per record),
     /// digital −32768 … 32767, `records` records of one second; then the bytes.
-    fn write(signals: &[Spec], records: usize, stated: i64) -> (Vec<u8>, Vec<Vec<i16>>) {
+    pub fn write(signals: &[Spec], records: usize, stated: i64) -> (Vec<u8>, Vec<Vec<i16>>) {
         let n = signals.len();
         let mut h = Vec::new();
         h.extend(padded("0", 8));

@@ -6,6 +6,7 @@
 pub mod dicom;
 pub mod edf;
 pub mod ishne;
+pub mod recording;
 
 /// Why a recording was refused: each names the field at fault, as a person fixing the export
 /// needs it.
