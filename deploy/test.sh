@@ -93,10 +93,13 @@ export TC_TEST_AXE="$AXE_DIR/node_modules/axe-core/axe.min.js"
 
 # --- Python tools: an S3-compatible server for the store tests, and DICOMweb and HL7 clients
 # nobody here wrote, for the interoperability tests ---------------------------------------
+# Holter files as recorders' software writes them: ISHNE (ishneholterlib, with crccheck for its
+# CRC) and EDF+ (pyedflib).
 PY_PACKAGES=('moto[server]==5.2.5' 'dicomweb-client==0.61.2' 'pydicom==3.0.2' 'pillow==13.0.0'
-             'numpy==2.4.6' 'hl7==0.4.5')
+             'numpy==2.4.6' 'hl7==0.4.5' 'ishneholterlib==2020.5.29' 'crccheck==1.3.1'
+             'pyedflib==0.1.42')
 [ -x .venv/bin/python ] || python3 -m venv .venv
-if ! .venv/bin/python -c 'import moto, dicomweb_client, pydicom, PIL, numpy, hl7' >/dev/null 2>&1 \
+if ! .venv/bin/python -c 'import moto, dicomweb_client, pydicom, PIL, numpy, hl7, ishneholterlib, pyedflib' >/dev/null 2>&1 \
    || [ ! -x .venv/bin/moto_server ] || [ ! -x .venv/bin/mllp_send ]; then
   say "installing Python test clients into .venv: ${PY_PACKAGES[*]}"
   .venv/bin/pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
