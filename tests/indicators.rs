@@ -549,27 +549,14 @@ fn frozen_and_delivered(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let now = jiff::Timestamp::now().to_string();
     history(dir.path(), &now, SECRET);
-    let secret = dir.path().join("person-secret");
-    std::fs::write(&secret, SECRET).unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/fhir/Bundle");
-    let mut server = Server::start_with(
+    let mut server = delivering(
         db,
-        Store::Local,
-        &[
-            (
-                "TELECARDIO_INDICATORS__PERSON_SECRET",
-                secret.to_str().unwrap(),
-            ),
-            ("TELECARDIO_INDICATORS__PLATFORM__URL", url.as_str()),
-            ("TELECARDIO_INDICATORS__PLATFORM__TOKEN", "platform-token"),
-            ("TELECARDIO_INDICATORS__PLATFORM__FREEZE_DAY", "0"),
-            ("TELECARDIO_DELIVERY__POLL_SECONDS", "1"),
-            ("TELECARDIO_DELIVERY__RETRY_FIRST_SECONDS", "3"),
-            ("TELECARDIO_DELIVERY__RETRY_MAX_SECONDS", "3"),
-            ("TELECARDIO_DELIVERY__MAX_ATTEMPTS", "100"),
-            ("TELECARDIO_DELIVERY__TIMEOUT_SECONDS", "5"),
-        ],
+        dir.path(),
+        &url,
+        "3",
+        &[("TELECARDIO_INDICATORS__PLATFORM__TOKEN", "platform-token")],
     );
     server.execute_script(&std::fs::read_to_string(dir.path().join("part-a.sql")).unwrap());
     let admin = server.token("quality-admin", "admin", "");
@@ -704,6 +691,29 @@ fn frozen_and_delivered_postgres() {
     frozen_and_delivered(Db::Postgres);
 }
 
+/// An archive keying persons by the shared secret that delivers to the platform at `url`
+/// (frozen in January from day 0), retrying every `retry` seconds; `auth` says how it proves
+/// itself there.
+fn delivering(db: Db, dir: &Path, url: &str, retry: &str, auth: &[(&str, &str)]) -> Server {
+    let secret = dir.join("person-secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let mut env = vec![
+        (
+            "TELECARDIO_INDICATORS__PERSON_SECRET",
+            secret.to_str().unwrap(),
+        ),
+        ("TELECARDIO_INDICATORS__PLATFORM__URL", url),
+        ("TELECARDIO_INDICATORS__PLATFORM__FREEZE_DAY", "0"),
+        ("TELECARDIO_DELIVERY__POLL_SECONDS", "1"),
+        ("TELECARDIO_DELIVERY__RETRY_FIRST_SECONDS", retry),
+        ("TELECARDIO_DELIVERY__RETRY_MAX_SECONDS", retry),
+        ("TELECARDIO_DELIVERY__MAX_ATTEMPTS", "100"),
+        ("TELECARDIO_DELIVERY__TIMEOUT_SECONDS", "5"),
+    ];
+    env.extend_from_slice(auth);
+    Server::start_with(db, Store::Local, &env)
+}
+
 /// A child process stopped when the test ends, passed or not.
 struct Stopped(std::process::Child);
 
@@ -751,25 +761,12 @@ fn delivered_over_mutual_tls(db: Db) {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     let url = format!("https://127.0.0.1:{port}/fhir/Bundle");
-    let secret = dir.path().join("person-secret");
-    std::fs::write(&secret, SECRET).unwrap();
-    let mut server = Server::start_with(
+    let mut server = delivering(
         db,
-        Store::Local,
-        &[
-            (
-                "TELECARDIO_INDICATORS__PERSON_SECRET",
-                secret.to_str().unwrap(),
-            ),
-            ("TELECARDIO_INDICATORS__PLATFORM__URL", url.as_str()),
-            ("TELECARDIO_INDICATORS__PLATFORM__CA", ca.as_str()),
-            ("TELECARDIO_INDICATORS__PLATFORM__FREEZE_DAY", "0"),
-            ("TELECARDIO_DELIVERY__POLL_SECONDS", "1"),
-            ("TELECARDIO_DELIVERY__RETRY_FIRST_SECONDS", "2"),
-            ("TELECARDIO_DELIVERY__RETRY_MAX_SECONDS", "2"),
-            ("TELECARDIO_DELIVERY__MAX_ATTEMPTS", "100"),
-            ("TELECARDIO_DELIVERY__TIMEOUT_SECONDS", "5"),
-        ],
+        dir.path(),
+        &url,
+        "2",
+        &[("TELECARDIO_INDICATORS__PLATFORM__CA", ca.as_str())],
     );
     let admin = server.token("quality-admin", "admin", "");
     let frozen = common::cases::call(

@@ -67,11 +67,13 @@ pub fn parts(samples: u64, rate: u32) -> Vec<Part> {
         .collect()
 }
 
-fn put(obj: &mut InMemDicomObject, tag: Tag, vr: VR, value: impl Into<PrimitiveValue>) {
+/// One element into `obj`.
+pub(crate) fn put(obj: &mut InMemDicomObject, tag: Tag, vr: VR, value: impl Into<PrimitiveValue>) {
     obj.put(DataElement::new(tag, vr, value.into()));
 }
 
-fn code(value: &str, scheme: &str, meaning: &str) -> InMemDicomObject {
+/// A code sequence item.
+pub(crate) fn code(value: &str, scheme: &str, meaning: &str) -> InMemDicomObject {
     let mut item = InMemDicomObject::new_empty();
     put(&mut item, tags::CODE_VALUE, VR::SH, value);
     put(&mut item, tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme);

@@ -288,11 +288,6 @@ impl<R: Read> Samples<R> {
         }
     }
 
-    /// Instants not yet read.
-    pub fn left(&self) -> u64 {
-        self.left
-    }
-
     /// Up to `instants` instants into `out` (replacing what it held), interleaved lead by
     /// lead as in the file; how many were read, 0 at the end. A file that ends before the
     /// header's count is an error, never a short recording.

@@ -34,17 +34,6 @@ impl HolterError {
             problem: problem.into(),
         }
     }
-
-    /// The header field at fault, for an answer that names it.
-    pub fn field_name(&self) -> Option<&'static str> {
-        match self {
-            HolterError::Field { field, .. } => Some(field),
-            HolterError::Magic(_) => Some("magic"),
-            HolterError::Crc { .. } => Some("crc"),
-            HolterError::Truncated(_) => Some("ecg_data"),
-            HolterError::Io(_) => None,
-        }
-    }
 }
 
 /// Where a lead's electrodes sit, as a recorder names it.

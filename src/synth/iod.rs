@@ -11,6 +11,7 @@ use dicom_object::InMemDicomObject;
 use sha2::{Digest, Sha256};
 
 use super::{pdf, signal, SynthError};
+use crate::holter::dicom::{code, put};
 use crate::ingest::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 
 const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
@@ -107,20 +108,8 @@ impl StudyRef {
     }
 }
 
-fn put(obj: &mut InMemDicomObject, tag: Tag, vr: VR, value: impl Into<PrimitiveValue>) {
-    obj.put(DataElement::new(tag, vr, value.into()));
-}
-
 fn sequence(obj: &mut InMemDicomObject, tag: Tag, items: Vec<InMemDicomObject>) {
     obj.put(DataElement::new(tag, VR::SQ, DataSetSequence::from(items)));
-}
-
-fn code(value: &str, scheme: &str, meaning: &str) -> InMemDicomObject {
-    let mut item = InMemDicomObject::new_empty();
-    put(&mut item, tags::CODE_VALUE, VR::SH, value);
-    put(&mut item, tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme);
-    put(&mut item, tags::CODE_MEANING, VR::LO, meaning);
-    item
 }
 
 /// Patient, General Study, General Series, General Equipment and SOP Common.
