@@ -113,6 +113,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         audit.clone(),
         years,
     );
+    let holter = crate::holter::Holter::new(
+        ingest.clone(),
+        policy.clone(),
+        audit.clone(),
+        config.clone(),
+    );
     let catalog = Catalog::new(index.clone(), archive.clone(), policy, audit.clone());
     let accounts = Accounts::new(index.clone(), config.clone())?;
     let dimse_ctx = DimseContext::new(
@@ -152,6 +158,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     tasks.spawn(routing.clone().run(stopped.clone()));
+    if !config.holter.inbox.is_empty() {
+        let inbox = crate::holter::inbox::Inbox::new(holter.clone());
+        tracing::info!(dir = %inbox.root().display(), "Holter inbox watched");
+        tasks.spawn(inbox.run(stopped.clone()));
+    }
     let deliveries_queued = Arc::new(Notify::new());
     let deliveries = Deliveries::new(
         index.clone(),
@@ -231,6 +242,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         reports,
         retention,
         indicators,
+        holter,
     });
     let http_task = tokio::spawn(web::serve(http, app, https, stopped.clone()));
 

@@ -132,6 +132,9 @@ pub enum Action {
     ReadPixels,
     /// Send objects to the archive.
     Store,
+    /// Bring a recorder's file (ISHNE, EDF) in for a clinic's referral: the clinic itself, or
+    /// an operator at the service's command line on its behalf.
+    ImportRecording,
     /// Read the audit trail.
     ReadAudit,
     /// Manage users, tokens and configuration-backed resources.
@@ -149,6 +152,7 @@ impl Action {
             Action::ReadMetadata => "read metadata",
             Action::ReadPixels => "read pixel data",
             Action::Store => "store",
+            Action::ImportRecording => "import a recording",
             Action::ReadAudit => "read the audit trail",
             Action::Administer => "administer",
             Action::GovernArchive => "place holds on, extend or propose deleting archived data",
@@ -183,16 +187,20 @@ impl Policy {
             (Role::Admin, Action::Store) => false,
             // Deletion takes two people: administrators propose, auditors approve.
             (Role::Admin, Action::ApproveDeletion) => false,
+            (Role::Admin, Action::ImportRecording) => who.via == Via::Cli,
             (Role::Auditor, Action::ApproveDeletion) => true,
             (_, Action::ApproveDeletion) => false,
             (Role::Auditor | Role::Clinic | Role::Cardiologist, Action::GovernArchive) => false,
             (Role::Admin, _) => true,
             (Role::Auditor, Action::ReadPixels) => who.pixel_access,
-            (Role::Auditor, Action::Store | Action::Administer) => false,
+            (Role::Auditor, Action::Store | Action::ImportRecording | Action::Administer) => false,
             (Role::Auditor, _) => true,
             (Role::Clinic, Action::ReadAudit | Action::Administer) => false,
             (Role::Clinic, _) => true,
-            (Role::Cardiologist, Action::Store | Action::ReadAudit | Action::Administer) => false,
+            (
+                Role::Cardiologist,
+                Action::Store | Action::ImportRecording | Action::ReadAudit | Action::Administer,
+            ) => false,
             (Role::Cardiologist, _) => true,
         };
         if allowed {

@@ -5,6 +5,7 @@
 //! staging/{random id}
 //! cda/{sha256 of the document}.xml
 //! hl7/{sha256 of the message}.hl7
+//! holter/{clinic}/{sha256 of the file}.{ecg|edf}
 //! reports/{sha256 of the signed content}.json
 //! answers/{sha256 of the document}.xml
 //! audit/heads/{YYYY-MM-DD}/{chain position, 12 digits}.json
@@ -28,6 +29,7 @@ pub const DICOM_PREFIX: &str = "dicom";
 pub const STAGING_PREFIX: &str = "staging";
 pub const CDA_PREFIX: &str = "cda";
 pub const HL7_PREFIX: &str = "hl7";
+pub const HOLTER_PREFIX: &str = "holter";
 pub const REPORTS_PREFIX: &str = "reports";
 pub const ANSWERS_PREFIX: &str = "answers";
 pub const INDICATORS_PREFIX: &str = "indicators";
@@ -111,6 +113,27 @@ pub fn answer_document(sha256_hex: &str) -> Path {
 /// Key of a received HL7 v2 message (an order a referral was made from), kept as received.
 pub fn hl7_message(sha256_hex: &str) -> Path {
     Path::from(format!("{HL7_PREFIX}/{sha256_hex}.hl7"))
+}
+
+/// Key of a Holter recording as a clinic sent it (ISHNE `ecg`, EDF `edf`): kept byte for
+/// byte, so hashing the stored object proves it is the file received. Per clinic, so one
+/// clinic's file never shares a key with another's.
+pub fn holter_original(
+    clinic_id: &str,
+    sha256_hex: &str,
+    extension: &str,
+) -> Result<Path, InvalidKeyPart> {
+    if !is_valid_institution_id(clinic_id) {
+        return Err(InvalidKeyPart {
+            what: "clinic id",
+            value: clinic_id.chars().take(80).collect(),
+        });
+    }
+    Ok(Path::from_iter([
+        HOLTER_PREFIX,
+        clinic_id,
+        &format!("{sha256_hex}.{extension}"),
+    ]))
 }
 
 /// Key of a received DICOM object.

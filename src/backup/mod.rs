@@ -110,6 +110,7 @@ fn expected_hash(key: &str, dicom: &HashMap<String, String>) -> Option<String> {
     let content_addressed = [
         keys::CDA_PREFIX,
         keys::HL7_PREFIX,
+        keys::HOLTER_PREFIX,
         keys::REPORTS_PREFIX,
         keys::ANSWERS_PREFIX,
         keys::INDICATORS_PREFIX,

@@ -161,6 +161,7 @@ pub fn named_keys(dumps: &[TableDump]) -> HashSet<String> {
         ("instances", &["object_key"][..]),
         ("referrals", &["document_key", "order_message_key"][..]),
         ("reports", &["content_key", "answer_key"][..]),
+        ("holter_originals", &["object_key"][..]),
     ] {
         for values in column_values(dumps, table, columns) {
             keys.extend(

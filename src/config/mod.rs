@@ -64,6 +64,7 @@ pub struct Config {
     pub fixity: FixityConfig,
     pub indicators: IndicatorsConfig,
     pub log: LogConfig,
+    pub holter: HolterConfig,
     pub viewer: ViewerConfig,
     pub clinics: Vec<Clinic>,
     pub centres: Vec<Centre>,
@@ -254,6 +255,17 @@ pub struct S3Config {
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
     pub max_object_bytes: u64,
+}
+
+/// Holter recordings received as files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolterConfig {
+    pub max_recording_bytes: u64,
+    /// The clinics' drop folders, relative to `service.data_dir`; empty: none.
+    pub inbox: String,
+    pub poll_ms: u64,
+    pub settle_ms: u64,
 }
 
 /// The diagnostic viewer's files (installed by `deploy/viewer.sh`).

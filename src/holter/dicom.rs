@@ -47,24 +47,59 @@ pub struct Channel {
     pub baseline_uv: f64,
 }
 
-/// Which instants of the recording instance `index` holds.
+/// Which instants of the recording instance `index` holds: `first` counts instants as they
+/// follow one another in the file, `start_micros` is when the first was sampled (after the
+/// recording's start; a discontinuous recording's gaps make the two disagree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Part {
     pub index: usize,
     pub first: u64,
     pub count: u64,
+    pub start_micros: i64,
 }
 
-/// The instances a recording of `samples` instants at `rate` Hz is cut into.
+/// A stretch of a recording sampled without a gap: `count` instants from the file's
+/// `first`, the first sampled `start_micros` after the recording's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub first: u64,
+    pub count: u64,
+    pub start_micros: i64,
+}
+
+/// Microseconds from a segment's start to its instant `k` at `rate` Hz.
+pub fn micros_at(k: u64, rate: u32) -> i64 {
+    i64::try_from(u128::from(k) * 1_000_000 / u128::from(rate.max(1))).unwrap_or(i64::MAX)
+}
+
+/// The instances a continuous recording of `samples` instants at `rate` Hz is cut into.
 pub fn parts(samples: u64, rate: u32) -> Vec<Part> {
+    segmented_parts(
+        &[Segment {
+            first: 0,
+            count: samples,
+            start_micros: 0,
+        }],
+        rate,
+    )
+}
+
+/// The instances a recording of gapless segments is cut into: each segment in hours of its
+/// own, so no instance spans a gap and each says when its first sample was taken.
+pub fn segmented_parts(segments: &[Segment], rate: u32) -> Vec<Part> {
     let per = INSTANCE_SECONDS * u64::from(rate.max(1));
-    (0..samples.div_ceil(per))
-        .map(|i| Part {
-            index: i as usize,
-            first: i * per,
-            count: per.min(samples - i * per),
-        })
-        .collect()
+    let mut out = Vec::new();
+    for s in segments {
+        for i in 0..s.count.div_ceil(per) {
+            out.push(Part {
+                index: out.len(),
+                first: s.first + i * per,
+                count: per.min(s.count - i * per),
+                start_micros: s.start_micros + micros_at(i * per, rate),
+            });
+        }
+    }
+    out
 }
 
 /// One element into `obj`.
@@ -294,6 +329,28 @@ mod tests {
             200 * 3600 * 2 + 17
         );
         assert!(parts(0, 200).is_empty());
+        // Two stretches with a gap: the second starts its own instance, at its own time.
+        let cut = segmented_parts(
+            &[
+                Segment {
+                    first: 0,
+                    count: 200 * 3600 + 5,
+                    start_micros: 0,
+                },
+                Segment {
+                    first: 200 * 3600 + 5,
+                    count: 400,
+                    start_micros: 7_200_000_000,
+                },
+            ],
+            200,
+        );
+        assert_eq!(cut.len(), 3);
+        assert_eq!((cut[1].count, cut[1].start_micros), (5, 3_600_000_000));
+        assert_eq!(
+            (cut[2].index, cut[2].first, cut[2].start_micros),
+            (2, 720_005, 7_200_000_000)
+        );
     }
 
     #[test]
@@ -316,6 +373,7 @@ mod tests {
             index: 0,
             first: 0,
             count: 10_000,
+            start_micros: 0,
         };
         write_instance(
             &mut file,

@@ -413,6 +413,93 @@ pub fn annotations(samples: &[i16]) -> Result<Vec<Annotation>, HolterError> {
     Ok(out)
 }
 
+/// When each stretch of an EDF file was sampled, and what its annotations signal says: read
+/// record by record, only the annotations' bytes of each (the samples stay on disk).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    /// Gapless runs of records, in file order, as (first record, records, onset seconds).
+    pub runs: Vec<(u64, u64, f64)>,
+    pub annotations: Vec<Annotation>,
+}
+
+/// The timeline of `header`'s file. A plain EDF or EDF+C file is one run; an EDF+D file
+/// breaks where a record's own time stamp is not where the record before it ended, and a
+/// record that starts before the last one ended is refused.
+pub fn timeline(
+    source: &mut (impl Read + std::io::Seek),
+    header: &Header,
+) -> Result<Timeline, HolterError> {
+    let Some(signal) = header.signals.iter().position(Signal::is_annotations) else {
+        return Ok(Timeline {
+            runs: vec![(0, header.records, 0.0)],
+            annotations: Vec::new(),
+        });
+    };
+    let offset: usize = header.signals[..signal]
+        .iter()
+        .map(|s| 2 * s.samples_per_record)
+        .sum();
+    let mut bytes = vec![0u8; 2 * header.signals[signal].samples_per_record];
+    let mut runs: Vec<(u64, u64, f64)> = Vec::new();
+    let mut all = Vec::new();
+    // Half a millisecond: time stamps are decimal text, and no rate here is above 1 kHz.
+    let tolerance = 0.0005;
+    for record in 0..header.records {
+        let at = header.data_offset + record * header.record_bytes as u64 + offset as u64;
+        source.seek(std::io::SeekFrom::Start(at))?;
+        source.read_exact(&mut bytes).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                HolterError::Truncated(format!(
+                    "record {record} of {} is cut short",
+                    header.records
+                ))
+            } else {
+                HolterError::Io(e)
+            }
+        })?;
+        let samples: Vec<i16> = bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let mut list = annotations(&samples)?;
+        let stamp = match list.first() {
+            Some(a) if a.text.is_empty() => a.onset,
+            _ => {
+                return Err(field(
+                    "annotations",
+                    format!("record {record} has no time stamp of its own"),
+                ))
+            }
+        };
+        list.remove(0);
+        all.extend(list);
+        match runs.last_mut() {
+            Some((first, count, onset)) => {
+                let end = *onset + *count as f64 * header.record_seconds;
+                if header.variant != Variant::PlusDiscontinuous || (stamp - end).abs() < tolerance {
+                    *count += 1;
+                } else if stamp < end {
+                    return Err(field(
+                        "annotations",
+                        format!(
+                            "record {record} starts at {stamp} s, before the record ahead of it \
+                             ends ({end} s)"
+                        ),
+                    ));
+                } else {
+                    let next = *first + *count;
+                    runs.push((next, 1, stamp));
+                }
+            }
+            None => runs.push((0, 1, stamp)),
+        }
+    }
+    Ok(Timeline {
+        runs,
+        annotations: all,
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -544,5 +631,47 @@ pub(crate) mod tests {
         assert_eq!(read[1].duration, Some(0.2));
         assert_eq!(read[1].text, "Ventricular run");
         assert_eq!(read[2].text, "Patient event");
+    }
+
+    /// An EDF+D file of three one-second records, 100 ECG samples each, the third after a
+    /// gap: its records' time stamps are 0, 1 and 5 s, and the second carries an event.
+    pub(crate) fn discontinuous(stamps: [&str; 3]) -> Vec<u8> {
+        let (mut file, _) = write(
+            &[
+                ("ECG II", "uV", -3276.8, 3276.7, 100),
+                ("EDF Annotations", "", -1.0, 1.0, 30),
+            ],
+            3,
+            3,
+        );
+        file[192..197].copy_from_slice(b"EDF+D");
+        let data = 256 * 3;
+        for (r, stamp) in stamps.iter().enumerate() {
+            let mut tal = format!("+{stamp}\x14\x14\0").into_bytes();
+            if r == 1 {
+                tal.extend(b"+1.5\x150.25\x14Button\x14\0");
+            }
+            tal.resize(60, 0);
+            let at = data + r * 260 + 200;
+            file[at..at + 60].copy_from_slice(&tal);
+        }
+        file
+    }
+
+    #[test]
+    fn discontinuous_records_make_runs() {
+        let file = discontinuous(["0", "1", "5"]);
+        let mut source = std::io::Cursor::new(&file[..]);
+        let header = read_header(&mut source, file.len() as u64).unwrap();
+        assert_eq!(header.variant, Variant::PlusDiscontinuous);
+        let t = timeline(&mut source, &header).unwrap();
+        assert_eq!(t.runs, [(0, 2, 0.0), (2, 1, 5.0)]);
+        assert_eq!(t.annotations.len(), 1);
+        assert_eq!(t.annotations[0].text, "Button");
+        let overlapping = discontinuous(["0", "1", "1.5"]);
+        let mut source = std::io::Cursor::new(&overlapping[..]);
+        let header = read_header(&mut source, overlapping.len() as u64).unwrap();
+        let err = timeline(&mut source, &header).unwrap_err();
+        assert!(err.to_string().contains("before the record ahead"), "{err}");
     }
 }

@@ -3,10 +3,17 @@
 //! holds (magic, header CRC, sizes, leads, resolutions, dates) and then hands the samples out a
 //! block at a time, so a 48-hour recording never sits whole in memory.
 
+pub mod annotations;
+pub mod copy;
 pub mod dicom;
 pub mod edf;
+pub mod import;
+pub mod inbox;
 pub mod ishne;
+pub mod originals;
 pub mod recording;
+
+pub use import::{Holter, ImportError, Imported, Target, Upload};
 
 /// Why a recording was refused: each names the field at fault, as a person fixing the export
 /// needs it.

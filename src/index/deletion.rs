@@ -251,6 +251,7 @@ impl Index {
             "DELETE FROM link_exceptions WHERE study_uid = $1",
             "DELETE FROM referrals WHERE study_uid = $1",
             "DELETE FROM fixity_checks WHERE study_uid = $1",
+            "DELETE FROM holter_originals WHERE study_uid = $1",
             "DELETE FROM instances WHERE study_uid = $1",
             "DELETE FROM series WHERE study_uid = $1",
             "DELETE FROM studies WHERE study_uid = $1",
@@ -270,7 +271,9 @@ impl Index {
                         "SELECT COUNT(*) FROM referrals
                            WHERE document_key = $1 OR order_message_key = $1
                          UNION ALL
-                         SELECT COUNT(*) FROM reports WHERE content_key = $1 OR answer_key = $1",
+                         SELECT COUNT(*) FROM reports WHERE content_key = $1 OR answer_key = $1
+                         UNION ALL
+                         SELECT COUNT(*) FROM holter_originals WHERE object_key = $1",
                     )
                     .bind(&t.object_key)
                     .fetch_all(&mut *tx)

@@ -78,7 +78,7 @@ impl Index {
     }
 
     /// The documents around the images: referral documents and the HL7 orders that carried
-    /// them, report contents and answer documents (a few per case: read at once). The same
+    /// them, Holter originals, report contents and answer documents (a few per case: read at once). The same
     /// document named twice (a referral sent again) comes once.
     pub async fn document_objects(
         &self,
@@ -98,6 +98,9 @@ impl Index {
              SELECT 'answer', r.answer_key, r.answer_sha256, COALESCE(c.study_uid, ''),
                r.created_at
                FROM reports r LEFT JOIN cases c ON c.id = r.case_id WHERE r.answer_key <> ''
+             UNION ALL
+             SELECT 'holter', object_key, sha256, study_uid, received_at
+               FROM holter_originals
              UNION ALL
              SELECT 'indicators', content_key, content_sha256, '', generated_at
                FROM indicator_reports

@@ -52,6 +52,7 @@ fn day_of(micros: i64) -> String {
 const ALL_OBJECTS: &str = "SELECT object_key AS k, received_at AS t FROM instances
      UNION SELECT document_key, received_at FROM referrals WHERE document_key <> ''
      UNION SELECT order_message_key, received_at FROM referrals WHERE order_message_key <> ''
+     UNION SELECT object_key, received_at FROM holter_originals
      UNION SELECT content_key, created_at FROM reports WHERE content_key <> ''
      UNION SELECT answer_key, created_at FROM reports WHERE answer_key <> ''";
 

@@ -90,13 +90,14 @@ impl Index {
     }
 
     /// Whether an index row names the object (an instance, a referral document or order, a
-    /// report content or answer).
+    /// Holter original, a report content or answer).
     pub async fn names_object(&self, key: &str) -> Result<bool, IndexError> {
         let n: i64 = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM instances WHERE object_key = $1)
                   + (SELECT COUNT(*) FROM referrals
                      WHERE document_key = $1 OR order_message_key = $1)
-                  + (SELECT COUNT(*) FROM reports WHERE content_key = $1 OR answer_key = $1)",
+                  + (SELECT COUNT(*) FROM reports WHERE content_key = $1 OR answer_key = $1)
+                  + (SELECT COUNT(*) FROM holter_originals WHERE object_key = $1)",
         )
         .bind(key)
         .fetch_one(&self.pool)

@@ -128,7 +128,7 @@ impl Years {
                 keys::HL7_PREFIX => "hl7",
                 keys::REPORTS_PREFIX => "report",
                 keys::ANSWERS_PREFIX => "answer",
-                keys::DICOM_PREFIX => "dicom",
+                keys::DICOM_PREFIX | keys::HOLTER_PREFIX => "dicom",
                 _ => "",
             };
             let n = match kind {

@@ -12,6 +12,7 @@ pub(crate) mod audit;
 mod audited;
 pub(crate) mod auth;
 mod governance;
+mod holter;
 mod indicators;
 mod journal;
 mod openapi;
@@ -65,6 +66,7 @@ pub struct WebState {
     pub reports: Reports,
     pub retention: crate::retention::Retention,
     pub indicators: crate::indicators::Indicators,
+    pub holter: crate::holter::Holter,
 }
 
 pub fn router(state: WebState) -> Router {
@@ -168,6 +170,7 @@ pub fn router(state: WebState) -> Router {
             "/api/readers/{name}/availability",
             axum::routing::put(worklist::availability),
         )
+        .merge(holter::routes())
         .merge(crate::dicomweb::routes())
         .fallback(not_found)
         // Layers run from the last one added: authentication first, then the audit net.

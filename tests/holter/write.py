@@ -4,15 +4,18 @@ test to compare the DICOM copy against.
 
     write.py OUT_DIR SECONDS
 
-Writes OUT_DIR/recording.ecg (3 EASI leads, 200 Hz, 2.5 and 5 µV a unit, a lead fault) and
-OUT_DIR/recording.edf (ECG II and ECG V5 at 250 Hz in µV and mV, respiration at 25 Hz, two
-annotations), and OUT_DIR/{ishne,edf}-lead{N}.raw.
+Writes OUT_DIR/recording.ecg (3 EASI leads, 200 Hz, 2.5 and 5 µV a unit, a lead fault) with
+its beat annotations OUT_DIR/recording.ann (the THEW layout, read back by ishneholterlib, whose
+beats go to OUT_DIR/ishne-beats.txt as "sample label" lines), OUT_DIR/recording.edf (ECG II and
+ECG V5 at 250 Hz in µV and mV, respiration at 25 Hz, two annotations), and
+OUT_DIR/{ishne,edf}-lead{N}.raw.
 """
 
 import datetime
 import os
 import sys
 
+import ishneholterlib
 import numpy as np
 import pyedflib
 from ishneholterlib import Holter, Lead
@@ -46,6 +49,41 @@ for i, (spec, res) in enumerate([(17, 2500), (18, 2500), (19, 5000)]):
 h.nleads = 3
 h.autofill_header()
 h.write_file(overwrite=True, convert_data=False)
+
+# Beat annotations: ishneholterlib only reads them, so they are written to the THEW layout
+# here (the ISHNE header under magic "ANN  1.0", the first beat's sample, then label,
+# internal code and int16 samples since the beat before) and read back by ishneholterlib.
+header = h.get_header_bytes()
+with open(os.path.join(out, "recording.ann"), "wb") as f:
+    f.write(b"ANN  1.0")
+    f.write(h.compute_checksum(header_block=header))
+    f.write(header)
+    f.write(np.uint32(150).tobytes())
+    at, k = 150, 0
+    while True:
+        toc = int(rng.integers(120, 260))
+        if at + toc >= n:
+            break
+        at += toc
+        k += 1
+        label = b"V" if k % 50 == 0 else b"N"
+        f.write(label + b"0" + np.int16(toc).tobytes())
+# ishneholterlib's reader calls numpy's tostring(), gone from numpy 2: its checksum is
+# computed here the same way (its own CRC class over the same bytes) with tobytes().
+def compute_checksum(self, header_block=None):
+    if header_block is None:
+        with open(self.filename, "rb") as f:
+            f.seek(10)
+            header_block = f.read(self.ecg_block_offset - 10)
+    return np.uint16(ishneholterlib.Crc16CcittFalse.calc(header_block))
+
+
+Holter.compute_checksum = compute_checksum
+check = Holter(h.filename)
+check.load_ann(os.path.join(out, "recording.ann"))
+with open(os.path.join(out, "ishne-beats.txt"), "w") as f:
+    for beat in check.beat_anns:
+        f.write(f"{beat['samp_num']} {beat['ann']}\n")
 
 edf = pyedflib.EdfWriter(os.path.join(out, "recording.edf"), 3,
                          file_type=pyedflib.FILETYPE_EDFPLUS)

@@ -162,6 +162,21 @@ pub enum Command {
         #[command(subcommand)]
         action: RetentionAction,
     },
+    /// Import a Holter recording (ISHNE 1.0, EDF, EDF+) for a referral on its clinic's
+    /// behalf: the original kept, a DICOM Ambulatory ECG copy made in the referral's study.
+    /// Exits 2 when the file is refused, with the reason.
+    ImportHolter {
+        /// The recording.
+        file: PathBuf,
+        /// The referral's id.
+        #[arg(long)]
+        referral: String,
+        /// An ISHNE annotation file (.ann) for it.
+        #[arg(long)]
+        annotations: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write deterministic test objects (the committed set, or a larger benchmark corpus).
     Generate(telecardio::synth::GenerateArgs),
     /// Benchmarks only: fill the configured index with rows for `--count` synthetic instances

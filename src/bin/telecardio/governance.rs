@@ -438,3 +438,75 @@ pub async fn orphans_command(config: Config, action: &OrphanAction) -> anyhow::R
         Err(e) => Ok(crate::refused(e.fault(), e)),
     }
 }
+
+/// `import-holter FILE --referral ID`: as the operator, on the referral's clinic's behalf;
+/// the same import as an upload, audited.
+pub async fn import_holter_command(
+    config: Config,
+    file: &std::path::Path,
+    referral: &str,
+    annotations: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let index = open_index(&config).await?;
+    let store = telecardio::archive::Archive::open(&config)?;
+    let audit = AuditTrail::new(index.clone());
+    let config = std::sync::Arc::new(config);
+    let policy = telecardio::access::Policy::new(config.clone());
+    let referrals = telecardio::referral::Referrals::new(
+        index.clone(),
+        store.clone(),
+        config.clone(),
+        policy.clone(),
+        audit.clone(),
+    );
+    let ingest = telecardio::ingest::Ingest::new(
+        store,
+        index,
+        audit.clone(),
+        telecardio::metrics::Metrics::new(),
+        config.ingest.max_object_bytes,
+    )
+    .with_extra_sop_classes(config.dicom.extra_sop_classes.clone())
+    .with_referrals(referrals);
+    let holter = telecardio::holter::Holter::new(ingest, policy, audit, config);
+    let who = telecardio::access::Principal::operator(&crate::operator_name());
+    let upload = telecardio::holter::Upload {
+        path: file.to_owned(),
+        file_name: file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        annotations: annotations.map(ToOwned::to_owned),
+    };
+    let target = telecardio::holter::Target::Referral(referral.to_owned());
+    match holter.import(&who, &target, &upload).await {
+        Ok(done) => {
+            let o = &done.original;
+            if json {
+                print!("{}", to_json(o));
+            } else {
+                println!(
+                    "{} `{}` for referral {}: {} instance(s) in series {} of study {}{}",
+                    o.format,
+                    o.file_name,
+                    o.referral_id,
+                    o.instances,
+                    o.series_uid,
+                    o.study_uid,
+                    if done.created {
+                        ""
+                    } else {
+                        " (already imported)"
+                    }
+                );
+                println!("original {} SHA-256 {}", o.object_key, o.sha256);
+                if !done.left_out.is_empty() {
+                    println!("not carried into the copy: {}", done.left_out.join(", "));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(crate::refused(e.fault(), e)),
+    }
+}

@@ -256,6 +256,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli, None, None)?;
             runtime()?.block_on(governance::retention_command(config, action))
         }
+        Command::ImportHolter {
+            file,
+            referral,
+            annotations,
+            json,
+        } => {
+            let config = load_config(&cli, None, None)?;
+            runtime()?.block_on(governance::import_holter_command(
+                config,
+                file,
+                referral,
+                annotations.as_deref(),
+                *json,
+            ))
+        }
         Command::Generate(args) => {
             let written = telecardio::synth::generate(args)?;
             eprintln!("wrote {} objects to {}", written, args.out.display());
