@@ -113,6 +113,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         audit.clone(),
         years,
     );
+    let cleared = crate::holter::import::clear_spool(&config);
+    if cleared > 0 {
+        tracing::info!(
+            cleared,
+            "removed Holter uploads an earlier run left unfinished"
+        );
+    }
     let holter = crate::holter::Holter::new(
         ingest.clone(),
         policy.clone(),

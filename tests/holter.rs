@@ -143,7 +143,7 @@ fn holdings(server: &Server) -> (Vec<PathBuf>, usize) {
 }
 
 fn suite(db: Db) {
-    let server = Server::start_with(
+    let mut server = Server::start_with(
         db,
         Store::Local,
         &[
@@ -218,6 +218,11 @@ fn suite(db: Db) {
     let said = check(dir, "ishne", 3, 200, &copy);
     assert!(said.contains("['ES', 'AS', 'AI']"), "{said}");
     assert!(said.contains("beats placed as written"), "{said}");
+    // ISHNE resolutions (2,500 and 5,000 nV) as sensitivities in µV.
+    assert!(
+        said.contains("sensitivities [2.5, 2.5, 5.0] ['uV', 'uV', 'uV']"),
+        "{said}"
+    );
     dciodvfy_clean(&copy[0]);
     let original = get(&server, &reader, &format!("/api/holter/{series}/original"));
     assert_eq!(original.status, 200, "{}", original.body);
@@ -279,9 +284,29 @@ fn suite(db: Db) {
     let said = check(dir, "edf", 2, 250, &copy);
     assert!(said.contains("['ECG II', 'ECG V5']"), "{said}");
     assert!(said.contains("2 marks placed as written"), "{said}");
+    // EDF scaling: 6,553.5 µV over 65,535 units, and 10 mV over 65,535 units.
+    assert!(said.contains("sensitivities [0.1, 0.15259]"), "{said}");
+    dciodvfy_clean(&copy[0]);
+    // The command line refuses a bad file with the reason and exit status 2.
+    let mut bad = std::fs::read(&edf).unwrap();
+    bad[0] = b'X';
+    let bad_path = dir.join("bad.edf");
+    std::fs::write(&bad_path, &bad).unwrap();
+    let out = server.cli(&[
+        "import-holter",
+        bad_path.to_str().unwrap(),
+        "--referral",
+        &second,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("neither ISHNE 1.0 nor EDF"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     bad_files(&server, &clinic, dir, &ishne_bytes);
-    inbox(&server, &clinic, dir);
+    inbox(&mut server, &clinic, dir);
 }
 
 /// Each kind of bad file is refused with 422 naming what is wrong, and nothing is stored.
@@ -395,7 +420,7 @@ fn bad_files(server: &Server, clinic: &str, dir: &Path, ishne: &[u8]) {
 
 /// The clinic's inbox: a complete file is imported and moved aside; taken again, it adds
 /// nothing; a bad file goes to rejected/ with its reason.
-fn inbox(server: &Server, clinic: &str, dir: &Path) {
+fn inbox(server: &mut Server, clinic: &str, dir: &Path) {
     let id = referral(server, clinic, 5, "48507120013");
     let inbox = server.data_dir().join("inbox/demo");
     wait_for(Duration::from_secs(30), || inbox.is_dir());
@@ -433,6 +458,27 @@ fn inbox(server: &Server, clinic: &str, dir: &Path) {
     let text = std::fs::read_to_string(&reason).unwrap();
     assert!(text.contains("neither ISHNE 1.0 nor EDF"), "{text}");
     assert!(inbox.join("rejected/E027-2026-H005.ecg").exists());
+
+    // Killed at instants around an import (the file settles 0.6 s after it lands): after the
+    // restart each file is taken (again) and its copy is there once.
+    for (n, delay) in [(6u32, 550u64), (7, 700), (8, 850)] {
+        let id = referral(server, clinic, n, "48507120013");
+        let name = format!("E027-2026-H{n:03}.ecg");
+        drop(&name, &dir.join("recording.ecg"));
+        std::thread::sleep(Duration::from_millis(delay));
+        server.kill9();
+        server.restart();
+        let done = inbox.join("imported").join(&name);
+        wait_for(Duration::from_secs(60), || done.exists());
+        assert!(!inbox.join(&name).exists());
+        let linked = get(server, clinic, &format!("/api/referrals/{id}")).json();
+        let study = linked["study_uid"].as_str().unwrap().to_owned();
+        assert_eq!(
+            server.show(&study)["instances"].as_array().unwrap().len(),
+            2,
+            "after a kill {delay} ms in"
+        );
+    }
 }
 
 #[test]

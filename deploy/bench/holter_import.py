@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import numpy as np
 
@@ -29,6 +30,19 @@ from query import Telecardio  # noqa: E402
 from store import ENV, ROOT, stop  # noqa: E402
 
 REFERRAL = os.path.join(ROOT, "tests", "fixtures", "form027-valid.xml")
+# No HL7 listener: its fixed port would clash with any other service on the machine.
+ENV["TELECARDIO_HL7__ENABLED"] = "false"
+
+
+def wait_healthy(port, limit=60):
+    start = time.time()
+    while time.time() - start < limit:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"the service did not answer on port {port}")
 
 
 def write_ishne(path, hours):
@@ -88,10 +102,12 @@ def one_import(path, run):
     """A fresh service, a referral, one upload; (seconds, peak RSS MB, answer)."""
     work = tempfile.mkdtemp(prefix="tc-bench-holter-import-")
     tc = Telecardio(work)
+    tc.proc = None
     try:
         tc.cli("user", "add", "bench-clinic", "--role", "clinic", "--institution", "demo")
         token = tc.cli("token", "create", "bench-clinic").stdout.strip()
         tc.start()
+        wait_healthy(tc.http)
         with open(REFERRAL, encoding="utf-8") as f:
             document = f.read().replace("E027-DOC-0001", f"E027-DOC-B{run}")
         auth = f"Authorization: Bearer {token}"
@@ -108,10 +124,10 @@ def one_import(path, run):
         seconds = time.perf_counter() - start
         body, status = answer.rsplit("\n", 1)
         assert status == "201", answer[:500]
-        rss = peak_rss_mb(tc.proc.pid)
-        stop(tc.proc)
-        return seconds, rss, body
+        return seconds, peak_rss_mb(tc.proc.pid), body
     finally:
+        if tc.proc is not None:
+            stop(tc.proc)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -15,7 +15,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
 use super::dicom::{put, Part, Segment};
-use super::{edf, HolterError};
+use super::{tal, HolterError};
 
 const ANN_MAGIC: &[u8; 8] = b"ANN  1.0";
 /// The ISHNE fixed header: magic, CRC, then 512 bytes.
@@ -136,7 +136,7 @@ fn instant_at(segments: &[Segment], rate: u32, micros: i64) -> Option<u64> {
 
 /// The texts of an EDF+ annotations signal as marks, placed through the recording's
 /// segments; the records' own time stamps (no text) are not marks.
-pub fn from_edf(list: &[edf::Annotation], segments: &[Segment], rate: u32) -> Vec<Mark> {
+pub fn from_edf(list: &[tal::Annotation], segments: &[Segment], rate: u32) -> Vec<Mark> {
     list.iter()
         .filter(|a| !a.text.is_empty())
         .filter_map(|a| {
@@ -288,17 +288,17 @@ pub(crate) mod tests {
             },
         ];
         let list = [
-            edf::Annotation {
+            tal::Annotation {
                 onset: 0.5,
                 duration: None,
                 text: "start".into(),
             },
-            edf::Annotation {
+            tal::Annotation {
                 onset: 10.25,
                 duration: Some(0.5),
                 text: "press".into(),
             },
-            edf::Annotation {
+            tal::Annotation {
                 onset: 3.0,
                 duration: None,
                 text: String::new(),

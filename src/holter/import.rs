@@ -6,24 +6,24 @@
 //!
 //! Nothing here holds a recording in memory: the original is copied to the store a MiB at a
 //! time while it is hashed, and the copy is written on a blocking thread that hands the ingest
-//! a quarter-MiB at a time through a bounded channel.
+//! 64 KiB at a time through a bounded channel.
 //!
 //! Importing is repeatable: the copy's UIDs come from the referral and the original's hash,
 //! so the same file imported again (a retried upload, an inbox file taken again after a
 //! crash) finds every object stored and adds nothing.
 
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::annotations::{self, Mark};
 use super::copy::{self, Source, Subject};
-use super::dicom::{segmented_parts, write_instance, Part, Segment, RATES};
-use super::recording::{self, EdfInstants, Recording};
-use super::{edf, ishne, HolterError, Instants};
+use super::dicom::segmented_parts;
+use super::plan::{check_patient, file_state, plan, Plan};
+use super::stream::{Job, Piece};
+use super::HolterError;
 use crate::access::{Action, Denied, Policy, Principal, Role};
 use crate::archive::{keys, Archive, ArchiveError, Written};
 use crate::audit::AuditTrail;
@@ -31,10 +31,7 @@ use crate::config::Config;
 use crate::fault::Fault;
 use crate::index::{HolterOriginal, Index, IndexError, ReferralRow};
 use crate::ingest::{Ingest, IngestError, Origin};
-use crate::referral::personal_code;
 
-/// Bytes handed to the ingest at a time.
-const CHUNK: usize = 256 * 1024;
 /// The calling AE recorded in the copy's file meta.
 const SOURCE_AE: &str = "TC_HOLTER";
 
@@ -147,22 +144,6 @@ pub struct Holter {
     policy: Policy,
     audit: AuditTrail,
     config: Arc<Config>,
-}
-
-/// A recording read and checked, ready to copy.
-struct Plan {
-    recording: Recording,
-    segments: Vec<Segment>,
-    marks: Vec<Mark>,
-    data_offset: u64,
-    source: SourceKind,
-    extension: &'static str,
-    recorder: String,
-}
-
-enum SourceKind {
-    Ishne(Box<ishne::Header>),
-    Edf(Box<edf::Header>, Vec<usize>),
 }
 
 impl Holter {
@@ -285,8 +266,10 @@ impl Holter {
         let written = writer.commit(&key).await?;
 
         let subject = self.subject(&referral, &sha256).await?;
+        // The sender's name for the file, bounded: it goes into the copy as text.
+        let file_name: String = upload.file_name.chars().take(200).collect();
         let source = Source {
-            file_name: upload.file_name.clone(),
+            file_name: file_name.clone(),
             format: plan.recording.format,
             sha256: sha256.clone(),
             recorder: plan.recorder.clone(),
@@ -319,7 +302,7 @@ impl Holter {
             sha256,
             size_bytes: i64::try_from(before.0).unwrap_or(i64::MAX),
             format: plan.recording.format.into(),
-            file_name: upload.file_name.clone(),
+            file_name,
             clinic_id: referral.clinic_id.clone(),
             referral_id: referral.id.clone(),
             study_uid: subject.study_uid.clone(),
@@ -504,10 +487,7 @@ impl Holter {
         let job = Job {
             path: path.to_owned(),
             data_offset: plan.data_offset,
-            source: match &plan.source {
-                SourceKind::Ishne(h) => SourceKind::Ishne(h.clone()),
-                SourceKind::Edf(h, picks) => SourceKind::Edf(h.clone(), picks.clone()),
-            },
+            source: plan.source.clone(),
             recording: plan.recording.clone(),
             marks: plan.marks.clone(),
             parts: parts.clone(),
@@ -568,252 +548,18 @@ impl Holter {
     }
 }
 
-/// The size and modification time of a file, to see it has not changed.
-fn file_state(path: &Path) -> Result<(u64, Option<std::time::SystemTime>), ImportError> {
-    let meta = std::fs::metadata(path).map_err(HolterError::Io)?;
-    Ok((meta.len(), meta.modified().ok()))
+/// Where uploads wait while they are imported.
+pub fn spool_dir(config: &Config) -> PathBuf {
+    config.data_path("tmp/holter")
 }
 
-/// Reads and checks a file's header, its timeline and annotations, without its samples.
-fn plan(path: &Path, len: u64, ann: Option<&Path>) -> Result<Plan, ImportError> {
-    let mut file = BufReader::new(std::fs::File::open(path).map_err(HolterError::Io)?);
-    let mut magic = [0u8; 8];
-    let got = read_up_to(&mut file, &mut magic)?;
-    file.seek(SeekFrom::Start(0)).map_err(HolterError::Io)?;
-    let plan = if &magic[..got] == b"ISHNE1.0" {
-        let header = ishne::read_header(&mut file, len)?;
-        let recording = recording::from_ishne(&header);
-        let marks = match ann {
-            Some(ann) => {
-                let ann_len = std::fs::metadata(ann).map_err(HolterError::Io)?.len();
-                let mut source = BufReader::new(std::fs::File::open(ann).map_err(HolterError::Io)?);
-                annotations::read_ishne(&mut source, ann_len, recording.instants)?
-            }
-            None => Vec::new(),
-        };
-        Plan {
-            segments: vec![Segment {
-                first: 0,
-                count: recording.instants,
-                start_micros: 0,
-            }],
-            marks,
-            data_offset: header.data_offset,
-            extension: "ecg",
-            recorder: header.recorder.clone(),
-            recording,
-            source: SourceKind::Ishne(Box::new(header)),
-        }
-    } else if got == 8 && &magic == b"0       " {
-        if ann.is_some() {
-            return Err(ImportError::Patient {
-                field: "annotations",
-                problem:
-                    "an ISHNE annotation file goes with an ISHNE recording; EDF+ carries its own"
-                        .into(),
-            });
-        }
-        let header = edf::read_header(&mut file, len)?;
-        let (recording, picks) = recording::from_edf(&header)?;
-        let timeline = edf::timeline(&mut file, &header)?;
-        let per_record = recording.instants / header.records.max(1);
-        let segments: Vec<Segment> = timeline
-            .runs
-            .iter()
-            .map(|(first, count, onset)| Segment {
-                first: first * per_record,
-                count: count * per_record,
-                start_micros: (onset * 1e6).round() as i64,
-            })
-            .collect();
-        let mut marks = annotations::from_edf(&timeline.annotations, &segments, recording.rate);
-        marks.sort_by_key(|m| m.first);
-        Plan {
-            segments,
-            marks,
-            data_offset: header.data_offset,
-            extension: "edf",
-            recorder: String::new(),
-            recording,
-            source: SourceKind::Edf(Box::new(header), picks),
-        }
-    } else {
-        return Err(ImportError::Format(
-            String::from_utf8_lossy(&magic[..got]).into_owned(),
-        ));
+/// Removes uploads an earlier run left in the spool (nothing is in flight at start-up).
+pub fn clear_spool(config: &Config) -> usize {
+    let Ok(entries) = std::fs::read_dir(spool_dir(config)) else {
+        return 0;
     };
-    let r = &plan.recording;
-    if !RATES.contains(&r.rate) {
-        return Err(HolterError::Field {
-            field: "sampling_rate",
-            problem: format!(
-                "{} Hz; an Ambulatory ECG is sampled at 50 to 1000 Hz",
-                r.rate
-            ),
-        }
-        .into());
-    }
-    if r.instants == 0 {
-        return Err(HolterError::Field {
-            field: "samples",
-            problem: "the recording holds no samples".into(),
-        }
-        .into());
-    }
-    Ok(plan)
-}
-
-fn read_up_to(source: &mut impl Read, buf: &mut [u8]) -> Result<usize, ImportError> {
-    let mut got = 0;
-    while got < buf.len() {
-        match source.read(&mut buf[got..]).map_err(HolterError::Io)? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    Ok(got)
-}
-
-/// The recording's own patient fields are free text and never prove who it is; but a file
-/// that names someone else than the referral is the wrong file. A personal code in the
-/// file's patient ID must be the referral's, and a name in the file must contain the
-/// referral's family name (letters folded, so `Zukauskiene` is `Žukauskienė`).
-fn check_patient(recording: &Recording, r: &ReferralRow) -> Result<(), ImportError> {
-    let ours = [r.personal_code.as_str(), r.insured_code.as_str()];
-    let code = recording
-        .patient_id
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|t| t.len() == 11 && personal_code::parse(t).is_ok());
-    if let Some(code) = code {
-        if !ours.contains(&code) {
-            return Err(ImportError::Patient {
-                field: "patient_id",
-                problem: format!(
-                    "the recording names personal code {code}; referral {} is for {}",
-                    r.id,
-                    if r.personal_code.is_empty() {
-                        &r.insured_code
-                    } else {
-                        &r.personal_code
-                    }
-                ),
-            });
-        }
-    }
-    let words = |text: &str| -> Vec<String> {
-        crate::ingest::meta::search_form(text)
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty() && *w != "x")
-            .map(str::to_owned)
-            .collect()
-    };
-    let theirs = words(&recording.patient_name);
-    let family = words(&r.family_name);
-    if !theirs.is_empty() && !family.is_empty() && !family.iter().all(|f| theirs.contains(f)) {
-        return Err(ImportError::Patient {
-            field: "patient_name",
-            problem: format!(
-                "the recording names {:?}; referral {} is for {} {}",
-                recording.patient_name, r.id, r.given_names, r.family_name
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// What the writing thread hands the ingest.
-enum Piece {
-    Begin,
-    Bytes(Vec<u8>),
-    End,
-}
-
-/// Everything the writing thread needs, owned.
-struct Job {
-    path: PathBuf,
-    data_offset: u64,
-    source: SourceKind,
-    recording: Recording,
-    marks: Vec<Mark>,
-    parts: Vec<Part>,
-    template: dicom_object::InMemDicomObject,
-    uids: Vec<String>,
-}
-
-impl Job {
-    fn run(self, tx: &mpsc::Sender<Piece>) -> Result<(), ImportError> {
-        let mut file = std::fs::File::open(&self.path).map_err(HolterError::Io)?;
-        file.seek(SeekFrom::Start(self.data_offset))
-            .map_err(HolterError::Io)?;
-        let reader = BufReader::with_capacity(1024 * 1024, file);
-        let mut samples: Box<dyn Instants> = match &self.source {
-            SourceKind::Ishne(h) => Box::new(ishne::Samples::new(reader, h)),
-            SourceKind::Edf(h, picks) => Box::new(EdfInstants::new(
-                edf::Records::new(reader, h),
-                h,
-                picks.clone(),
-            )),
-        };
-        for (part, uid) in self.parts.iter().zip(&self.uids) {
-            let head = copy::head(&self.template, &self.recording, *part, uid, &self.marks);
-            if tx.blocking_send(Piece::Begin).is_err() {
-                return Ok(());
-            }
-            let mut pipe = Pipe {
-                tx,
-                buffer: Vec::with_capacity(CHUNK),
-            };
-            match write_instance(
-                &mut pipe,
-                &head,
-                &self.recording.channels,
-                self.recording.rate,
-                *part,
-                samples.as_mut(),
-            ) {
-                Ok(()) => {}
-                // The ingest stopped reading: its error is the one to report.
-                Err(HolterError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    return Ok(())
-                }
-                Err(e) => return Err(e.into()),
-            }
-            if pipe.flush().is_err() || tx.blocking_send(Piece::End).is_err() {
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A writer that hands its bytes to the ingest a chunk at a time.
-struct Pipe<'a> {
-    tx: &'a mpsc::Sender<Piece>,
-    buffer: Vec<u8>,
-}
-
-impl Pipe<'_> {
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK));
-        self.tx
-            .blocking_send(Piece::Bytes(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the ingest stopped"))
-    }
-}
-
-impl Write for Pipe<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.send()
-    }
+    entries
+        .flatten()
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
 }

@@ -11,7 +11,10 @@ pub mod import;
 pub mod inbox;
 pub mod ishne;
 pub mod originals;
+mod plan;
 pub mod recording;
+mod stream;
+pub mod tal;
 
 pub use import::{Holter, ImportError, Imported, Target, Upload};
 

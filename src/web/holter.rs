@@ -144,7 +144,7 @@ async fn read_form(
             "send multipart/form-data: a `file` part and `referral` (or `patient_code` and `order_number`)",
         )
     })?;
-    let dir = state.config.data_path("tmp/holter");
+    let dir = crate::holter::import::spool_dir(&state.config);
     tokio::fs::create_dir_all(&dir).await.map_err(|e| {
         tracing::error!(dir = %dir.display(), error = %e, "cannot make the Holter spool");
         Problem::new(
@@ -305,4 +305,70 @@ async fn original(
         .header("x-content-sha256", o.sha256.clone())
         .body(Body::from_stream(stream.map_err(std::io::Error::other)))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The OpenAPI description of these routes, added to the service's document.
+pub(super) fn describe(spec: &mut Value) {
+    let problem = super::openapi::problem;
+    let paths = json!({
+        "/api/holter": {"post": {
+            "summary": "Import a Holter recording (ISHNE 1.0, EDF, EDF+) for one of the clinic's referrals; clinics only",
+            "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "annotations": {"type": "string", "format": "binary", "description": "ISHNE beat annotations (.ann)"},
+                    "referral": {"type": "string", "description": "the referral's id"},
+                    "patient_code": {"type": "string", "description": "with order_number, instead of referral"},
+                    "order_number": {"type": "string"}
+                }}}}},
+            "responses": {
+                "201": {"description": "Imported: the original kept, the DICOM copy stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HolterCopy"}}}},
+                "200": {"description": "This file was already imported for this referral", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HolterCopy"}}}},
+                "400": problem(), "403": problem(), "404": problem(), "413": problem(), "415": problem(),
+                "422": {"description": "Not an acceptable recording; `field` names the header entry or part at fault",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+                "503": problem()
+            }
+        }},
+        "/api/holter/{series}": {"get": {
+            "summary": "The Holter copy whose DICOM series this is, and its original",
+            "parameters": [{"name": "series", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The copy", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HolterCopy"}}}}, "403": problem(), "404": problem()}
+        }},
+        "/api/holter/{series}/original": {"get": {
+            "summary": "The recording as the clinic sent it, byte for byte (its SHA-256 in x-content-sha256)",
+            "parameters": [{"name": "series", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}, "403": problem(), "404": problem()}
+        }}
+    });
+    let schema = json!({
+        "HolterCopy": {
+            "type": "object",
+            "properties": {
+                "series_uid": {"type": "string"}, "study_uid": {"type": "string"},
+                "referral_id": {"type": "string"}, "clinic_id": {"type": "string"},
+                "instances": {"type": "integer"}, "channels": {"type": "integer"},
+                "sampling_rate": {"type": "integer"}, "samples": {"type": "integer"},
+                "started": {"type": "string"}, "annotations": {"type": "integer"},
+                "linked": {"type": "boolean"},
+                "left_out": {"type": "array", "items": {"type": "string"}},
+                "original": {"type": "object", "properties": {
+                    "file_name": {"type": "string"}, "format": {"type": "string"},
+                    "size_bytes": {"type": "integer"}, "sha256": {"type": "string"},
+                    "object_key": {"type": "string"}, "href": {"type": "string"}
+                }},
+                "received_by": {"type": "string"}, "received_at": {"type": "integer"}
+            }
+        }
+    });
+    if let (Some(all), Some(ours)) = (spec["paths"].as_object_mut(), paths.as_object()) {
+        all.extend(ours.clone());
+    }
+    if let (Some(all), Some(ours)) = (
+        spec["components"]["schemas"].as_object_mut(),
+        schema.as_object(),
+    ) {
+        all.extend(ours.clone());
+    }
 }

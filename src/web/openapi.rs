@@ -10,7 +10,7 @@ pub async fn document() -> Response {
     Json(spec()).into_response()
 }
 
-fn problem() -> Value {
+pub(super) fn problem() -> Value {
     json!({
         "description": "A problem",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -18,7 +18,7 @@ fn problem() -> Value {
 }
 
 pub fn spec() -> Value {
-    json!({
+    let mut spec = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "telecardio",
@@ -531,7 +531,9 @@ pub fn spec() -> Value {
                 "responses": {"200": {"description": "OpenMetrics text"}, "401": problem()}
             }}
         }
-    })
+    });
+    super::holter::describe(&mut spec);
+    spec
 }
 
 #[cfg(test)]
@@ -599,6 +601,9 @@ mod tests {
         ("post", "/api/referrals/{id}/unlink"),
         ("get", "/api/studies/unlinked"),
         ("get", "/api/ownership-refusals"),
+        ("post", "/api/holter"),
+        ("get", "/api/holter/{series}"),
+        ("get", "/api/holter/{series}/original"),
         ("get", "/healthz"),
         ("get", "/metrics"),
     ];

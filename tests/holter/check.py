@@ -69,6 +69,8 @@ if os.path.exists(f"{prefix}-marks.txt"):
         if float(duration) > 0:
             assert hit[0][2] == "SEGMENT" and hit[0][1][1] == first + round(float(duration) * rate) - 1, hit
     print(f"{len(marks)} marks placed as written")
-labels = [str(c.ChannelLabel) for c in datasets[0].WaveformSequence[0]
-          .ChannelDefinitionSequence]
+channels = datasets[0].WaveformSequence[0].ChannelDefinitionSequence
+labels = [str(c.ChannelLabel) for c in channels]
+print("sensitivities", [round(float(c.ChannelSensitivity), 6) for c in channels],
+      [str(c.ChannelSensitivityUnitsSequence[0].CodeValue) for c in channels])
 print(f"{len(files)} instances, {at} samples per lead, leads {labels}: identical")
