@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::cases::{post_referral, VALID};
+use common::cases::{call, post_referral, VALID};
 use common::*;
 use serde_json::Value;
 
@@ -124,16 +124,6 @@ fn dciodvfy_clean(file: &Path) {
     assert!(!verdict.contains("Error"), "dciodvfy:\n{verdict}");
 }
 
-fn get(server: &Server, token: &str, path: &str) -> Reply {
-    request(
-        server.http_port,
-        "GET",
-        path,
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"",
-    )
-}
-
 /// Everything stored: object files and index instances.
 fn holdings(server: &Server) -> (Vec<PathBuf>, usize) {
     (
@@ -191,7 +181,14 @@ fn suite(db: Db) {
     let beats = std::fs::read_to_string(dir.join("ishne-beats.txt")).unwrap();
     assert_eq!(made["annotations"], beats.lines().count());
     let series = made["series_uid"].as_str().unwrap().to_owned();
-    let referral_row = get(&server, &clinic, &format!("/api/referrals/{first}")).json();
+    let referral_row = call(
+        &server,
+        &clinic,
+        "GET",
+        &format!("/api/referrals/{first}"),
+        "",
+    )
+    .json();
     assert_eq!(referral_row["study_uid"], made["study_uid"]);
 
     // The same file again, named by the patient's code and order number: nothing new.
@@ -224,7 +221,48 @@ fn suite(db: Db) {
         "{said}"
     );
     dciodvfy_clean(&copy[0]);
-    let original = get(&server, &reader, &format!("/api/holter/{series}/original"));
+    // The waveform viewer's API reads the copy: its leads and its beats.
+    let hour = copy
+        .iter()
+        .max_by_key(|f| std::fs::metadata(f).unwrap().len())
+        .unwrap();
+    let first_hour = dicom_object::open_file(hour).unwrap();
+    let sop = first_hour
+        .element(dicom_dictionary_std::tags::SOP_INSTANCE_UID)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches('\0')
+        .to_owned();
+    let study = made["study_uid"].as_str().unwrap();
+    let view = call(
+        &server,
+        &reader,
+        "GET",
+        &format!("/api/waveforms/{study}/{series}/{sop}?seconds=10"),
+        "",
+    );
+    assert_eq!(view.status, 200, "{}", view.body);
+    let view = view.json();
+    let leads: Vec<&str> = view["groups"][0]["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(leads, ["ES", "AS", "AI"]);
+    assert!(
+        view["annotations_total"].as_u64().unwrap() > 1000,
+        "{}",
+        view["annotations_total"]
+    );
+    let original = call(
+        &server,
+        &reader,
+        "GET",
+        &format!("/api/holter/{series}/original"),
+        "",
+    );
     assert_eq!(original.status, 200, "{}", original.body);
     assert_same_bytes(&original.bytes, &ishne_bytes, "the original");
     assert_eq!(
@@ -234,10 +272,12 @@ fn suite(db: Db) {
     // Another clinic's user finds nothing; both reads are on record.
     let stranger = server.token("holter-other", "clinic", "other-clinic");
     assert_eq!(
-        get(
+        call(
             &server,
             &stranger,
-            &format!("/api/holter/{series}/original")
+            "GET",
+            &format!("/api/holter/{series}/original"),
+            ""
         )
         .status,
         404
@@ -434,7 +474,7 @@ fn inbox(server: &mut Server, clinic: &str, dir: &Path) {
     drop("E027-2026-H005.edf", &dir.join("recording.edf"));
     let imported = inbox.join("imported/E027-2026-H005.edf");
     wait_for(Duration::from_secs(60), || imported.exists());
-    let linked = get(server, clinic, &format!("/api/referrals/{id}")).json();
+    let linked = call(server, clinic, "GET", &format!("/api/referrals/{id}"), "").json();
     let study = linked["study_uid"].as_str().unwrap().to_owned();
     assert!(!study.is_empty(), "{linked}");
     let count = server.show(&study)["instances"].as_array().unwrap().len();
@@ -471,7 +511,7 @@ fn inbox(server: &mut Server, clinic: &str, dir: &Path) {
         let done = inbox.join("imported").join(&name);
         wait_for(Duration::from_secs(60), || done.exists());
         assert!(!inbox.join(&name).exists());
-        let linked = get(server, clinic, &format!("/api/referrals/{id}")).json();
+        let linked = call(server, clinic, "GET", &format!("/api/referrals/{id}"), "").json();
         let study = linked["study_uid"].as_str().unwrap().to_owned();
         assert_eq!(
             server.show(&study)["instances"].as_array().unwrap().len(),

@@ -21,28 +21,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from query import Telecardio  # noqa: E402
-from store import ENV, ROOT, stop  # noqa: E402
+from holter import peak_rss_mb  # noqa: E402
+from store import ENV, ROOT, stop, wait_http  # noqa: E402
 
 REFERRAL = os.path.join(ROOT, "tests", "fixtures", "form027-valid.xml")
 # No HL7 listener: its fixed port would clash with any other service on the machine.
 ENV["TELECARDIO_HL7__ENABLED"] = "false"
 
-
-def wait_healthy(port, limit=60):
-    start = time.time()
-    while time.time() - start < limit:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise RuntimeError(f"the service did not answer on port {port}")
 
 
 def write_ishne(path, hours):
@@ -90,14 +80,6 @@ def write_edf(path, hours):
     edf.close()
 
 
-def peak_rss_mb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def one_import(path, run):
     """A fresh service, a referral, one upload; (seconds, peak RSS MB, answer)."""
     work = tempfile.mkdtemp(prefix="tc-bench-holter-import-")
@@ -107,7 +89,7 @@ def one_import(path, run):
         tc.cli("user", "add", "bench-clinic", "--role", "clinic", "--institution", "demo")
         token = tc.cli("token", "create", "bench-clinic").stdout.strip()
         tc.start()
-        wait_healthy(tc.http)
+        wait_http(tc.http, path="/healthz")
         with open(REFERRAL, encoding="utf-8") as f:
             document = f.read().replace("E027-DOC-0001", f"E027-DOC-B{run}")
         auth = f"Authorization: Bearer {token}"

@@ -119,11 +119,11 @@ class Orthanc:
         return proc, port, "ORTHANC"
 
 
-def wait_http(port, limit=60):
+def wait_http(port, limit=60, path="/system"):
     start = time.time()
     while time.time() - start < limit:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/system", timeout=1)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1)
             return
         except Exception:
             time.sleep(0.1)

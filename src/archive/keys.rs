@@ -67,6 +67,17 @@ pub fn is_valid_institution_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+fn clinic_part(clinic_id: &str) -> Result<&str, InvalidKeyPart> {
+    if is_valid_institution_id(clinic_id) {
+        Ok(clinic_id)
+    } else {
+        Err(InvalidKeyPart {
+            what: "clinic id",
+            value: clinic_id.chars().take(80).collect(),
+        })
+    }
+}
+
 fn uid_part(what: &'static str, uid: &str) -> Result<String, InvalidKeyPart> {
     if is_valid_uid(uid) {
         Ok(uid.to_owned())
@@ -123,15 +134,9 @@ pub fn holter_original(
     sha256_hex: &str,
     extension: &str,
 ) -> Result<Path, InvalidKeyPart> {
-    if !is_valid_institution_id(clinic_id) {
-        return Err(InvalidKeyPart {
-            what: "clinic id",
-            value: clinic_id.chars().take(80).collect(),
-        });
-    }
     Ok(Path::from_iter([
         HOLTER_PREFIX,
-        clinic_id,
+        clinic_part(clinic_id)?,
         &format!("{sha256_hex}.{extension}"),
     ]))
 }
@@ -144,12 +149,7 @@ pub fn dicom_object(
     sop_uid: &str,
     dataset_sha256: &str,
 ) -> Result<Path, InvalidKeyPart> {
-    if !is_valid_institution_id(clinic_id) {
-        return Err(InvalidKeyPart {
-            what: "clinic id",
-            value: clinic_id.chars().take(80).collect(),
-        });
-    }
+    let clinic_id = clinic_part(clinic_id)?;
     let study = uid_part("Study Instance UID", study_uid)?;
     let series = uid_part("Series Instance UID", series_uid)?;
     let sop = uid_part("SOP Instance UID", sop_uid)?;

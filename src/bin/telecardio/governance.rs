@@ -141,13 +141,7 @@ pub async fn rebuild_command(config: Config, json: bool) -> anyhow::Result<ExitC
     let index = open_index(&config).await?;
     let store = telecardio::archive::Archive::open(&config)?;
     let audit = AuditTrail::new(index.clone());
-    let ingest = telecardio::ingest::Ingest::new(
-        store.clone(),
-        index.clone(),
-        audit.clone(),
-        telecardio::metrics::Metrics::new(),
-        config.ingest.max_object_bytes,
-    );
+    let ingest = cli_ingest(&config, store.clone(), index.clone(), &audit);
     let config = std::sync::Arc::new(config);
     let referrals = telecardio::referral::Referrals::new(
         index.clone(),
@@ -402,6 +396,22 @@ pub async fn retention_command(
     }
 }
 
+/// The ingest as a command uses it: no metrics are scraped from a command.
+fn cli_ingest(
+    config: &Config,
+    store: telecardio::archive::Archive,
+    index: telecardio::index::Index,
+    audit: &AuditTrail,
+) -> telecardio::ingest::Ingest {
+    telecardio::ingest::Ingest::new(
+        store,
+        index,
+        audit.clone(),
+        telecardio::metrics::Metrics::new(),
+        config.ingest.max_object_bytes,
+    )
+}
+
 fn to_json<T: serde::Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
@@ -413,13 +423,7 @@ pub async fn orphans_command(config: Config, action: &OrphanAction) -> anyhow::R
     let index = open_index(&config).await?;
     let store = telecardio::archive::Archive::open(&config)?;
     let audit = AuditTrail::new(index.clone());
-    let ingest = telecardio::ingest::Ingest::new(
-        store,
-        index,
-        audit.clone(),
-        telecardio::metrics::Metrics::new(),
-        config.ingest.max_object_bytes,
-    );
+    let ingest = cli_ingest(&config, store, index, &audit);
     let orphans = telecardio::fixity::Orphans::new(
         ingest,
         telecardio::access::Policy::new(std::sync::Arc::new(config)),
@@ -460,15 +464,9 @@ pub async fn import_holter_command(
         policy.clone(),
         audit.clone(),
     );
-    let ingest = telecardio::ingest::Ingest::new(
-        store,
-        index,
-        audit.clone(),
-        telecardio::metrics::Metrics::new(),
-        config.ingest.max_object_bytes,
-    )
-    .with_extra_sop_classes(config.dicom.extra_sop_classes.clone())
-    .with_referrals(referrals);
+    let ingest = cli_ingest(&config, store, index, &audit)
+        .with_extra_sop_classes(config.dicom.extra_sop_classes.clone())
+        .with_referrals(referrals);
     let holter = telecardio::holter::Holter::new(ingest, policy, audit, config);
     let who = telecardio::access::Principal::operator(&crate::operator_name());
     let upload = telecardio::holter::Upload {
