@@ -345,6 +345,23 @@ fn suite(db: Db) {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Fixity reads every object back, the originals too, and finds each as recorded.
+    let verified = server.cli(&["verify", "--all", "--json"]);
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let report: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let objects = server.data_dir().join("objects");
+    let stored: usize = ["dicom", "cda", "holter"]
+        .iter()
+        .map(|p| files_under(&objects.join(p)).len())
+        .sum();
+    assert_eq!(report["objects"], stored, "{report}");
+    assert_eq!(report["unindexed"], serde_json::json!([]), "{report}");
+
     bad_files(&server, &clinic, dir, &ishne_bytes);
     inbox(&mut server, &clinic, dir);
 }
