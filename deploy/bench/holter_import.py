@@ -27,11 +27,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from query import Telecardio  # noqa: E402
 from holter import peak_rss_mb  # noqa: E402
-from store import ENV, ROOT, stop, wait_http  # noqa: E402
+from store import ROOT, stop, wait_http  # noqa: E402
 
 REFERRAL = os.path.join(ROOT, "tests", "fixtures", "form027-valid.xml")
-# No HL7 listener: its fixed port would clash with any other service on the machine.
-ENV["TELECARDIO_HL7__ENABLED"] = "false"
 
 
 

@@ -23,7 +23,9 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(ROOT, "target", "release", "telecardio")
-ENV = dict(os.environ, TCP_NODELAY="1", NO_COLOR="1")
+# No HL7 listener in a benchmarked service: its fixed default port would clash with any other
+# service on the machine, and no benchmark sends HL7.
+ENV = dict(os.environ, TCP_NODELAY="1", NO_COLOR="1", TELECARDIO_HL7__ENABLED="false")
 
 
 def free_port():
