@@ -55,10 +55,10 @@ def peak_rss(pid):
     return 0
 
 
-def stop(proc):
+def stop(proc, timeout=30):
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
