@@ -54,6 +54,12 @@ pub enum ImportError {
         field: &'static str,
         problem: String,
     },
+    /// A part of the request that does not fit the recording.
+    #[error("{field}: {problem}")]
+    Request {
+        field: &'static str,
+        problem: String,
+    },
     #[error("the recording is larger than the configured maximum of {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("the file changed while it was being imported; it is taken once it stays unchanged")]
@@ -88,7 +94,7 @@ impl ImportError {
         match self {
             ImportError::Format(_) => Some("file"),
             ImportError::Ambiguous(_) => Some("order_number"),
-            ImportError::Patient { field, .. } => Some(field),
+            ImportError::Patient { field, .. } | ImportError::Request { field, .. } => Some(field),
             ImportError::Recording(e) => match e {
                 HolterError::Field { field, .. } => Some(field),
                 HolterError::Magic(_) => Some("magic"),
@@ -139,9 +145,9 @@ pub struct Imported {
 #[derive(Clone)]
 pub struct Holter {
     ingest: Ingest,
-    index: Index,
-    archive: Archive,
-    policy: Policy,
+    pub(super) index: Index,
+    pub(super) archive: Archive,
+    pub(super) policy: Policy,
     audit: AuditTrail,
     config: Arc<Config>,
 }
@@ -160,18 +166,6 @@ impl Holter {
 
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    pub(super) fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    pub(super) fn index_ref(&self) -> &Index {
-        &self.index
-    }
-
-    pub(super) fn archive_ref(&self) -> &Archive {
-        &self.archive
     }
 
     pub(super) async fn audit_required(
@@ -256,13 +250,9 @@ impl Holter {
             writer.abort().await;
             return Err(ImportError::Changed);
         }
-        let key =
-            keys::holter_original(&referral.clinic_id, &sha256, plan.extension).map_err(|e| {
-                ImportError::Patient {
-                    field: "referral",
-                    problem: e.to_string(),
-                }
-            })?;
+        // Clinic ids are checked when the configuration is read: a bad one here is a bug.
+        let key = keys::holter_original(&referral.clinic_id, &sha256, plan.extension)
+            .map_err(|e| ImportError::Internal(e.to_string()))?;
         let written = writer.commit(&key).await?;
 
         let subject = self.subject(&referral, &sha256).await?;
@@ -389,21 +379,27 @@ impl Holter {
         let path = path.to_owned();
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            let mut file = std::fs::File::open(&path).map_err(HolterError::Io)?;
             let mut hasher = Sha256::new();
-            let mut buffer = vec![0u8; 1024 * 1024];
-            loop {
-                let n = file.read(&mut buffer).map_err(HolterError::Io)?;
-                if n == 0 {
-                    break;
+            let copied = (|| -> Result<(), ImportError> {
+                let mut file = std::fs::File::open(&path).map_err(HolterError::Io)?;
+                let mut buffer = vec![0u8; 1024 * 1024];
+                loop {
+                    let n = file.read(&mut buffer).map_err(HolterError::Io)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    hasher.update(&buffer[..n]);
+                    runtime.block_on(writer.write(&buffer[..n]))?;
                 }
-                hasher.update(&buffer[..n]);
-                if let Err(e) = runtime.block_on(writer.write(&buffer[..n])) {
+            })();
+            match copied {
+                Ok(()) => Ok((writer, hex::encode(hasher.finalize()))),
+                // Nothing of a half-copied original stays staged.
+                Err(e) => {
                     runtime.block_on(writer.abort());
-                    return Err(ImportError::Store(e));
+                    Err(e)
                 }
             }
-            Ok((writer, hex::encode(hasher.finalize())))
         })
         .await
         .map_err(|e| ImportError::Internal(e.to_string()))?

@@ -52,9 +52,9 @@ impl Holter {
         series_uid: &str,
         action: Action,
     ) -> Result<HolterOriginal, ImportError> {
-        self.policy().permit(who, action)?;
-        match self.index_ref().holter_original(series_uid).await? {
-            Some(o) if self.policy().sees_clinic(who, &o.clinic_id) => Ok(o),
+        self.policy.permit(who, action)?;
+        match self.index.holter_original(series_uid).await? {
+            Some(o) if self.policy.sees_clinic(who, &o.clinic_id) => Ok(o),
             _ => Err(ImportError::NoOriginal(series_uid.to_owned())),
         }
     }
@@ -65,7 +65,7 @@ impl Holter {
         original: &HolterOriginal,
     ) -> Result<BoxStream<'static, Result<Bytes, ArchiveError>>, ImportError> {
         Ok(self
-            .archive_ref()
+            .archive
             .stream(&ObjectKey::from(original.object_key.as_str()))
             .await?)
     }

@@ -74,7 +74,7 @@ pub(super) fn plan(path: &Path, len: u64, ann: Option<&Path>) -> Result<Plan, Im
         }
     } else if got == 8 && &magic == b"0       " {
         if ann.is_some() {
-            return Err(ImportError::Patient {
+            return Err(ImportError::Request {
                 field: "annotations",
                 problem:
                     "an ISHNE annotation file goes with an ISHNE recording; EDF+ carries its own"

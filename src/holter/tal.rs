@@ -8,10 +8,7 @@ use super::edf::{Header, Signal, Variant};
 use super::HolterError;
 
 fn field(field: &'static str, problem: impl Into<String>) -> HolterError {
-    HolterError::Field {
-        field,
-        problem: problem.into(),
-    }
+    HolterError::field(field, problem)
 }
 
 /// One annotation of an EDF+ record: when (seconds from the start), for how long, what.
