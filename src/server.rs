@@ -16,7 +16,7 @@ use crate::delivery::Deliveries;
 use crate::dimse::{self, DimseContext, DimseError};
 use crate::hl7::{self, Hl7Context};
 use crate::index::{Index, IndexError};
-use crate::ingest::Ingest;
+use crate::ingest::{Ingest, LastRun, RunMarker};
 use crate::metrics::Metrics;
 use crate::patients::Patients;
 use crate::referral::Referrals;
@@ -49,12 +49,22 @@ pub enum ServeError {
     Jwt(#[from] crate::accounts::jwt::JwtError),
     #[error(transparent)]
     Indicators(#[from] crate::indicators::IndicatorError),
+    #[error("cannot hold the run marker in the data directory: {0}")]
+    Marker(std::io::Error),
+    #[error("recovery after a machine crash failed: {0}")]
+    Recovery(crate::ingest::IngestError),
 }
 
 /// Runs the service until a shutdown signal.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
-    let index = Index::open(&config.database_url(), config.database.max_connections).await?;
+    let (marker, last_run) = RunMarker::inspect(&config.service.data_dir);
+    let mut index = Index::open(&config.database_url(), config.database.max_connections).await?;
+    if config.database.relaxed_instance_commits {
+        index = index
+            .relax_instance_commits(config.database.max_connections)
+            .await?;
+    }
     let years = crate::retention::Years::settle(&index, &config.retention).await?;
     let archive =
         crate::retention::lock_archive(Archive::open(&config)?, &config.retention, years).await?;
@@ -104,6 +114,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             );
         }
     });
+    recover(&ingest, &index, &config, last_run).await?;
+    marker.hold().map_err(ServeError::Marker)?;
+    let flusher = tokio::spawn(keep_marking(index.clone()));
     let patients = Patients::new(index.clone(), policy.clone(), audit.clone());
     let routing = Routing::new(index.clone(), config.clone(), policy.clone(), audit.clone());
     let retention = crate::retention::Retention::new(
@@ -258,8 +271,57 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
     let _ = http_task.await;
+    flusher.abort();
+    index.mark_durable_now().await?;
     index.close().await;
+    marker.release().map_err(ServeError::Marker)?;
     Ok(())
+}
+
+/// After a crash of the machine, the rows of received objects its unflushed commits lost are
+/// made again from the store before anything new is received.
+async fn recover(
+    ingest: &Ingest,
+    index: &Index,
+    config: &Config,
+    last_run: LastRun,
+) -> Result<(), ServeError> {
+    match last_run {
+        LastRun::Clean => {}
+        LastRun::ProcessEnded => {
+            tracing::warn!("the last run did not stop cleanly; the machine kept running, so every commit it made survived")
+        }
+        // Commits that waited for the disk lost nothing.
+        LastRun::MachineDown if !index.relaxed() => {}
+        LastRun::MachineDown => {
+            tracing::warn!("the last run ended with the machine; indexing again what the store received since the index was last known on disk");
+            let recovered = ingest
+                .recover_lost_rows(&config.dicom.ae_title)
+                .await
+                .map_err(ServeError::Recovery)?;
+            tracing::info!(
+                looked_at = recovered.looked_at,
+                indexed_again = recovered.indexed_again,
+                not_placed = recovered.not_placed,
+                "recovery after a machine crash done"
+            );
+        }
+    }
+    // Everything indexed so far is on disk from here on.
+    index.mark_durable_now().await?;
+    Ok(())
+}
+
+/// Marks every second how far the index is on disk, while rows are being committed.
+async fn keep_marking(index: Index) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = index.mark_durable().await {
+            tracing::warn!(error = %e, "durable mark not written; tried again in a second");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -3,52 +3,13 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-
-/// Writes a deterministic corpus with the service's own generator.
-fn corpus(dir: &Path, args: &[&str]) -> Vec<PathBuf> {
-    let out = Command::new(BIN)
-        .arg("generate")
-        .arg("--out")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run generate");
-    assert!(
-        out.status.success(),
-        "generate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// Files whose C-STORE was answered with success, from `storescu -v` output.
-fn acknowledged(output: &str) -> HashSet<PathBuf> {
-    let mut current = None;
-    let mut acked = HashSet::new();
-    for line in output.lines() {
-        if let Some(file) = line.split("Sending file: ").nth(1) {
-            current = Some(PathBuf::from(file.trim()));
-        } else if line.contains("Received Store Response (Success)") {
-            if let Some(file) = current.take() {
-                acked.insert(file);
-            }
-        }
-    }
-    acked
-}
 
 /// SHA-256 of a Part 10 file's data set, streamed.
 fn dataset_sha256(path: &Path) -> String {

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Receiving benchmark: one corpus, sent by DCMTK storescu over loopback, to four receivers.
+"""Receiving benchmark: corpora sent by DCMTK storescu over loopback to four receivers.
 
-Receivers: telecardio (SQLite), telecardio (PostgreSQL), DCMTK storescp writing files, and
-Orthanc (Debian package). For each: objects/s, MB/s and the receiver's peak RSS, as the
-median of several runs (the machine is small and noisy), then the ratios the targets name.
+Corpora: small objects over one association and over four at once, tiny objects over two,
+large objects over one. Receivers: telecardio (SQLite), telecardio (PostgreSQL), DCMTK storescp
+writing files, and Orthanc (Debian package); `--no-fsync` adds telecardio without flushes (not
+for production: it shows what durability costs). For each: objects/s, MB/s and the receiver's
+peak RSS, as the median of several runs (the machine is small and noisy), then the ratios the
+targets name.
 
 Run through deploy/bench/store.sh, which installs the tools and builds the binary.
 """
@@ -132,14 +135,30 @@ def wait_http(port, limit=60, path="/system"):
 
 
 def send(corpus, port, aec):
+    """Sends every part of `corpus` (one directory per association) at once."""
+    parts = sorted(os.path.join(corpus, p) for p in os.listdir(corpus))
     start = time.time()
-    result = subprocess.run(
-        ["storescu", "-aet", "DEMO_CLINIC", "-aec", aec, "+sd", "+r", "127.0.0.1", str(port), corpus],
-        env=ENV, capture_output=True, text=True)
+    senders = [subprocess.Popen(
+        ["storescu", "-aet", "DEMO_CLINIC", "-aec", aec, "+sd", "+r", "127.0.0.1", str(port), part],
+        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for part in parts]
+    failed = [(p.wait(), p.stderr.read()) for p in senders]
     elapsed = time.time() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"storescu to {aec} failed:\n{result.stderr[-2000:]}")
+    for code, err in failed:
+        if code != 0:
+            raise RuntimeError(f"storescu to {aec} failed:\n{err[-2000:]}")
     return elapsed
+
+
+def split(source, target, parts):
+    """`source`'s files dealt out into `parts` directories under `target` (hard links)."""
+    if os.path.isdir(target):
+        return target
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(source) for f in fs)
+    for i in range(parts):
+        os.makedirs(os.path.join(target, f"part{i}"))
+    for n, f in enumerate(files):
+        os.link(f, os.path.join(target, f"part{n % parts}", f"{n:07d}.dcm"))
+    return target
 
 
 def corpus_size(corpus):
@@ -165,55 +184,69 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--small", type=int, default=2000, help="objects in the small corpus")
+    ap.add_argument("--tiny", type=int, default=100_000, help="objects in the tiny corpus")
     ap.add_argument("--large", type=int, default=100, help="objects in the large corpus")
+    ap.add_argument("--only", default="small,small4,tiny,large",
+                    help="comma-separated corpora to run: small, small4, tiny, large")
+    ap.add_argument("--no-fsync", action="store_true", help="also run telecardio without flushes")
     ap.add_argument("--scratch", default=os.path.join(ROOT, "target", "bench"))
     ap.add_argument("--pg", default=os.environ.get("TC_TEST_PG",
                                                    "postgres://postgres@127.0.0.1:5432/postgres"))
     args = ap.parse_args()
     os.makedirs(args.scratch, exist_ok=True)
 
-    # The no-fsync variant is not a configuration to run in production: it shows what
-    # durability costs, since storescp never flushes its files to disk.
-    receivers = [Telecardio("telecardio (SQLite)"), Telecardio("telecardio (PostgreSQL)", args.pg),
-                 Telecardio("telecardio (SQLite, no fsync)", env={"TELECARDIO_STORE__FSYNC": "false"}),
-                 Storescp(), Orthanc()]
-    corpora = {}
-    for kind, count in (("small", args.small), ("large", args.large)):
-        path = os.path.join(args.scratch, f"corpus-{kind}-{count}")
-        if not os.path.isdir(path):
-            subprocess.run([BIN, "generate", "--set", "corpus", "--kind", kind, "--count", str(count),
-                            "--out", path], check=True)
-        corpora[kind] = path
+    receivers = [Telecardio("telecardio (SQLite)"), Telecardio("telecardio (PostgreSQL)", args.pg)]
+    if args.no_fsync:
+        receivers.append(Telecardio("telecardio (SQLite, no fsync)",
+                                    env={"TELECARDIO_STORE__FSYNC": "false"}))
+    receivers += [Storescp(), Orthanc()]
+    # name: (generator kind, count, associations)
+    plans = {"small": ("small", args.small, 1), "small4": ("small", args.small, 4),
+             "tiny": ("tiny", args.tiny, 2), "large": ("large", args.large, 1)}
+    labels = {"small": "small, 1 association", "small4": "small, 4 associations",
+              "tiny": "tiny, 2 associations", "large": "large, 1 association"}
+    wanted = [c.strip() for c in args.only.split(",") if c.strip()]
 
     results = {}
-    for kind, corpus in corpora.items():
+    for name in wanted:
+        kind, count, associations = plans[name]
+        whole = os.path.join(args.scratch, f"corpus-{kind}-{count}")
+        if not os.path.isdir(whole):
+            subprocess.run([BIN, "generate", "--set", "corpus", "--kind", kind, "--count", str(count),
+                            "--out", whole], check=True, stdout=subprocess.DEVNULL)
+        corpus = split(whole, f"{whole}-split{associations}", associations)
         n, size = corpus_size(corpus)
-        print(f"\n{kind} corpus: {n} objects, {size / 1e6:.0f} MB; {args.runs} runs, medians", flush=True)
+        print(f"\n{labels[name]}: {n} objects, {size / 1e6:.0f} MB; {args.runs} runs, medians",
+              flush=True)
         samples = {r.name: [] for r in receivers}
         for run in range(args.runs):
             # Rotate the order so no receiver always runs first on a cold cache.
             order = receivers[run % len(receivers):] + receivers[:run % len(receivers)]
             for r in order:
                 samples[r.name].append(measure(r, corpus, args.scratch))
-        results[kind] = {}
-        print(f"{'receiver':30} {'objects/s':>10} {'MB/s':>8} {'peak RSS MB':>12}")
+        results[name] = {}
+        print(f"{'receiver':30} {'objects/s':>10} {'MB/s':>8} {'peak RSS MB':>12} {'spread':>8}")
         for r in receivers:
-            t = statistics.median(s[0] for s in samples[r.name])
-            rss = statistics.median(s[1] for s in samples[r.name])
-            results[kind][r.name] = (n / t, size / 1e6 / t, rss / 1e6)
-            print(f"{r.name:30} {n / t:10.1f} {size / 1e6 / t:8.1f} {rss / 1e6:12.1f}", flush=True)
+            times = [s[0] for s in samples[r.name]]
+            t = statistics.median(times)
+            rss = max(s[1] for s in samples[r.name])
+            spread = (max(times) - min(times)) / t
+            results[name][r.name] = (n / t, size / 1e6 / t, rss / 1e6)
+            print(f"{r.name:30} {n / t:10.1f} {size / 1e6 / t:8.1f} {rss / 1e6:12.1f} {spread:7.0%}",
+                  flush=True)
 
-    s, l = results["small"], results["large"]
-    tc_s, tc_l = "telecardio (SQLite)", "telecardio (SQLite)"
     print("\nratios (targets in brackets)")
-    print(f"small objects/s, telecardio SQLite / Orthanc: {s[tc_s][0] / s['orthanc'][0]:.2f}  [>= 1.5]")
-    print(f"small objects/s, telecardio PostgreSQL / Orthanc: "
-          f"{s['telecardio (PostgreSQL)'][0] / s['orthanc'][0]:.2f}")
-    print(f"large MB/s, telecardio SQLite / storescp: {l[tc_l][1] / l['dcmtk storescp (files)'][1]:.2f}  [>= 0.8]")
-    print(f"large MB/s, telecardio PostgreSQL / storescp: "
-          f"{l['telecardio (PostgreSQL)'][1] / l['dcmtk storescp (files)'][1]:.2f}")
-    for kind, res in results.items():
-        print(f"{kind} peak RSS, telecardio SQLite / Orthanc: {res[tc_s][2] / res['orthanc'][2]:.2f}  [< 1]")
+    targets = {"small": ("objects/s", "orthanc", 0, 2.0), "small4": ("objects/s", "orthanc", 0, 2.5),
+               "tiny": ("objects/s", "orthanc", 0, 2.0),
+               "large": ("MB/s", "dcmtk storescp (files)", 1, 0.9)}
+    for name, res in results.items():
+        unit, against, col, target = targets[name]
+        for tc in ("telecardio (SQLite)", "telecardio (PostgreSQL)"):
+            ratio = res[tc][col] / res[against][col]
+            print(f"{labels[name]}, {unit}, {tc} / {against}: {ratio:.2f}  [>= {target}]")
+    for name, res in results.items():
+        for tc in ("telecardio (SQLite)", "telecardio (PostgreSQL)"):
+            print(f"{labels[name]}, peak RSS of {tc}: {res[tc][2]:.0f} MB  [< 64]")
 
 
 if __name__ == "__main__":

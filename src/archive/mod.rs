@@ -10,9 +10,11 @@
 pub mod keys;
 mod local;
 mod lock;
+mod recent;
 mod writer;
 
 pub use lock::{LockSupport, RetainUntil};
+pub use recent::instant;
 pub use writer::ObjectWriter;
 
 use std::sync::Arc;
@@ -185,6 +187,11 @@ impl Archive {
             lock.apply(key).await?;
         }
         Ok(written)
+    }
+
+    /// Whether the store is a local directory.
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
     }
 
     pub fn description(&self) -> &str {
@@ -431,18 +438,8 @@ impl Archive {
         };
         tokio::task::spawn_blocking(move || local::walk_keys(&root))
             .await
-            .map_err(|e| ArchiveError::Unreachable {
-                source: object_store::Error::Generic {
-                    store: "local",
-                    source: Box::new(e),
-                },
-            })?
-            .map_err(|e| ArchiveError::Unreachable {
-                source: object_store::Error::Generic {
-                    store: "local",
-                    source: Box::new(e),
-                },
-            })
+            .map_err(local::unreachable)?
+            .map_err(local::unreachable)
     }
 
     /// Every object under `prefix` with its size and when it was written (microseconds).

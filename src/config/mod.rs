@@ -229,6 +229,9 @@ pub struct OidcConfig {
 pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
+    /// SQLite: commit instance rows without waiting for the disk; the store holds the object
+    /// first, and after a machine crash the rows are made again from it.
+    pub relaxed_instance_commits: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,7 +7,7 @@
 use sqlx::{Any, Row, Transaction};
 
 use super::demographics::{self, Held, Source};
-use super::{now_micros, Index, IndexError};
+use super::{now_micros, Engine, Index, IndexError};
 
 /// Everything the index keeps about one stored object.
 #[derive(Debug, Clone, Default)]
@@ -139,6 +139,14 @@ impl Index {
     }
 
     pub async fn record_instance(&self, rec: &InstanceRecord) -> Result<Recorded, IndexError> {
+        self.prepare_instance(rec).await?.commit().await
+    }
+
+    /// Writes an object's rows without committing them: the caller commits once the object
+    /// is durable in the store (or gives them up if it never is), so both can be on their way
+    /// at once. On SQLite, whose writers take turns on the whole database anyway, prepared
+    /// instances take turns here, in order, instead of in its busy loop.
+    pub async fn prepare_instance(&self, rec: &InstanceRecord) -> Result<Prepared, IndexError> {
         // A patient the clinic merged into another (ADT^A40) is filed under the survivor,
         // whose demographics the object does not overwrite. Looked up before the transaction:
         // on SQLite a transaction that reads first cannot wait for the write lock (it fails
@@ -151,8 +159,12 @@ impl Index {
                 patient_issuer,
                 ..rec.clone()
             });
+        let turn = match self.engine {
+            Engine::Sqlite => Some(self.writers.clone().lock_owned().await),
+            Engine::Postgres => None,
+        };
         let mut tx = self
-            .pool
+            .instance_pool
             .begin()
             .await
             .map_err(IndexError::query("begin"))?;
@@ -177,8 +189,7 @@ impl Index {
         }
         let existing = keys_of_instance(&mut tx, &rec.sop_instance_uid).await?;
         if existing.contains(&rec.object_key) {
-            tx.commit().await.map_err(IndexError::query("commit"))?;
-            return Ok(Recorded::Duplicate);
+            return Ok(Prepared::open(tx, turn, Recorded::Duplicate));
         }
         let (count, series_study) = count_in_series(&mut tx, rec, now).await?;
         if series_study != rec.study_uid {
@@ -187,7 +198,7 @@ impl Index {
                 return refuse(tx, "series", &rec.series_uid, owner).await;
             }
             tx.rollback().await.map_err(IndexError::query("rollback"))?;
-            return Ok(Recorded::Refused(Collision::SeriesElsewhere {
+            return Ok(Prepared::refused(Collision::SeriesElsewhere {
                 series_uid: rec.series_uid.clone(),
                 study_uid: series_study,
             }));
@@ -205,15 +216,14 @@ impl Index {
         if new_series && !rec.made_here {
             journal_series(&mut tx, rec, now).await?;
         }
-        tx.commit().await.map_err(IndexError::query("commit"))?;
-        Ok(outcome)
+        Ok(Prepared::open(tx, turn, outcome))
     }
 
     /// Records many objects in one transaction, with the same rows and aggregates as
     /// [`Index::record_instance`] one at a time. For loading benchmark indexes quickly.
     pub async fn record_batch(&self, records: &[InstanceRecord]) -> Result<(), IndexError> {
         let mut tx = self
-            .pool
+            .instance_pool
             .begin()
             .await
             .map_err(IndexError::query("begin"))?;
@@ -241,15 +251,67 @@ impl Index {
     }
 }
 
+/// An object's rows, written and not yet committed ([`Index::prepare_instance`]).
+pub struct Prepared {
+    /// `None` once refused: nothing is written.
+    tx: Option<Transaction<'static, Any>>,
+    outcome: Recorded,
+    /// SQLite's turn to write, held until the rows are committed or given up.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Prepared {
+    fn open(
+        tx: Transaction<'static, Any>,
+        turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+        outcome: Recorded,
+    ) -> Prepared {
+        Prepared {
+            tx: Some(tx),
+            outcome,
+            _turn: turn,
+        }
+    }
+
+    fn refused(collision: Collision) -> Prepared {
+        Prepared {
+            tx: None,
+            outcome: Recorded::Refused(collision),
+            _turn: None,
+        }
+    }
+
+    /// What committing will record.
+    pub fn outcome(&self) -> &Recorded {
+        &self.outcome
+    }
+
+    pub async fn commit(self) -> Result<Recorded, IndexError> {
+        if let Some(tx) = self.tx {
+            tx.commit().await.map_err(IndexError::query("commit"))?;
+        }
+        Ok(self.outcome)
+    }
+
+    /// Gives the rows up: nothing of the object is recorded.
+    pub async fn abandon(self) {
+        if let Some(tx) = self.tx {
+            if let Err(e) = tx.rollback().await {
+                tracing::warn!(error = %e, "rollback of an instance's rows failed; the connection drops them");
+            }
+        }
+    }
+}
+
 /// Undoes the transaction: nothing of the object is recorded.
 async fn refuse(
     tx: Transaction<'_, Any>,
     what: &'static str,
     uid: &str,
     owner: String,
-) -> Result<Recorded, IndexError> {
+) -> Result<Prepared, IndexError> {
     tx.rollback().await.map_err(IndexError::query("rollback"))?;
-    Ok(Recorded::Refused(Collision::Foreign {
+    Ok(Prepared::refused(Collision::Foreign {
         what,
         uid: uid.to_owned(),
         owner,

@@ -11,6 +11,7 @@ mod cases;
 mod deletion;
 mod deliveries;
 pub mod demographics;
+mod durability;
 mod fixity;
 mod fixity_state;
 mod holter;
@@ -41,12 +42,13 @@ pub use audit_chain::{canonical_form, event_hash, ChainedEvent, HeadRow};
 pub use cases::{Candidate, CaseFilter, CaseRow};
 pub use deletion::{DeletionRequestRow, Removal, TombstoneRow};
 pub use deliveries::{DeliveryRow, Push};
+pub use durability::InFlight;
 pub use fixity::{FixityCheck, FixityScope, StoredObject};
 pub use fixity_state::{FixityCursor, FixityFailureRow, FixityTally};
 pub use holter::{HolterOriginal, StudyPatient};
 pub use indicator_reports::IndicatorReportRow;
 pub use indicators::{CaseClocks, FixityDay, ReceivedStudy, SignedVersion};
-pub use instances::{other_ids, Collision, InstanceRecord, Recorded};
+pub use instances::{other_ids, Collision, InstanceRecord, Prepared, Recorded};
 pub use journal::JournalQuery;
 pub use links::{LinkException, Resolved, StudyForLink};
 pub use orphans::{OrphanDecision, OrphanReport};
@@ -96,7 +98,16 @@ pub enum Engine {
 #[derive(Debug, Clone)]
 pub struct Index {
     pool: AnyPool,
+    /// Where instance rows are committed: the same pool, or on SQLite one that does not wait
+    /// for the disk ([`Index::relax_instance_commits`]).
+    instance_pool: AnyPool,
     engine: Engine,
+    /// The URL it was opened with, for the relaxed pool.
+    url: String,
+    in_flight: std::sync::Arc<durability::Registry>,
+    relaxed: bool,
+    /// SQLite's instance writers, taking turns ([`Index::prepare_instance`]).
+    writers: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Microseconds since the Unix epoch, the index's one representation of time.
@@ -163,40 +174,21 @@ impl Index {
         } else {
             Engine::Postgres
         };
-        let open_err = |source| IndexError::Open {
-            url: redact(url),
-            source,
-        };
         let mut url = url.to_owned();
         if engine == Engine::Sqlite {
             url = prepare_sqlite(&url)?;
         }
-        let options = AnyConnectOptions::from_str(&url).map_err(open_err)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if engine == Engine::Sqlite {
-                        // WAL lets readers run beside the writer; FULL makes a commit durable
-                        // before we acknowledge; the busy timeout queues concurrent writers.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 30000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        // DICOM matching is case-sensitive (names are folded before they
-                        // get here), as PostgreSQL's LIKE is; it also lets prefix patterns
-                        // use the indexes.
-                        conn.execute("PRAGMA case_sensitive_like = ON").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(open_err)?;
+        let pool = connect(&url, engine, max_connections, "FULL").await?;
         MIGRATOR.run(&pool).await?;
-        let index = Index { pool, engine };
+        let index = Index {
+            instance_pool: pool.clone(),
+            pool,
+            engine,
+            url,
+            in_flight: Default::default(),
+            relaxed: false,
+            writers: Default::default(),
+        };
         index.archive_id().await?;
         let chained = index.chain_unchained().await?;
         if chained > 0 {
@@ -231,8 +223,47 @@ impl Index {
     }
 
     pub async fn close(&self) {
+        self.instance_pool.close().await;
         self.pool.close().await;
     }
+}
+
+/// A pool on `url`; on SQLite every connection commits with `synchronous` (FULL or NORMAL).
+async fn connect(
+    url: &str,
+    engine: Engine,
+    max_connections: u32,
+    synchronous: &'static str,
+) -> Result<AnyPool, IndexError> {
+    let open_err = |source| IndexError::Open {
+        url: redact(url),
+        source,
+    };
+    let options = AnyConnectOptions::from_str(url).map_err(open_err)?;
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if engine == Engine::Sqlite {
+                    // WAL lets readers run beside the writer; FULL makes a commit durable
+                    // before we acknowledge; the busy timeout queues concurrent writers.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    let sync = format!("PRAGMA synchronous = {synchronous}");
+                    conn.execute(sqlx::AssertSqlSafe(sync)).await?;
+                    conn.execute("PRAGMA busy_timeout = 30000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    // DICOM matching is case-sensitive (names are folded before they
+                    // get here), as PostgreSQL's LIKE is; it also lets prefix patterns
+                    // use the indexes.
+                    conn.execute("PRAGMA case_sensitive_like = ON").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(open_err)
 }
 
 /// Makes sure the directory of a SQLite file exists and asks sqlx to create the file.

@@ -17,17 +17,19 @@ mod digest;
 pub mod examined;
 pub mod meta;
 mod part10;
+mod recovery;
 mod rederive;
 mod reindex;
 pub mod scanner;
 
 pub use part10::Part10Receiving;
+pub use recovery::{LastRun, Recovered, RunMarker};
 
 use crate::access::{Principal, Via};
 use crate::archive::{keys, Archive, ArchiveError, ObjectWriter, Written};
 use crate::audit::AuditTrail;
 use crate::fault::Fault;
-use crate::index::{Collision, Index, IndexError, InstanceRecord, Recorded, Refusal};
+use crate::index::{Collision, Index, IndexError, InstanceRecord, Prepared, Recorded, Refusal};
 use crate::metrics::Metrics;
 use crate::referral::{self, Referrals};
 use digest::Digests;
@@ -252,6 +254,33 @@ impl Ingest {
         }
         receiving
     }
+
+    /// Makes the object durable in the store. On a local store its rows are written at the
+    /// same time, to be committed once it is durable: the two waits overlap. On S3 the rows
+    /// wait for the store, so a slow request never holds the index's turn.
+    async fn place(
+        &self,
+        writer: ObjectWriter,
+        key: &crate::archive::ObjectKey,
+        record: &InstanceRecord,
+    ) -> (
+        Result<Written, ArchiveError>,
+        Option<Result<Prepared, IndexError>>,
+    ) {
+        let started = std::time::Instant::now();
+        let metrics = &self.metrics;
+        let store = async {
+            let written = writer.commit(key).await;
+            metrics.store_latency(started.elapsed());
+            written
+        };
+        if self.archive.is_local() {
+            let (written, prepared) = tokio::join!(store, self.index.prepare_instance(record));
+            (written, Some(prepared))
+        } else {
+            (store.await, None)
+        }
+    }
 }
 
 /// An object being received.
@@ -411,26 +440,54 @@ impl Receiving {
         }
         let writer = self.writer.take().expect("writer exists while not failed");
         let size_bytes = writer.len();
-        let started = std::time::Instant::now();
-        let written = writer.commit(&key).await?;
-        self.ingest.metrics.store_latency(started.elapsed());
+        // From before the object is placed until its row is committed: the index's durable
+        // mark does not pass it meanwhile.
+        let _in_flight = self.ingest.index.in_flight();
+        let record = self.record(
+            &meta,
+            key.as_ref(),
+            size_bytes,
+            &digests.object,
+            &dataset_sha256,
+        );
+        let (written, prepared) = self.ingest.place(writer, &key, &record).await;
+        let written = match written {
+            Ok(written) => written,
+            Err(e) => {
+                if let Some(Ok(prepared)) = prepared {
+                    prepared.abandon().await;
+                }
+                return Err(e.into());
+            }
+        };
+        let mut prepared = match prepared {
+            Some(prepared) => prepared?,
+            None => self.ingest.index.prepare_instance(&record).await?,
+        };
         let mut sha256 = digests.object;
-        if written == Written::AlreadyExisted && !self.ingest.index.has_object(key.as_ref()).await?
+        if written == Written::AlreadyExisted
+            && !matches!(
+                prepared.outcome(),
+                Recorded::Duplicate | Recorded::Refused(_)
+            )
         {
             // A crash came between store and index; the stored copy may carry another sender's
             // file meta, so its own digest is what the index must record.
+            prepared.abandon().await;
             sha256 = self.ingest.archive.sha256(&key).await?;
+            let record = self.record(&meta, key.as_ref(), size_bytes, &sha256, &dataset_sha256);
+            prepared = self.ingest.index.prepare_instance(&record).await?;
         }
-        let record = self.record(&meta, key.as_ref(), size_bytes, &sha256, &dataset_sha256);
-        let recorded = self.ingest.index.record_instance(&record).await?;
-        if let Recorded::Refused(collision) = recorded {
+        if let Recorded::Refused(collision) = prepared.outcome().clone() {
             // Another clinic created the study (or series, or instance) between the check above
             // and the index's locks: what this call just wrote goes again, unseen.
+            prepared.abandon().await;
             if written == Written::Created {
                 self.ingest.archive.withdraw(&key).await;
             }
             return Err(collision.into());
         }
+        let recorded = prepared.commit().await?;
         Ok(Stored {
             object_key: key.to_string(),
             size_bytes,

@@ -522,6 +522,15 @@ impl Server {
         self.env.push((key.to_owned(), value.to_owned()));
     }
 
+    /// Stops the server as an operator does (SIGTERM) and waits until it has exited.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let _ = child.wait();
+        }
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.launch();
@@ -1169,4 +1178,43 @@ pub fn kinds(journal: &Reply) -> Vec<String> {
         .iter()
         .map(|e| e["kind"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// Writes a deterministic corpus with the service's own generator.
+pub fn corpus(dir: &Path, args: &[&str]) -> Vec<PathBuf> {
+    let out = Command::new(BIN)
+        .arg("generate")
+        .arg("--out")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run generate");
+    assert!(
+        out.status.success(),
+        "generate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Files whose C-STORE was answered with success, from `storescu -v` output.
+pub fn acknowledged(output: &str) -> std::collections::HashSet<PathBuf> {
+    let mut current = None;
+    let mut acked = std::collections::HashSet::new();
+    for line in output.lines() {
+        if let Some(file) = line.split("Sending file: ").nth(1) {
+            current = Some(PathBuf::from(file.trim()));
+        } else if line.contains("Received Store Response (Success)") {
+            if let Some(file) = current.take() {
+                acked.insert(file);
+            }
+        }
+    }
+    acked
 }
