@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -68,26 +67,7 @@ fn sigkill_mid_ingest_loses_nothing_acknowledged(db: Db) {
     );
 
     server.restart();
-    let sent_on_wire = wire_capture(&acked.iter().cloned().collect::<Vec<_>>());
-    let indexed: HashMap<String, serde_json::Value> = server
-        .instances()
-        .into_iter()
-        .map(|i| (i["sop_instance_uid"].as_str().unwrap().to_owned(), i))
-        .collect();
-    for file in &acked {
-        let sent = std::fs::read(file).unwrap();
-        let uid = meta_value(&sent, 0x0003);
-        let row = indexed
-            .get(&uid)
-            .unwrap_or_else(|| panic!("acknowledged {uid} lost after SIGKILL"));
-        let stored = server.object(row["object_key"].as_str().unwrap());
-        assert_eq!(
-            sha256_hex(&stored),
-            row["sha256"].as_str().unwrap(),
-            "{uid} altered"
-        );
-        assert_same_bytes(dataset_of(&stored), &sent_on_wire[&uid], &uid);
-    }
+    let indexed = assert_all_kept(&server, &acked);
     // At most the one object in flight at the kill was stored without its answer arriving.
     assert!(
         indexed.len() <= acked.len() + 1,

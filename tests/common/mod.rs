@@ -905,6 +905,11 @@ pub fn run(mut cmd: Command) -> (bool, String) {
 }
 
 pub fn storescu(port: u16, files: &[PathBuf]) -> (bool, String) {
+    run(storescu_command(port, files))
+}
+
+/// `storescu -v` sending `files` as the demo clinic, to run or spawn.
+pub fn storescu_command(port: u16, files: &[PathBuf]) -> Command {
     let mut cmd = dcmtk("storescu");
     cmd.args([
         "-v",
@@ -916,7 +921,37 @@ pub fn storescu(port: u16, files: &[PathBuf]) -> (bool, String) {
         &port.to_string(),
     ]);
     cmd.args(files);
-    run(cmd)
+    cmd
+}
+
+/// Every acknowledged file is indexed, and its stored object is intact: the stored bytes hash
+/// to the row's SHA-256 and carry the data set as it went over the wire. Answers the index's
+/// rows by SOP Instance UID.
+pub fn assert_all_kept(
+    server: &Server,
+    acked: &std::collections::HashSet<PathBuf>,
+) -> std::collections::HashMap<String, Value> {
+    let wire = wire_capture(&acked.iter().cloned().collect::<Vec<_>>());
+    let indexed: std::collections::HashMap<String, Value> = server
+        .instances()
+        .into_iter()
+        .map(|i| (i["sop_instance_uid"].as_str().unwrap().to_owned(), i))
+        .collect();
+    for file in acked {
+        let sent = std::fs::read(file).unwrap();
+        let uid = meta_value(&sent, 0x0003);
+        let row = indexed
+            .get(&uid)
+            .unwrap_or_else(|| panic!("acknowledged {uid} is not indexed"));
+        let stored = server.object(row["object_key"].as_str().unwrap());
+        assert_eq!(
+            sha256_hex(&stored),
+            row["sha256"].as_str().unwrap(),
+            "{uid} altered"
+        );
+        assert_same_bytes(dataset_of(&stored), &wire[&uid], &uid);
+    }
+    indexed
 }
 
 /// `dcmsend` proposes each file's own transfer syntax (compressed ones included).
