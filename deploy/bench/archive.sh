@@ -5,10 +5,6 @@
 #   ./deploy/bench/archive.sh [--only fixity|backup|audit] [--runs N] [--large N] [--objects N]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v storescu >/dev/null; then
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dcmtk >/dev/null
-fi
-cargo build --release --locked
+source deploy/bench/prepare.sh
+prepare dcmtk:storescu
 exec python3 deploy/bench/archive.py "$@"
