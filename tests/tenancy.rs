@@ -1017,17 +1017,9 @@ fn index_refuses_under_its_locks(db: Db) {
                 }),
             ),
         ] {
-            let before = index.collision("demo", "2.25.9", "2.25.9", "2.25.9").await;
-            assert_eq!(before.unwrap(), None);
-            let early = index
-                .collision(
-                    &attempt.clinic_id,
-                    &attempt.study_uid,
-                    &attempt.series_uid,
-                    &attempt.sop_instance_uid,
-                )
-                .await
-                .unwrap();
+            let elsewhere = record("demo", "2.25.9", "2.25.9", "2.25.9");
+            assert_eq!(index.precheck(&elsewhere).await.unwrap().collision, None);
+            let early = index.precheck(&attempt).await.unwrap().collision;
             let Recorded::Refused(collision) = &expected else {
                 unreachable!()
             };

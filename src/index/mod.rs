@@ -48,7 +48,7 @@ pub use fixity_state::{FixityCursor, FixityFailureRow, FixityTally};
 pub use holter::{HolterOriginal, StudyPatient};
 pub use indicator_reports::IndicatorReportRow;
 pub use indicators::{CaseClocks, FixityDay, ReceivedStudy, SignedVersion};
-pub use instances::{other_ids, Collision, InstanceRecord, Prepared, Recorded};
+pub use instances::{other_ids, Collision, InstanceRecord, Precheck, Prepared, Recorded};
 pub use journal::JournalQuery;
 pub use links::{LinkException, Resolved, StudyForLink};
 pub use orphans::{OrphanDecision, OrphanReport};
@@ -242,6 +242,11 @@ async fn connect(
     let options = AnyConnectOptions::from_str(url).map_err(open_err)?;
     AnyPoolOptions::new()
         .max_connections(max_connections)
+        // A pooled SQLite connection cannot have gone away, and its liveness ping is a
+        // hand-off to the connection's thread before every statement taken from the pool.
+        // PostgreSQL keeps it: after a server restart, stale connections are found here
+        // instead of failing the next request.
+        .test_before_acquire(engine == Engine::Postgres)
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(move |conn, _| {
             Box::pin(async move {

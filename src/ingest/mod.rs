@@ -29,7 +29,9 @@ use crate::access::{Principal, Via};
 use crate::archive::{keys, Archive, ArchiveError, ObjectWriter, Written};
 use crate::audit::AuditTrail;
 use crate::fault::Fault;
-use crate::index::{Collision, Index, IndexError, InstanceRecord, Prepared, Recorded, Refusal};
+use crate::index::{
+    Collision, Index, IndexError, InstanceRecord, Precheck, Prepared, Recorded, Refusal,
+};
 use crate::metrics::Metrics;
 use crate::referral::{self, Referrals};
 use digest::Digests;
@@ -257,12 +259,14 @@ impl Ingest {
 
     /// Makes the object durable in the store. On a local store its rows are written at the
     /// same time, to be committed once it is durable: the two waits overlap. On S3 the rows
-    /// wait for the store, so a slow request never holds the index's turn.
+    /// wait for the store, so a slow request never holds the index's turn, and so they do when
+    /// other writers are waiting for it ([`Index::may_overlap`]).
     async fn place(
         &self,
         writer: ObjectWriter,
         key: &crate::archive::ObjectKey,
         record: &InstanceRecord,
+        checked: &Precheck,
     ) -> (
         Result<Written, ArchiveError>,
         Option<Result<Prepared, IndexError>>,
@@ -274,8 +278,9 @@ impl Ingest {
             metrics.store_latency(started.elapsed());
             written
         };
-        if self.archive.is_local() {
-            let (written, prepared) = tokio::join!(store, self.index.prepare_instance(record));
+        if self.archive.is_local() && self.index.may_overlap() {
+            let (written, prepared) =
+                tokio::join!(store, self.index.prepare_checked(record, checked));
             (written, Some(prepared))
         } else {
             (store.await, None)
@@ -415,34 +420,8 @@ impl Receiving {
             what: e.what,
             value: e.value,
         })?;
-        // Refused before anything is made durable: an object naming another clinic's data
-        // never reaches the store.
-        let collision = self
-            .ingest
-            .index
-            .collision(
-                &self.origin.clinic_id,
-                &meta.study_uid,
-                &meta.series_uid,
-                &meta.sop_instance_uid,
-            )
-            .await;
-        match collision {
-            Ok(None) => {}
-            Ok(Some(c)) => {
-                self.fail(c.into()).await;
-                return Err(self.failure.take().expect("just set"));
-            }
-            Err(e) => {
-                self.fail(e.into()).await;
-                return Err(self.failure.take().expect("just set"));
-            }
-        }
         let writer = self.writer.take().expect("writer exists while not failed");
         let size_bytes = writer.len();
-        // From before the object is placed until its row is committed: the index's durable
-        // mark does not pass it meanwhile.
-        let _in_flight = self.ingest.index.in_flight();
         let record = self.record(
             &meta,
             key.as_ref(),
@@ -450,7 +429,27 @@ impl Receiving {
             &digests.object,
             &dataset_sha256,
         );
-        let (written, prepared) = self.ingest.place(writer, &key, &record).await;
+        // Refused before anything is made durable: an object naming another clinic's data
+        // never reaches the store.
+        let checked = match self.ingest.index.precheck(&record).await {
+            Ok(Precheck {
+                collision: Some(c), ..
+            }) => Err(c.into()),
+            Ok(checked) => Ok(checked),
+            Err(e) => Err(e.into()),
+        };
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(e) => {
+                writer.abort().await;
+                self.fail(e).await;
+                return Err(self.failure.take().expect("just set"));
+            }
+        };
+        // From before the object is placed until its row is committed: the index's durable
+        // mark does not pass it meanwhile.
+        let _in_flight = self.ingest.index.in_flight();
+        let (written, prepared) = self.ingest.place(writer, &key, &record, &checked).await;
         let written = match written {
             Ok(written) => written,
             Err(e) => {
@@ -462,7 +461,7 @@ impl Receiving {
         };
         let mut prepared = match prepared {
             Some(prepared) => prepared?,
-            None => self.ingest.index.prepare_instance(&record).await?,
+            None => self.ingest.index.prepare_checked(&record, &checked).await?,
         };
         let mut sha256 = digests.object;
         if written == Written::AlreadyExisted

@@ -573,7 +573,8 @@ impl Server {
     }
 
     pub fn studies(&self) -> Vec<Value> {
-        let out = self.cli(&["studies", "--json"]);
+        // Every study: the command lists the most recent 100 unless told otherwise.
+        let out = self.cli(&["studies", "--json", "--limit", "1000000"]);
         assert!(
             out.status.success(),
             "studies: {}",
