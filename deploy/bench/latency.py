@@ -30,7 +30,12 @@ log4cplus.appender.console.layout.ConversionPattern = %D{%H:%M:%S.%Q} %m%n
 
 
 def stamp(line):
-    return datetime.datetime.strptime(line.split(" ", 1)[0], "%H:%M:%S.%f")
+    # log4cplus's %Q writes milliseconds and microseconds apart: 12:34:56.789.123
+    clock = line.split(" ", 1)[0]
+    head, _, micros = clock.rpartition(".")
+    if head.count(".") == 1:
+        clock = head + micros
+    return datetime.datetime.strptime(clock, "%H:%M:%S.%f")
 
 
 def latencies(output):

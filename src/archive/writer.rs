@@ -39,9 +39,12 @@ impl ObjectWriter {
     pub async fn write(&mut self, data: &[u8]) -> Result<(), ArchiveError> {
         self.len += data.len() as u64;
         if let Some((key, upload)) = &mut self.upload {
-            // Two parts in flight keep the pipe full without letting memory grow.
+            // Two parts in flight keep a network store's pipe full without letting memory
+            // grow; a local part is written to the page cache far faster than the network
+            // brings the next one, so one in flight is enough there and memory stays lower.
+            let in_flight = if self.archive.is_local() { 1 } else { 2 };
             upload
-                .wait_for_capacity(2)
+                .wait_for_capacity(in_flight)
                 .await
                 .map_err(|source| ArchiveError::Write {
                     key: key.to_string(),
