@@ -310,6 +310,18 @@ impl Index {
     }
 }
 
+/// The survivor (id, issuer) the clinic `$1` merged patient `$2` of issuer `$3` into, if any:
+/// a merge of the same issuer first, then one that named no issuer, the latest first. A macro
+/// so [`Index::precheck`](super::Index::precheck) can put the same text in its own query.
+macro_rules! survivor_query {
+    () => {
+        "SELECT survivor_id, survivor_issuer FROM patient_merges
+         WHERE clinic_id = $1 AND prior_id = $2 AND (prior_issuer = $3 OR prior_issuer = '')
+         ORDER BY CASE WHEN prior_issuer = $3 THEN 0 ELSE 1 END, merged_at DESC LIMIT 1"
+    };
+}
+pub(super) use survivor_query;
+
 impl Index {
     /// The survivor a record's patient was merged into by its clinic, if any.
     pub(super) async fn survivor_of(
@@ -318,17 +330,13 @@ impl Index {
         patient_id: &str,
         issuer: &str,
     ) -> Result<Option<(String, String)>, IndexError> {
-        let row = sqlx::query(
-            "SELECT survivor_id, survivor_issuer FROM patient_merges
-             WHERE clinic_id = $1 AND prior_id = $2 AND (prior_issuer = $3 OR prior_issuer = '')
-             ORDER BY CASE WHEN prior_issuer = $3 THEN 0 ELSE 1 END, merged_at DESC LIMIT 1",
-        )
-        .bind(clinic_id)
-        .bind(patient_id)
-        .bind(issuer)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(IndexError::query("survivor of"))?;
+        let row = sqlx::query(survivor_query!())
+            .bind(clinic_id)
+            .bind(patient_id)
+            .bind(issuer)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(IndexError::query("survivor of"))?;
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .transpose()
             .map_err(IndexError::query("read survivor"))

@@ -10,6 +10,7 @@ mod rows;
 use sqlx::{Any, Row, Transaction};
 
 use super::demographics::Source;
+use super::patients::survivor_query;
 use super::{now_micros, Engine, Index, IndexError};
 pub use rows::other_ids;
 use rows::{
@@ -105,26 +106,24 @@ impl Index {
     /// patient was merged into, if any: asked before the object is made durable, so a refused
     /// object is never stored. [`Index::prepare_checked`] asks again under its locks.
     pub async fn precheck(&self, rec: &InstanceRecord) -> Result<Precheck, IndexError> {
-        let rows = sqlx::query(
-            "SELECT 'study', clinic_id, study_uid FROM studies WHERE study_uid = $1
+        let rows = sqlx::query(concat!(
+            "SELECT 'study', clinic_id, study_uid FROM studies WHERE study_uid = $4
              UNION ALL
              SELECT 'series', s.clinic_id, r.study_uid FROM series r
-               JOIN studies s ON s.study_uid = r.study_uid WHERE r.series_uid = $2
+               JOIN studies s ON s.study_uid = r.study_uid WHERE r.series_uid = $5
              UNION ALL
-             SELECT 'instance', clinic_id, '' FROM instance_owners WHERE sop_instance_uid = $3
+             SELECT 'instance', clinic_id, '' FROM instance_owners WHERE sop_instance_uid = $6
              UNION ALL
-             SELECT 'merge', survivor_id, survivor_issuer FROM (
-               SELECT survivor_id, survivor_issuer FROM patient_merges
-               WHERE clinic_id = $4 AND prior_id = $5 AND (prior_issuer = $6 OR prior_issuer = '')
-               ORDER BY CASE WHEN prior_issuer = $6 THEN 0 ELSE 1 END, merged_at DESC
-               LIMIT 1) m",
-        )
-        .bind(&rec.study_uid)
-        .bind(&rec.series_uid)
-        .bind(&rec.sop_instance_uid)
+             SELECT 'merge', survivor_id, survivor_issuer FROM (",
+            survivor_query!(),
+            ") m"
+        ))
         .bind(&rec.clinic_id)
         .bind(&rec.patient_id)
         .bind(&rec.patient_issuer)
+        .bind(&rec.study_uid)
+        .bind(&rec.series_uid)
+        .bind(&rec.sop_instance_uid)
         .fetch_all(&self.pool)
         .await
         .map_err(IndexError::query("ownership of uids"))?;
@@ -233,11 +232,7 @@ impl Index {
     /// Records many objects in one transaction, with the same rows and aggregates as
     /// [`Index::record_instance`] one at a time. For loading benchmark indexes quickly.
     pub async fn record_batch(&self, records: &[InstanceRecord]) -> Result<(), IndexError> {
-        let mut tx = self
-            .instance_pool
-            .begin()
-            .await
-            .map_err(IndexError::query("begin"))?;
+        let mut tx = self.begin_instance().await?;
         let now = now_micros();
         for rec in records {
             upsert_patient(&mut tx, rec, Source::Object, now).await?;
