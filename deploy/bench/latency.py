@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from store import BIN, ENV, ROOT, Telecardio, stop  # noqa: E402
@@ -70,7 +71,7 @@ def percentile(values, p):
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
-def run(work, corpus, index_size, runs):
+def run(work, corpus, index_size, runs, settle):
     p50s, p99s = [], []
     for _ in range(runs):
         data = os.path.join(work, f"data-{index_size}")
@@ -86,7 +87,12 @@ def run(work, corpus, index_size, runs):
             shutil.copytree(data, run_dir)
         else:
             os.makedirs(run_dir)
-        proc, port, _ = Telecardio("telecardio").start(run_dir)
+        # The bench index's rows have no objects behind them: every fixity check would fail and
+        # raise an alert, so the worker is off. The daily retention list runs at start (a
+        # grouping of every instance row, about 2 s at 1,000,000) and is let finish first:
+        # what is timed is a C-STORE against an index of that size, not the start-up.
+        proc, port, _ = Telecardio("telecardio", env={"TELECARDIO_FIXITY__ENABLED": "false"}).start(run_dir)
+        time.sleep(settle)
         try:
             took = send(port, corpus, work)
         finally:
@@ -101,6 +107,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--count", type=int, default=1000, help="objects sent per run")
     ap.add_argument("--large", type=int, default=1_000_000, help="instances in the large index")
+    ap.add_argument("--settle", type=float, default=5.0,
+                    help="seconds between the service's start and the first C-STORE")
     ap.add_argument("--scratch", default=os.path.join(ROOT, "target", "bench"))
     args = ap.parse_args()
     os.makedirs(args.scratch, exist_ok=True)
@@ -112,7 +120,7 @@ def main():
                        stdout=subprocess.DEVNULL)
         rows = []
         for size in (0, args.large):
-            p50, p99 = run(work, corpus, size, args.runs)
+            p50, p99 = run(work, corpus, size, args.runs, args.settle)
             rows.append((size, p50, p99))
             print(f"index of {size:>9} instances: p50 {p50:6.2f} ms, p99 {p99:6.2f} ms", flush=True)
         (_, p50_0, p99_0), (_, p50_l, p99_l) = rows

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::Row;
 
-use super::{connect, now_micros, Engine, Index, IndexError};
+use super::{connect, now_micros, Commits, Engine, Index, IndexError};
 
 /// Objects between their store write and their row's commit, by when they started.
 #[derive(Debug, Default)]
@@ -57,7 +57,8 @@ impl Index {
         max_connections: u32,
     ) -> Result<Index, IndexError> {
         if self.engine == Engine::Sqlite {
-            self.instance_pool = connect(&self.url, self.engine, max_connections, "NORMAL").await?;
+            self.instance_pool =
+                connect(&self.url, self.engine, max_connections, Commits::Relaxed).await?;
             self.relaxed = true;
         }
         Ok(self)

@@ -178,7 +178,7 @@ impl Index {
         if engine == Engine::Sqlite {
             url = prepare_sqlite(&url)?;
         }
-        let pool = connect(&url, engine, max_connections, "FULL").await?;
+        let pool = connect(&url, engine, max_connections, Commits::WaitForDisk).await?;
         MIGRATOR.run(&pool).await?;
         let index = Index {
             instance_pool: pool.clone(),
@@ -228,12 +228,27 @@ impl Index {
     }
 }
 
-/// A pool on `url`; on SQLite every connection commits with `synchronous` (FULL or NORMAL).
+/// How a SQLite pool's connections commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commits {
+    /// A commit returns once the log is on disk (`synchronous = FULL`); a commit that finds
+    /// the log long copies it into the database file first (SQLite's automatic checkpoint).
+    WaitForDisk,
+    /// A commit returns once the log is in the kernel's page cache (`synchronous = NORMAL`),
+    /// and never copies the log into the database itself: that copy writes pages all over a
+    /// large index and flushes them, and the C-STORE whose commit happened to trigger it
+    /// waited for all of it. The copy is made by the commit of the durable mark instead
+    /// ([`Index::mark_durable`], every second while rows come in, on a `WaitForDisk`
+    /// connection), beside the writers: SQLite's automatic checkpoint is passive.
+    Relaxed,
+}
+
+/// A pool on `url`, committing as `commits` says on SQLite.
 async fn connect(
     url: &str,
     engine: Engine,
     max_connections: u32,
-    synchronous: &'static str,
+    commits: Commits,
 ) -> Result<AnyPool, IndexError> {
     let open_err = |source| IndexError::Open {
         url: redact(url),
@@ -254,8 +269,15 @@ async fn connect(
                     // WAL lets readers run beside the writer; FULL makes a commit durable
                     // before we acknowledge; the busy timeout queues concurrent writers.
                     conn.execute("PRAGMA journal_mode = WAL").await?;
-                    let sync = format!("PRAGMA synchronous = {synchronous}");
-                    conn.execute(sqlx::AssertSqlSafe(sync)).await?;
+                    match commits {
+                        Commits::WaitForDisk => {
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                        }
+                        Commits::Relaxed => {
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                        }
+                    }
                     conn.execute("PRAGMA busy_timeout = 30000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     // DICOM matching is case-sensitive (names are folded before they
