@@ -156,3 +156,15 @@ fi
 # Every test binary runs even after a failure, so one run shows all of them.
 say "tests"
 cargo test --release --locked --no-fail-fast -- ${FILTER:+"$FILTER"}
+if [ -z "$FILTER" ]; then
+  say "the run build is the test build"
+  # `cargo run --release -- serve` after this script must find everything built. A
+  # dev-dependency that turns on another feature of a shared crate would make the run build
+  # compile that crate and everything above it again (see bitflags in Cargo.toml).
+  rebuilt=$(cargo build --release --locked 2>&1 | grep -E '^ *Compiling' || true)
+  if [ -n "$rebuilt" ]; then
+    echo "$rebuilt" >&2
+    echo "the run build compiled again what the test build had built: align the features" >&2
+    exit 1
+  fi
+fi

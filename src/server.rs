@@ -32,7 +32,7 @@ pub enum ServeError {
     Archive(#[from] ArchiveError),
     #[error(transparent)]
     Dimse(#[from] DimseError),
-    #[error("cannot listen for HTTP on {addr}: {source}")]
+    #[error("cannot listen for HTTP on {addr}: {source} (another instance? set http.listen or --http-port)")]
     HttpBind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -151,7 +151,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let (stop, stopped) = watch::channel(false);
 
     let mut tasks = tokio::task::JoinSet::new();
-    let listener = dimse::bind(config.dicom.listen).await?;
+    let listener = dimse::bind(config.dicom.listen, "dicom.listen or --dicom-port").await?;
     tracing::info!(addr = %listener.local_addr().unwrap_or(config.dicom.listen), ae_title = %config.dicom.ae_title, "DICOM listening");
     tasks.spawn(dimse::serve(
         listener,
@@ -160,7 +160,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         stopped.clone(),
     ));
     if config.dicom.tls.enabled {
-        let listener = dimse::bind(config.dicom.tls.listen).await?;
+        let listener = dimse::bind(
+            config.dicom.tls.listen,
+            "dicom.tls.listen or --dicom-tls-port",
+        )
+        .await?;
         tracing::info!(addr = %config.dicom.tls.listen, "DICOM TLS listening");
         tasks.spawn(dimse::serve(listener, dimse_ctx, true, stopped.clone()));
     }

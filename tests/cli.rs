@@ -58,3 +58,46 @@ fn empty_archive_lists_nothing_and_unknown_study_is_reported() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no study 1.2.3"));
 }
+
+/// Two instances on one machine, each with its own data directory and the shipped
+/// configuration, differ only in the ports given on the command line: every listener has its
+/// flag. A port already taken stops a third at start, with a message naming the flag to set.
+#[test]
+fn two_instances_side_by_side_by_their_ports() {
+    let a = Server::start(Db::Sqlite, Store::Local);
+    let b = Server::start(Db::Sqlite, Store::Local);
+    for server in [&a, &b] {
+        let (ok, out) = echo(server.dicom_port);
+        assert!(ok, "echoscu failed:\n{out}");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", server.hl7_port)).is_ok(),
+            "HL7 port {} not listening",
+            server.hl7_port
+        );
+        assert!(
+            server.log().contains(&format!(":{}", server.hl7_port)),
+            "HL7 not on its own port:\n{}",
+            server.log()
+        );
+    }
+    let taken = b.hl7_port.to_string();
+    let (dicom, http) = (free_port().to_string(), free_port().to_string());
+    let out = telecardio(
+        &[
+            "serve",
+            "--dicom-port",
+            &dicom,
+            "--http-port",
+            &http,
+            "--hl7-port",
+            &taken,
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(":{taken}")) && stderr.contains("--hl7-port"),
+        "{stderr}"
+    );
+}

@@ -74,7 +74,7 @@ class Telecardio:
         self.env = env or {}
 
     def start(self, work):
-        port, http = free_port(), free_port()
+        port, http, hl7 = free_port(), free_port(), free_port()
         env = dict(ENV, **self.env)
         if self.pg_admin:
             db = f"bench_{os.getpid()}_{int(time.time() * 1000)}"
@@ -83,7 +83,8 @@ class Telecardio:
         log = open(os.path.join(work, "serve.log"), "w")
         proc = subprocess.Popen(
             [BIN, "--config", os.path.join(ROOT, "config", "telecardio.toml"), "serve",
-             "--data-dir", work, "--dicom-port", str(port), "--http-port", str(http)],
+             "--data-dir", work, "--dicom-port", str(port), "--http-port", str(http),
+             "--hl7-port", str(hl7)],
             env=env, stdout=log, stderr=log)
         wait_port(port, proc)
         return proc, port, "TELECARDIO"

@@ -367,8 +367,17 @@ fn canonical_ip(addr: IpAddr) -> IpAddr {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub data_dir: Option<PathBuf>,
-    pub dicom_port: Option<u16>,
-    pub http_port: Option<u16>,
+    pub ports: Ports,
+}
+
+/// A port for each listener, replacing the one its `listen` address names: what two
+/// instances side by side on one machine need to differ in.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Ports {
+    pub dicom: Option<u16>,
+    pub dicom_tls: Option<u16>,
+    pub http: Option<u16>,
+    pub hl7: Option<u16>,
 }
 
 impl Config {
@@ -417,11 +426,16 @@ impl Config {
         if let Some(dir) = &overrides.data_dir {
             self.service.data_dir = dir.clone();
         }
-        if let Some(port) = overrides.dicom_port {
-            self.dicom.listen.set_port(port);
-        }
-        if let Some(port) = overrides.http_port {
-            self.http.listen.set_port(port);
+        let ports = overrides.ports;
+        for (port, listen) in [
+            (ports.dicom, &mut self.dicom.listen),
+            (ports.dicom_tls, &mut self.dicom.tls.listen),
+            (ports.http, &mut self.http.listen),
+            (ports.hl7, &mut self.hl7.listen),
+        ] {
+            if let Some(port) = port {
+                listen.set_port(port);
+            }
         }
     }
 
@@ -854,12 +868,20 @@ mod tests {
     fn command_line_overrides_win() {
         let overrides = Overrides {
             data_dir: Some("/tmp/x".into()),
-            dicom_port: Some(1),
-            http_port: Some(2),
+            ports: Ports {
+                dicom: Some(1),
+                dicom_tls: Some(3),
+                http: Some(2),
+                hl7: Some(4),
+            },
         };
         let config = Config::from_toml(SHIPPED, Path::new("t"), [], &overrides).unwrap();
         assert_eq!(config.database_url(), "sqlite:///tmp/x/telecardio.db");
         assert_eq!(config.dicom.listen.port(), 1);
         assert_eq!(config.http.listen.port(), 2);
+        assert_eq!(config.dicom.tls.listen.port(), 3);
+        assert_eq!(config.hl7.listen.port(), 4);
+        // The address stays the file's.
+        assert_eq!(config.http.listen.ip().to_string(), "127.0.0.1");
     }
 }

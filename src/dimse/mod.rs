@@ -56,9 +56,11 @@ pub struct DimseContext {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DimseError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen for DICOM on {addr}: {source} (another instance? set {setting})")]
     Bind {
         addr: SocketAddr,
+        /// Where the port is set, for the message.
+        setting: &'static str,
         source: std::io::Error,
     },
     #[error(transparent)]
@@ -90,10 +92,15 @@ impl DimseContext {
     }
 }
 
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, DimseError> {
+/// Listens on `addr`, whose port `setting` (a configuration key and a flag) sets.
+pub async fn bind(addr: SocketAddr, setting: &'static str) -> Result<TcpListener, DimseError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| DimseError::Bind { addr, source })
+        .map_err(|source| DimseError::Bind {
+            addr,
+            setting,
+            source,
+        })
 }
 
 /// Accepts connections until `shutdown` turns true, then waits for open associations to end.

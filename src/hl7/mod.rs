@@ -35,7 +35,9 @@ use message::{code, Content, Header, Inbound, Problem};
 use mllp::{Frame, FrameError};
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen for HL7 on {addr}: {source}")]
+#[error(
+    "cannot listen for HL7 on {addr}: {source} (another instance? set hl7.listen or --hl7-port)"
+)]
 pub struct BindError {
     pub addr: SocketAddr,
     pub source: std::io::Error,

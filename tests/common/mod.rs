@@ -309,16 +309,11 @@ impl Server {
                 env.push((k.into(), v));
             }
         }
-        let hl7_port = free_port();
-        env.push((
-            "TELECARDIO_HL7__LISTEN".into(),
-            format!("127.0.0.1:{hl7_port}"),
-        ));
         for (k, v) in extra_env {
             env.push((k.to_string(), v.to_string()));
         }
         let mut server = Server {
-            hl7_port,
+            hl7_port: free_port(),
             child: None,
             dir,
             dicom_port: free_port(),
@@ -394,17 +389,7 @@ impl Server {
     /// A second node like [`Server::twin`], with more environment of its own.
     pub fn twin_with(&self, extra_env: &[(&str, &str)]) -> Server {
         assert_eq!(self.db, Db::Postgres, "two nodes share a PostgreSQL index");
-        let hl7_port = free_port();
-        let mut env: Vec<(String, String)> = self
-            .env
-            .iter()
-            .filter(|(k, _)| k != "TELECARDIO_HL7__LISTEN")
-            .cloned()
-            .collect();
-        env.push((
-            "TELECARDIO_HL7__LISTEN".into(),
-            format!("127.0.0.1:{hl7_port}"),
-        ));
+        let mut env = self.env.clone();
         if self.store == Store::Local {
             env.push((
                 "TELECARDIO_STORE__URL".into(),
@@ -417,7 +402,7 @@ impl Server {
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         let mut twin = Server {
-            hl7_port,
+            hl7_port: free_port(),
             child: None,
             dir: tempfile::tempdir().expect("temp dir"),
             dicom_port: free_port(),
@@ -462,6 +447,7 @@ impl Server {
             .command()
             .args(["serve", "--dicom-port", &self.dicom_port.to_string()])
             .args(["--http-port", &self.http_port.to_string()])
+            .args(["--hl7-port", &self.hl7_port.to_string()])
             .env("NO_COLOR", "1")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

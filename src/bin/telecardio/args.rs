@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -23,15 +23,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run the service: DICOM and HTTP listeners.
-    Serve {
-        /// DICOM port (overrides the port of dicom.listen).
-        #[arg(long)]
-        dicom_port: Option<u16>,
-        /// HTTP port (overrides the port of http.listen).
-        #[arg(long)]
-        http_port: Option<u16>,
-    },
+    /// Run the service: DICOM, HTTP and HL7 listeners.
+    Serve(Ports),
     /// Quality indicators of a period (turnaround, volume, data quality), in total and per
     /// centre, clinic, kind and priority, with their targets.
     Indicators {
@@ -345,4 +338,33 @@ pub enum OrphanAction {
         #[arg(long)]
         reason: String,
     },
+}
+
+/// A port for each listener; the address stays the configuration's. A second instance on
+/// the same machine needs all four (or the configuration's own).
+#[derive(Args, Clone, Copy)]
+pub struct Ports {
+    /// DICOM port (overrides the port of dicom.listen).
+    #[arg(long)]
+    pub dicom_port: Option<u16>,
+    /// DICOM TLS port (overrides the port of dicom.tls.listen).
+    #[arg(long)]
+    pub dicom_tls_port: Option<u16>,
+    /// HTTP or HTTPS port (overrides the port of http.listen).
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// HL7 MLLP port (overrides the port of hl7.listen).
+    #[arg(long)]
+    pub hl7_port: Option<u16>,
+}
+
+impl From<Ports> for telecardio::config::Ports {
+    fn from(p: Ports) -> Self {
+        telecardio::config::Ports {
+            dicom: p.dicom_port,
+            dicom_tls: p.dicom_tls_port,
+            http: p.http_port,
+            hl7: p.hl7_port,
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use telecardio::audit::AuditTrail;
-use telecardio::config::{Config, ConfigError, LogFormat, Overrides};
+use telecardio::config::{Config, ConfigError, LogFormat, Overrides, Ports};
 use telecardio::index::AuditEvent;
 
 use args::{AuditAction, Cli, Command};
@@ -16,6 +16,7 @@ mod governance;
 
 fn main() -> ExitCode {
     fixed_mmap_threshold();
+    quiet_library_backtraces();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -30,15 +31,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(
-    cli: &Cli,
-    dicom_port: Option<u16>,
-    http_port: Option<u16>,
-) -> Result<Config, ConfigError> {
+/// With `RUST_BACKTRACE` set (common on a developer's machine), every error a library makes
+/// captures a backtrace, and the DICOM parser finds the end of each C-STORE's command set
+/// through an end-of-input error: a stack walk per object, about 1 % of the ingest's CPU.
+/// Library errors stop capturing unless `RUST_LIB_BACKTRACE` asks for it; panics keep their
+/// backtraces, which only `RUST_BACKTRACE` governs.
+fn quiet_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // Still single-threaded here: nothing else reads the environment meanwhile.
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+}
+
+fn load_config(cli: &Cli, ports: Ports) -> Result<Config, ConfigError> {
     let overrides = Overrides {
         data_dir: cli.data_dir.clone(),
-        dicom_port,
-        http_port,
+        ports,
     };
     Config::load(&cli.config, std::env::vars(), &overrides)
 }
@@ -66,11 +74,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Serve {
-            dicom_port,
-            http_port,
-        } => {
-            let config = load_config(&cli, *dicom_port, *http_port)?;
+        Command::Serve(ports) => {
+            let config = load_config(&cli, (*ports).into())?;
             init_logging(&config);
             runtime()?.block_on(telecardio::server::serve(config))?;
             Ok(ExitCode::SUCCESS)
@@ -85,7 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             freeze,
             deliver,
         } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             let period = match (period, year, from, to) {
                 (Some(p), _, _, _) => telecardio::indicators::Period::parse(p),
                 (None, Some(y), _, _) => telecardio::indicators::Period::parse(&y.to_string()),
@@ -109,7 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         Command::Studies { json, limit } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             let rows = runtime()?.block_on(async {
                 let index = open_index(&config).await?;
                 cli_read(&index, "studies_listed", format!("limit {limit}")).await?;
@@ -123,7 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Unlinked { json, limit } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             let rows = runtime()?.block_on(async {
                 let index = open_index(&config).await?;
                 cli_read(&index, "unlinked_studies_read", format!("limit {limit}")).await?;
@@ -141,7 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Exceptions { json, resolved } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             let status = if *resolved { "resolved" } else { "open" };
             let rows = runtime()?.block_on(async {
                 let index = open_index(&config).await?;
@@ -160,7 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Refusals { json, limit } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             let rows = runtime()?.block_on(async {
                 let index = open_index(&config).await?;
                 cli_read(&index, "refusals_read", format!("limit {limit}")).await?;
@@ -174,7 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { study_uid, json } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             let detail = runtime()?.block_on(async {
                 let index = open_index(&config).await?;
                 cli_read(&index, "study_read", format!("study {study_uid}")).await?;
@@ -201,7 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             since,
             json,
         } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             init_logging(&config);
             runtime()?.block_on(governance::verify_command(
                 config,
@@ -212,7 +217,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         Command::Backup { to, json } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             if !*json {
                 init_logging(&config);
             }
@@ -223,7 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             snapshot,
             json,
         } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             if !*json {
                 init_logging(&config);
             }
@@ -235,26 +240,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         Command::RebuildIndex { json } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             if !*json {
                 init_logging(&config);
             }
             runtime()?.block_on(governance::rebuild_command(config, *json))
         }
         Command::Audit { action } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             if !matches!(action, AuditAction::Verify { json: true, .. }) {
                 init_logging(&config);
             }
             runtime()?.block_on(governance::audit_command(config, action))
         }
         Command::Orphans { action } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             init_logging(&config);
             runtime()?.block_on(governance::orphans_command(config, action))
         }
         Command::Retention { action } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             runtime()?.block_on(governance::retention_command(config, action))
         }
         Command::ImportHolter {
@@ -263,7 +268,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             annotations,
             json,
         } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             runtime()?.block_on(governance::import_holter_command(
                 config,
                 file,
@@ -278,7 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchIndex { count, clinic } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             runtime()?.block_on(async {
                 let index = open_index(&config).await?;
                 let started = std::time::Instant::now();
@@ -303,11 +308,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User { action } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             runtime()?.block_on(accounts::user_command(config, action))
         }
         Command::Token { action } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, Ports::default())?;
             runtime()?.block_on(accounts::token_command(config, action))
         }
     }
