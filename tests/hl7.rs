@@ -421,3 +421,82 @@ fn patient_maintenance_sqlite() {
 fn patient_maintenance_postgres() {
     patient_maintenance(Db::Postgres);
 }
+
+/// Sends one framed message on `stream` and answers whether anything came back: an
+/// acknowledgement, or nothing because the server closed the connection unread.
+fn answered(stream: &mut std::net::TcpStream, message: &str) -> bool {
+    use std::io::{Read, Write};
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut frame = vec![0x0b];
+    frame.extend_from_slice(message.as_bytes());
+    frame.extend_from_slice(&[0x1c, 0x0d]);
+    // A closed connection may refuse the write as well; the read tells.
+    let _ = stream.write_all(&frame);
+    let mut buf = [0u8; 4096];
+    matches!(stream.read(&mut buf), Ok(n) if n > 0)
+}
+
+fn connect(port: u16) -> std::net::TcpStream {
+    std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the HL7 port")
+}
+
+/// Refusals at connection time leave a security event with their reason.
+fn wait_for_refusal(server: &Server, outcome: &str) {
+    wait_for(std::time::Duration::from_secs(20), || {
+        server
+            .audit_events("hl7_connection_refused")
+            .iter()
+            .any(|(_, address, o)| o == outcome && address == "127.0.0.1")
+    });
+}
+
+/// A connection is admitted before anything is read from it. From an address in no declared
+/// sender's networks it is closed unread; beyond the cap for one address the next one is
+/// closed unread too, and a slot given back is taken again. Each refusal is audited.
+fn connections_admitted_before_any_frame(db: Db) {
+    let far = Server::start_with(
+        db,
+        Store::Local,
+        &[(
+            "TELECARDIO_HL7__SENDERS",
+            r#"[{facility="DEMO_HIS", clinic="demo", networks=["10.0.0.0/8"]}]"#,
+        )],
+    );
+    let message = orm("CONN-1", "E027-2026-0901", PATIENT_IDS);
+    assert!(!answered(&mut connect(far.hl7_port), &message));
+    wait_for_refusal(&far, "address");
+    drop(far);
+
+    let server = Server::start_with(
+        db,
+        Store::Local,
+        &[("TELECARDIO_HL7__MAX_CONNECTIONS_PER_ADDRESS", "2")],
+    );
+    let mut first = connect(server.hl7_port);
+    let mut second = connect(server.hl7_port);
+    assert!(answered(&mut first, &message));
+    assert!(answered(&mut second, &message));
+    assert!(!answered(&mut connect(server.hl7_port), &message));
+    wait_for_refusal(&server, "address_full");
+    drop(first);
+    // The server gives the slot back once it sees the connection end.
+    wait_for(std::time::Duration::from_secs(20), || {
+        answered(&mut connect(server.hl7_port), &message)
+    });
+    assert!(
+        answered(&mut second, &message),
+        "the open connection still works"
+    );
+}
+
+#[test]
+fn connections_admitted_before_any_frame_sqlite() {
+    connections_admitted_before_any_frame(Db::Sqlite);
+}
+
+#[test]
+fn connections_admitted_before_any_frame_postgres() {
+    connections_admitted_before_any_frame(Db::Postgres);
+}

@@ -30,9 +30,10 @@ fn classify(kind: &str) -> EventCode {
         | "unlinked_studies_read" => ("110112", "Query", "E"),
         "login" | "logout" | "authentication_failed" => ("110114", "User Authentication", "E"),
         "deletion_approved" => ("110105", "DICOM Study Deleted", "D"),
-        "dicom_association_rejected" | "forgery_refused" | "ownership_refused" => {
-            ("110113", "Security Alert", "E")
-        }
+        "dicom_association_rejected"
+        | "hl7_connection_refused"
+        | "forgery_refused"
+        | "ownership_refused" => ("110113", "Security Alert", "E"),
         k if k.starts_with("user_") || k.starts_with("token_") => ("110113", "Security Alert", "U"),
         k if k.starts_with("audit_")
             || k.starts_with("fixity_")

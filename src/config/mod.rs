@@ -88,6 +88,9 @@ pub struct Hl7Config {
     pub max_message_bytes: usize,
     /// Seconds a connection may stay silent before we close it.
     pub idle_timeout_secs: u64,
+    /// Connections open at once, in total and from one address; more are closed unread.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub senders: Vec<Hl7Sender>,
 }
 
@@ -452,6 +455,11 @@ impl Config {
             (
                 "dicom.max_associations_per_clinic",
                 self.dicom.max_associations_per_clinic,
+            ),
+            ("hl7.max_connections", self.hl7.max_connections),
+            (
+                "hl7.max_connections_per_address",
+                self.hl7.max_connections_per_address,
             ),
         ] {
             if value == 0 {

@@ -9,6 +9,7 @@
 //! touches SQL or the object store.
 
 pub mod ack;
+pub mod admission;
 pub mod message;
 pub mod mllp;
 mod order;
@@ -61,13 +62,29 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 /// Accepts connections until `shutdown` turns true, then lets open ones finish their message.
 pub async fn serve(listener: TcpListener, ctx: Hl7Context, mut shutdown: watch::Receiver<bool>) {
     let mut tasks = tokio::task::JoinSet::new();
+    let slots = admission::Slots::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    let span = tracing::info_span!("mllp", %peer);
-                    tasks.spawn(connection(socket, peer, ctx.clone(), shutdown.clone()).instrument(span));
-                }
+                Ok((socket, peer)) => match slots.admit(&ctx.config.hl7, peer.ip()) {
+                    Ok(slot) => {
+                        let span = tracing::info_span!("mllp", %peer);
+                        let work = connection(socket, peer, ctx.clone(), shutdown.clone());
+                        tasks.spawn(
+                            async move {
+                                work.await;
+                                drop(slot);
+                            }
+                            .instrument(span),
+                        );
+                    }
+                    Err(refusal) => {
+                        drop(socket);
+                        // Audited beside the loop: a stranger's burst must not slow accepting.
+                        let ctx = ctx.clone();
+                        tasks.spawn(async move { refused(&ctx, peer, refusal).await });
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -78,6 +95,15 @@ pub async fn serve(listener: TcpListener, ctx: Hl7Context, mut shutdown: watch::
         }
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// A connection closed unread: logged and audited as a security event.
+async fn refused(ctx: &Hl7Context, peer: SocketAddr, refusal: admission::Refusal) {
+    tracing::warn!(%peer, reason = refusal.reason(), "HL7 connection refused");
+    let mut event = AuditEvent::now("hl7_connection_refused", "", "", &peer.ip().to_string());
+    event.outcome = refusal.label().to_owned();
+    event.detail = refusal.reason().to_owned();
+    ctx.audit.record(event).await;
 }
 
 async fn connection(
