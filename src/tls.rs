@@ -88,6 +88,19 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Whether the end-entity certificate `cert` is valid for one of `names` (DNS names in its
+/// subjectAltName, as a server name is checked): what binds a client's certificate to the
+/// institution it speaks for.
+pub fn carries_any_name(cert: &CertificateDer<'_>, names: &[String]) -> bool {
+    let Ok(cert) = webpki::EndEntityCert::try_from(cert) else {
+        return false;
+    };
+    names.iter().any(|name| {
+        rustls::pki_types::ServerName::try_from(name.as_str())
+            .is_ok_and(|name| cert.verify_is_valid_for_subject_name(&name).is_ok())
+    })
+}
+
 /// A rustls client configuration (aws-lc-rs provider) that trusts the certificates in `ca`
 /// and, when a certificate and key are given, presents them.
 pub fn client_config(

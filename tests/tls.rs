@@ -1,4 +1,5 @@
-//! DICOM over TLS with client certificates, tested with DCMTK's TLS-enabled `storescu`.
+//! DICOM over TLS with client certificates, tested with DCMTK's TLS-enabled `storescu`: a
+//! certificate is bound to the institution whose names it carries, and calls only as its AEs.
 
 mod common;
 
@@ -24,10 +25,18 @@ fn storescu_over_tls_with_client_certificate() {
     let client_key = write(d, "client.key", &pki.client_key);
     let tls_port = free_port();
     let listen = format!("127.0.0.1:{tls_port}");
+    // Two clinics on the same network; the client certificate carries the demo clinic's name.
+    let clinics = format!(
+        r#"[{{id="demo", name="Demo", ae_titles=["{CLINIC_AE}"], networks=[],
+              certificate_names=["{CLINIC_CERTIFICATE_NAME}"]}},
+            {{id="other", name="Other", ae_titles=["OTHER_CLINIC"], networks=[],
+              certificate_names=["other-clinic.telecardio.test"]}}]"#
+    );
     let server = Server::start_with(
         Db::Sqlite,
         Store::Local,
         &[
+            ("TELECARDIO_CLINICS", clinics.as_str()),
             ("TELECARDIO_DICOM__TLS__ENABLED", "true"),
             ("TELECARDIO_DICOM__TLS__LISTEN", &listen),
             ("TELECARDIO_DICOM__TLS__CERTIFICATE", &cert),
@@ -50,6 +59,26 @@ fn storescu_over_tls_with_client_certificate() {
         "{out}"
     );
     assert_eq!(server.instances().len(), 1);
+
+    // The demo clinic's certificate calling as the other clinic's AE is refused, and nothing
+    // of it is stored.
+    let (ok, out) = run({
+        let mut c = dcmtk("storescu");
+        c.args(["-v", "+tls", &client_key, &client_cert, "+cf", &ca]);
+        c.args(["-aet", "OTHER_CLINIC", "-aec", AE, "127.0.0.1", &port])
+            .arg(&file);
+        c
+    });
+    assert!(
+        !out.contains("Received Store Response (Success)"),
+        "a certificate of one clinic called as another's AE:\n{out}"
+    );
+    assert!(!ok || !out.contains("Success"), "{out}");
+    assert!(
+        server.log().contains("certificate_names of `other`"),
+        "{}",
+        server.log()
+    );
 
     // Without a client certificate the handshake is refused and nothing is stored.
     let (ok, out) = run({

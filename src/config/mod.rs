@@ -304,6 +304,10 @@ pub struct Clinic {
     pub name: String,
     pub ae_titles: Vec<String>,
     pub networks: Vec<IpNet>,
+    /// DNS names (subjectAltName) one of which a client certificate must carry to call as one
+    /// of `ae_titles` on the DICOM TLS port; none: the clinic cannot call over TLS.
+    #[serde(default)]
+    pub certificate_names: Vec<String>,
     /// Where signed reports are pushed; left out, the clinic pulls them.
     #[serde(default)]
     pub delivery: ClinicDelivery,
@@ -327,6 +331,9 @@ pub struct Centre {
     /// Reading workstations that query and retrieve over DICOM.
     pub ae_titles: Vec<String>,
     pub networks: Vec<IpNet>,
+    /// As for a clinic: the names a client certificate must carry on the DICOM TLS port.
+    #[serde(default)]
+    pub certificate_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -342,6 +349,7 @@ pub struct Institution {
     pub id: String,
     pub kind: InstitutionKind,
     pub networks: Vec<IpNet>,
+    pub certificate_names: Vec<String>,
 }
 
 impl Institution {
@@ -519,6 +527,27 @@ impl Config {
     }
 
     fn validate_institutions(&self) -> Result<(), ConfigError> {
+        let names = self
+            .clinics
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("clinics[{i}]"), &c.certificate_names))
+            .chain(
+                self.centres
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (format!("centres[{i}]"), &c.certificate_names)),
+            );
+        for (prefix, names) in names {
+            for (j, name) in names.iter().enumerate() {
+                if rustls::pki_types::DnsName::try_from(name.as_str()).is_err() {
+                    return Err(ConfigError::key(
+                        format!("{prefix}.certificate_names[{j}]"),
+                        format!("`{name}` is not a DNS name"),
+                    ));
+                }
+            }
+        }
         let mut ids = HashSet::new();
         let mut titles = HashSet::new();
         let members = self
@@ -701,6 +730,7 @@ impl Config {
                 id: c.id.clone(),
                 kind: InstitutionKind::Clinic,
                 networks: c.networks.clone(),
+                certificate_names: c.certificate_names.clone(),
             });
         }
         self.centres
@@ -710,6 +740,7 @@ impl Config {
                 id: c.id.clone(),
                 kind: InstitutionKind::Centre,
                 networks: c.networks.clone(),
+                certificate_names: c.certificate_names.clone(),
             })
     }
 

@@ -21,9 +21,17 @@ use crate::config::{Config, Institution};
 pub enum Refusal {
     CalledAeUnknown(String),
     CallingAeUnknown(String),
-    AddressNotAllowed { institution: String },
+    AddressNotAllowed {
+        institution: String,
+    },
     TooManyAssociations,
-    TooManyForInstitution { institution: String },
+    TooManyForInstitution {
+        institution: String,
+    },
+    /// Over TLS: the client certificate carries none of the calling institution's names.
+    CertificateNotBound {
+        institution: String,
+    },
 }
 
 impl Refusal {
@@ -34,13 +42,15 @@ impl Refusal {
             Refusal::AddressNotAllowed { .. } => "address_not_allowed",
             Refusal::TooManyAssociations => "limit_total",
             Refusal::TooManyForInstitution { .. } => "limit_institution",
+            Refusal::CertificateNotBound { .. } => "certificate_not_bound",
         }
     }
 
     pub fn institution(&self) -> &str {
         match self {
             Refusal::AddressNotAllowed { institution }
-            | Refusal::TooManyForInstitution { institution } => institution,
+            | Refusal::TooManyForInstitution { institution }
+            | Refusal::CertificateNotBound { institution } => institution,
             _ => "",
         }
     }
@@ -54,7 +64,9 @@ impl Refusal {
                     AssociationRJServiceUserReason::CalledAETitleNotRecognized,
                 ),
             ),
-            Refusal::CallingAeUnknown(_) | Refusal::AddressNotAllowed { .. } => (
+            Refusal::CallingAeUnknown(_)
+            | Refusal::AddressNotAllowed { .. }
+            | Refusal::CertificateNotBound { .. } => (
                 AssociationRJResult::Permanent,
                 AssociationRJSource::ServiceUser(
                     AssociationRJServiceUserReason::CallingAETitleNotRecognized,
@@ -83,6 +95,10 @@ impl std::fmt::Display for Refusal {
             Refusal::TooManyForInstitution { institution } => {
                 write!(f, "association limit of `{institution}` reached")
             }
+            Refusal::CertificateNotBound { institution } => write!(
+                f,
+                "the client certificate carries none of the certificate_names of `{institution}`"
+            ),
         }
     }
 }

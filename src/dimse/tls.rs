@@ -11,6 +11,7 @@ use std::time::Duration;
 use dicom_ul::association::Association;
 use tokio::net::TcpStream;
 
+use super::policy::{Admitted, Refusal};
 use super::service::{self, Gate};
 use super::DimseContext;
 use crate::config::DicomTlsConfig;
@@ -31,25 +32,56 @@ pub(super) async fn handle(socket: TcpStream, peer: SocketAddr, ctx: DimseContex
         ctx.config.dicom.tls.handshake_timeout_secs + ctx.config.dicom.artim_timeout_secs,
     );
     let options = service::options(&ctx, gate);
-    let association = match tokio::time::timeout(limit, options.establish_tls_async(socket)).await {
-        Ok(Ok(association)) => association,
-        Ok(Err(e)) => {
-            tracing::info!(%peer, error = %e, "TLS association not established");
-            return;
-        }
-        Err(_) => {
-            tracing::info!(%peer, "TLS handshake or association request timed out");
-            return;
-        }
-    };
+    let mut association =
+        match tokio::time::timeout(limit, options.establish_tls_async(socket)).await {
+            Ok(Ok(association)) => association,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, error = %e, "TLS association not established");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "TLS handshake or association request timed out");
+                return;
+            }
+        };
     let called = association.called_ae_title().to_owned();
     let calling = association.peer_ae_title().to_owned();
-    match ctx.admission.admit(&called, &calling, peer.ip()) {
+    let certificate = association
+        .inner_stream()
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .cloned();
+    let admitted = ctx
+        .admission
+        .admit(&called, &calling, peer.ip())
+        .and_then(|admitted| bound(&ctx, admitted, certificate.as_ref()));
+    match admitted {
         Ok(admitted) => service::serve(ctx, association, peer, admitted).await,
         Err(refusal) => {
-            tracing::warn!(%peer, %calling, reason = %refusal, "TLS association over limit, aborting");
+            tracing::warn!(%peer, %calling, reason = %refusal, "TLS association refused, aborting");
             ctx.metrics.association(refusal.label());
             let _ = association.abort().await;
         }
+    }
+}
+
+/// With client certificates required, the certificate must carry one of the names of the
+/// institution whose AE title is calling: a certificate of clinic A cannot call as clinic B.
+fn bound(
+    ctx: &DimseContext,
+    admitted: Admitted,
+    certificate: Option<&rustls::pki_types::CertificateDer<'static>>,
+) -> Result<Admitted, Refusal> {
+    if ctx.config.dicom.tls.client_ca.as_os_str().is_empty() {
+        return Ok(admitted);
+    }
+    let names = &admitted.institution.certificate_names;
+    match certificate {
+        Some(cert) if crate::tls::carries_any_name(cert, names) => Ok(admitted),
+        _ => Err(Refusal::CertificateNotBound {
+            institution: admitted.institution.id.clone(),
+        }),
     }
 }

@@ -1112,6 +1112,9 @@ pub struct Pki {
     pub client_key: String,
 }
 
+/// The name (subjectAltName) in the test PKI's client certificate.
+pub const CLINIC_CERTIFICATE_NAME: &str = "demo-clinic.telecardio.test";
+
 pub fn pki() -> Pki {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
@@ -1134,7 +1137,7 @@ pub fn pki() -> Pki {
     let server_cert = server.signed_by(&server_key, &ca).unwrap();
 
     let client_key = KeyPair::generate().unwrap();
-    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut client = CertificateParams::new(vec![CLINIC_CERTIFICATE_NAME.into()]).unwrap();
     client
         .distinguished_name
         .push(DnType::CommonName, CLINIC_AE);
