@@ -79,6 +79,17 @@ fn storescu_over_tls_with_client_certificate() {
         "{}",
         server.log()
     );
+    // Audited as a security event, as a rejection on the plain port is.
+    assert!(
+        server
+            .audit_events("dicom_association_rejected")
+            .iter()
+            .any(
+                |(actor, _, outcome)| actor == "OTHER_CLINIC" && outcome == "certificate_not_bound"
+            ),
+        "{:?}",
+        server.audit_events("dicom_association_rejected")
+    );
 
     // Without a client certificate the handshake is refused and nothing is stored.
     let (ok, out) = run({

@@ -202,6 +202,23 @@ async fn reject(
         .await;
     }
     // Recorded before the answer, so whoever sees the rejection can find it audited.
+    audit_rejection(ctx, peer, calling, called, &refusal).await;
+    let mut out = Vec::new();
+    if dicom_ul::write_pdu(&mut out, &Pdu::AssociationRJ(refusal.pdu())).is_ok() {
+        let _ = socket.write_all(&out).await;
+        let _ = socket.shutdown().await;
+    }
+}
+
+/// A refused association as a security event, on the plain port (rejected) and on the TLS
+/// port (aborted once established).
+async fn audit_rejection(
+    ctx: &DimseContext,
+    peer: SocketAddr,
+    calling: &str,
+    called: &str,
+    refusal: &Refusal,
+) {
     let mut event = AuditEvent::now(
         "dicom_association_rejected",
         calling,
@@ -211,9 +228,4 @@ async fn reject(
     event.outcome = refusal.label().to_owned();
     event.detail = format!("called AE `{called}`: {refusal}");
     ctx.audit.record(event).await;
-    let mut out = Vec::new();
-    if dicom_ul::write_pdu(&mut out, &Pdu::AssociationRJ(refusal.pdu())).is_ok() {
-        let _ = socket.write_all(&out).await;
-        let _ = socket.shutdown().await;
-    }
 }

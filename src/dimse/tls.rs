@@ -62,6 +62,7 @@ pub(super) async fn handle(socket: TcpStream, peer: SocketAddr, ctx: DimseContex
         Err(refusal) => {
             tracing::warn!(%peer, %calling, reason = %refusal, "TLS association refused, aborting");
             ctx.metrics.association(refusal.label());
+            super::audit_rejection(&ctx, peer, &calling, &called, &refusal).await;
             let _ = association.abort().await;
         }
     }
