@@ -62,6 +62,8 @@ pub mod retention;
 pub mod routing;
 /// Service wiring and graceful shutdown.
 pub mod server;
+
+pub mod slots;
 /// Deterministic generator of realistic test objects and benchmark corpora.
 pub mod synth;
 /// rustls server configuration shared by the DICOM and HTTP edges.

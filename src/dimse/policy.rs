@@ -5,9 +5,8 @@
 //! limit exceeded (transient). Every refusal is logged and written to the audit trail by the
 //! caller.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use dicom_ul::pdu::{
     AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
@@ -15,6 +14,7 @@ use dicom_ul::pdu::{
 };
 
 use crate::config::{Config, Institution};
+use crate::slots::{Full, Slot, Slots};
 
 /// Why an association is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,40 +103,25 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-#[derive(Default)]
-struct Counts {
-    total: usize,
-    per_institution: HashMap<String, usize>,
-}
-
 /// Admission policy; cheap to clone, shared by all listeners.
 #[derive(Clone)]
 pub struct Admission {
     config: Arc<Config>,
-    counts: Arc<Mutex<Counts>>,
+    /// Associations open, by institution.
+    slots: Slots<String>,
 }
 
 /// Holds an association's place in the limits until dropped.
 pub struct Admitted {
     pub institution: Institution,
-    counts: Arc<Mutex<Counts>>,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_institution.get_mut(&self.institution.id) {
-            *n = n.saturating_sub(1);
-        }
-    }
+    _slot: Slot<String>,
 }
 
 impl Admission {
     pub fn new(config: Arc<Config>) -> Admission {
         Admission {
             config,
-            counts: Arc::default(),
+            slots: Slots::default(),
         }
     }
 
@@ -144,24 +129,22 @@ impl Admission {
     pub fn admit(&self, called: &str, calling: &str, addr: IpAddr) -> Result<Admitted, Refusal> {
         let institution = self.identify(called, calling, addr)?;
         let dicom = &self.config.dicom;
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if counts.total >= dicom.max_associations {
-            return Err(Refusal::TooManyAssociations);
-        }
-        let mine = counts
-            .per_institution
-            .entry(institution.id.clone())
-            .or_default();
-        if *mine >= dicom.max_associations_per_clinic {
-            return Err(Refusal::TooManyForInstitution {
-                institution: institution.id.clone(),
-            });
-        }
-        *mine += 1;
-        counts.total += 1;
+        let slot = self
+            .slots
+            .take(
+                institution.id.clone(),
+                dicom.max_associations,
+                dicom.max_associations_per_clinic,
+            )
+            .map_err(|full| match full {
+                Full::Total => Refusal::TooManyAssociations,
+                Full::Key => Refusal::TooManyForInstitution {
+                    institution: institution.id.clone(),
+                },
+            })?;
         Ok(Admitted {
             institution,
-            counts: self.counts.clone(),
+            _slot: slot,
         })
     }
 

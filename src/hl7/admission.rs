@@ -2,11 +2,10 @@
 //! lie in a declared sender's networks, and the connections open stay under a cap in total and
 //! per address, so one HIS (or a stranger) cannot hold every slot or make us parse its bytes.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 
 use crate::config::Hl7Config;
+use crate::slots::{Full, Slot, Slots};
 
 /// Why a connection was closed unread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,51 +36,25 @@ impl Refusal {
     }
 }
 
-/// The connections open, by peer address.
-#[derive(Debug, Default, Clone)]
-pub struct Slots {
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-/// One admitted connection; dropping it gives its slot back.
-#[derive(Debug)]
-pub struct Slot {
-    slots: Slots,
+/// Admits a connection from `address` into `open` (the connections open, by address), or
+/// says why not.
+pub fn admit(
+    open: &Slots<IpAddr>,
+    config: &Hl7Config,
     address: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.address) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.address);
-            }
-        }
+) -> Result<Slot<IpAddr>, Refusal> {
+    if !config.senders.iter().any(|s| s.allows_address(address)) {
+        return Err(Refusal::Address);
     }
-}
-
-impl Slots {
-    /// Admits a connection from `address`, or says why not.
-    pub fn admit(&self, config: &Hl7Config, address: IpAddr) -> Result<Slot, Refusal> {
-        if !config.senders.iter().any(|s| s.allows_address(address)) {
-            return Err(Refusal::Address);
-        }
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.values().sum::<usize>() >= config.max_connections {
-            return Err(Refusal::Full);
-        }
-        let mine = open.entry(address).or_default();
-        if *mine >= config.max_connections_per_address {
-            return Err(Refusal::AddressFull);
-        }
-        *mine += 1;
-        Ok(Slot {
-            slots: self.clone(),
-            address,
-        })
-    }
+    open.take(
+        address,
+        config.max_connections,
+        config.max_connections_per_address,
+    )
+    .map_err(|full| match full {
+        Full::Total => Refusal::Full,
+        Full::Key => Refusal::AddressFull,
+    })
 }
 
 #[cfg(test)]
@@ -110,8 +83,11 @@ mod tests {
         let slots = Slots::default();
         let config = config(&["10.0.0.0/8"]);
         let outside: IpAddr = "192.168.1.1".parse().unwrap();
-        assert_eq!(slots.admit(&config, outside).unwrap_err(), Refusal::Address);
-        assert!(slots.admit(&config, "10.1.2.3".parse().unwrap()).is_ok());
+        assert_eq!(
+            admit(&slots, &config, outside).unwrap_err(),
+            Refusal::Address
+        );
+        assert!(admit(&slots, &config, "10.1.2.3".parse().unwrap()).is_ok());
     }
 
     #[test]
@@ -120,12 +96,12 @@ mod tests {
         let config = config(&[]);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let first = slots.admit(&config, a).unwrap();
-        let _second = slots.admit(&config, a).unwrap();
-        assert_eq!(slots.admit(&config, a).unwrap_err(), Refusal::AddressFull);
-        let _third = slots.admit(&config, b).unwrap();
-        assert_eq!(slots.admit(&config, b).unwrap_err(), Refusal::Full);
+        let first = admit(&slots, &config, a).unwrap();
+        let _second = admit(&slots, &config, a).unwrap();
+        assert_eq!(admit(&slots, &config, a).unwrap_err(), Refusal::AddressFull);
+        let _third = admit(&slots, &config, b).unwrap();
+        assert_eq!(admit(&slots, &config, b).unwrap_err(), Refusal::Full);
         drop(first);
-        assert!(slots.admit(&config, b).is_ok());
+        assert!(admit(&slots, &config, b).is_ok());
     }
 }

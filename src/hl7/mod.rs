@@ -62,11 +62,11 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 /// Accepts connections until `shutdown` turns true, then lets open ones finish their message.
 pub async fn serve(listener: TcpListener, ctx: Hl7Context, mut shutdown: watch::Receiver<bool>) {
     let mut tasks = tokio::task::JoinSet::new();
-    let slots = admission::Slots::default();
+    let open = crate::slots::Slots::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => match slots.admit(&ctx.config.hl7, peer.ip()) {
+                Ok((socket, peer)) => match admission::admit(&open, &ctx.config.hl7, peer.ip()) {
                     Ok(slot) => {
                         let span = tracing::info_span!("mllp", %peer);
                         let work = connection(socket, peer, ctx.clone(), shutdown.clone());
